@@ -1,0 +1,254 @@
+"""The client's control API: thin aiohttp handlers over the load runner and recorder.
+
+The routes are those of ``docs/contracts.md``. Handlers parse and validate, call one
+method, and answer JSON; they hold no state of their own (everything lives in the
+:class:`Controls` under the app key), so tests can mount them on a bare app.
+Bad input is a 400 whose ``error`` names the field; it never reaches the runner.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from lab.clock import Clock
+from lab.errors import SettingsError
+from lab.history import event_to_json, request_to_json
+from lab.loadgen.load import LoadRunner
+from lab.loadgen.metrics import CONTENT_TYPE, ClientMetrics, PeerStats
+from lab.loadgen.recorder import Recorder
+from lab.loadgen.schedule import LoadSpec
+
+
+class PolicyControls(Protocol):
+    """What the control API may ask of the policy side (balancer, gossip, oracle)."""
+
+    def peers(self) -> Sequence[PeerStats]: ...
+
+    def faulty(self) -> Sequence[str]: ...
+
+    def set_faulty(self, peers: Sequence[str]) -> None: ...
+
+    def gossip_enabled(self) -> bool: ...
+
+    def set_gossip(self, enabled: bool) -> None: ...
+
+    def health(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Controls:
+    """Everything the handlers reach, stored under :data:`CONTROLS`."""
+
+    name: str
+    policy: str
+    clock: Clock
+    load: LoadRunner
+    recorder: Recorder
+    metrics: ClientMetrics
+    policy_side: PolicyControls
+    started: float
+
+
+CONTROLS: web.AppKey[Controls] = web.AppKey("controls", Controls)
+
+
+def _controls(request: web.Request) -> Controls:
+    return request.app[CONTROLS]
+
+
+def _bad(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    """The JSON object in the body (an empty body is an empty object)."""
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise _bad(f"body is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise _bad("body must be a JSON object")
+    return data
+
+
+def _int_query(request: web.Request, name: str, default: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _bad(f"{name}: not an integer: {raw!r}") from None
+    if value < 0:
+        raise _bad(f"{name}: must not be negative: {value}")
+    return value
+
+
+async def health(request: web.Request) -> web.Response:
+    c = _controls(request)
+    now = c.clock.monotonic()
+    return web.json_response(
+        {
+            "status": "ok",
+            "name": c.name,
+            "policy": c.policy,
+            "uptime_s": now - c.started,
+            "load": c.load.status(),
+            **c.policy_side.health(),
+        }
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    c = _controls(request)
+    c.metrics.in_flight.labels(c.name).set(c.load.in_flight())
+    c.metrics.history_evicted.labels(c.name).set(c.recorder.requests.evicted)
+    return web.Response(body=c.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+
+async def clock(request: web.Request) -> web.Response:
+    return web.json_response({"monotonic": _controls(request).clock.monotonic()})
+
+
+async def load_start(request: web.Request) -> web.Response:
+    c = _controls(request)
+    try:
+        spec = LoadSpec.from_json(await _body(request))
+    except SettingsError as exc:
+        raise _bad(str(exc)) from None
+    started = await c.load.start(spec)
+    return web.json_response({"started": started, "spec": spec.to_json()})
+
+
+async def load_stop(request: web.Request) -> web.Response:
+    c = _controls(request)
+    await c.load.stop()
+    return web.json_response({"stopped": c.clock.monotonic(), **c.load.status()})
+
+
+async def load_patch(request: web.Request) -> web.Response:
+    c = _controls(request)
+    data = await _body(request)
+    unknown = set(data) - {"rate", "payload_bytes"}
+    if unknown:
+        raise _bad(f"only rate and payload_bytes can change; not {', '.join(sorted(unknown))}")
+    current = c.load.spec
+    if current is None:
+        raise web.HTTPConflict(
+            text=json.dumps({"error": "no load has been started"}),
+            content_type="application/json",
+        )
+    try:
+        checked = LoadSpec.from_json(data, base=current)  # validates the new values
+    except SettingsError as exc:
+        raise _bad(str(exc)) from None
+    spec = c.load.patch(
+        rate=checked.rate if "rate" in data else None,
+        payload_bytes=checked.payload_bytes if "payload_bytes" in data else None,
+    )
+    return web.json_response({"spec": spec.to_json(), **c.load.status()})
+
+
+async def load_status(request: web.Request) -> web.Response:
+    return web.json_response(_controls(request).load.status())
+
+
+async def history(request: web.Request) -> web.Response:
+    c = _controls(request)
+    page = c.recorder.requests.page(
+        _int_query(request, "cursor", 0), _int_query(request, "limit", 1000)
+    )
+    return web.json_response(
+        {
+            "records": [request_to_json(r) for r in page.records],
+            "cursor": page.cursor,
+            "dropped": page.dropped,
+        }
+    )
+
+
+async def events(request: web.Request) -> web.Response:
+    c = _controls(request)
+    page = c.recorder.events.page(
+        _int_query(request, "cursor", 0), _int_query(request, "limit", 1000)
+    )
+    return web.json_response(
+        {
+            "events": [event_to_json(e) for e in page.records],
+            "cursor": page.cursor,
+            "dropped": page.dropped,
+        }
+    )
+
+
+async def peers(request: web.Request) -> web.Response:
+    c = _controls(request)
+    return web.json_response(
+        {
+            "t": c.clock.monotonic(),
+            "policy": c.policy,
+            "peers": [p.to_json() for p in c.policy_side.peers()],
+        }
+    )
+
+
+async def oracle_put(request: web.Request) -> web.Response:
+    c = _controls(request)
+    data = await _body(request)
+    faulty = data.get("faulty")
+    if not isinstance(faulty, list) or not all(isinstance(p, str) for p in faulty):
+        raise _bad('faulty: expected a list of "host:port" strings')
+    c.policy_side.set_faulty(faulty)
+    return web.json_response(
+        {"faulty": list(c.policy_side.faulty()), "applies": c.policy == "oracle"}
+    )
+
+
+async def oracle_get(request: web.Request) -> web.Response:
+    c = _controls(request)
+    return web.json_response(
+        {"faulty": list(c.policy_side.faulty()), "applies": c.policy == "oracle"}
+    )
+
+
+async def gossip_put(request: web.Request) -> web.Response:
+    c = _controls(request)
+    enabled = (await _body(request)).get("enabled")
+    if not isinstance(enabled, bool):
+        raise _bad("enabled: expected true or false")
+    c.policy_side.set_gossip(enabled)
+    return web.json_response({"enabled": c.policy_side.gossip_enabled()})
+
+
+async def gossip_get(request: web.Request) -> web.Response:
+    return web.json_response({"enabled": _controls(request).policy_side.gossip_enabled()})
+
+
+def add_routes(app: web.Application) -> None:
+    """Mount the control API on ``app`` (which must hold :data:`CONTROLS`)."""
+    app.router.add_routes(
+        [
+            web.get("/health", health),
+            web.get("/metrics", metrics),
+            web.get("/clock", clock),
+            web.post("/load/start", load_start),
+            web.post("/load/stop", load_stop),
+            web.patch("/load", load_patch),
+            web.get("/load", load_status),
+            web.get("/history", history),
+            web.get("/events", events),
+            web.get("/peers", peers),
+            web.put("/oracle", oracle_put),
+            web.get("/oracle", oracle_get),
+            web.put("/gossip", gossip_put),
+            web.get("/gossip", gossip_get),
+        ]
+    )

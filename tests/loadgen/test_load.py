@@ -1,0 +1,85 @@
+"""The load loop is open loop: it keeps its rate while replies are slow, and bounds overflow."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from lab.clock import SYSTEM_CLOCK
+from lab.history import Outcome, RequestRecord
+from lab.loadgen.load import LoadRunner, Sender
+from lab.loadgen.schedule import LoadSpec
+
+
+def _runner(sender: Sender, records: list[RequestRecord], limit: int = 100) -> LoadRunner:
+    return LoadRunner(
+        clock=SYSTEM_CLOCK,
+        sender=sender,
+        record=records.append,
+        client="c1",
+        policy="adaptive",
+        service="rpc_test",
+        max_in_flight=limit,
+    )
+
+
+async def _until(predicate: object, within: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not predicate():  # type: ignore[operator]
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_slow_replies_do_not_slow_the_schedule(fake_sender: Callable[..., Any]) -> None:
+    records: list[RequestRecord] = []
+    sender = fake_sender(delay=0.2)
+    runner = _runner(sender, records)
+    start = await runner.start(LoadSpec(rate=200, duration_s=0.25, payload_bytes=5))
+    await _until(lambda: not runner.running)
+    assert runner.seq == 50  # every arrival issued though none had been answered yet
+    await runner.aclose()
+    assert len(records) == 50
+    assert all(r.outcome is Outcome.OK for r in records)
+    issued = sorted(r.issued for r in records)
+    assert issued[0] == start and abs(issued[-1] - (start + 49 / 200)) < 1e-9
+    assert sender.calls[0][0] == "rpc_test"
+    assert sender.calls[0][1] == {"seq": 1, "pad": "xxxxx"}
+    assert min(r.latency for r in records) >= 0.2
+
+
+async def test_overflow_is_recorded_as_rejected(fake_sender: Callable[..., Any]) -> None:
+    records: list[RequestRecord] = []
+    runner = _runner(fake_sender(delay=0.3), records, limit=5)
+    await runner.start(LoadSpec(rate=100, duration_s=0.1))
+    await _until(lambda: not runner.running)
+    await runner.aclose()
+    rejected = [r for r in records if r.outcome is Outcome.REJECTED]
+    assert len(records) == 10 and len(rejected) == 5
+    assert runner.limit.rejected == 5
+
+
+async def test_patch_changes_rate_and_stop_halts(fake_sender: Callable[..., Any]) -> None:
+    records: list[RequestRecord] = []
+    runner = _runner(fake_sender(), records)
+    await runner.start(LoadSpec(rate=0.5))
+    await _until(lambda: runner.seq >= 1)
+    runner.patch(rate=200, payload_bytes=1)
+    await _until(lambda: runner.seq >= 20)
+    await runner.stop()
+    issued = runner.seq
+    await asyncio.sleep(0.05)
+    assert runner.seq == issued
+    await runner.aclose()
+    assert runner.limit.in_flight == 0
+
+
+async def test_aclose_cancels_requests_that_outlive_the_grace(
+    fake_sender: Callable[..., Any],
+) -> None:
+    records: list[RequestRecord] = []
+    runner = _runner(fake_sender(delay=10), records)
+    await runner.start(LoadSpec(rate=100, duration_s=0.05, timeout_s=30))
+    await _until(lambda: not runner.running)
+    await runner.aclose(grace=0.05)
+    assert records and all(r.outcome is Outcome.CANCELLED for r in records)
