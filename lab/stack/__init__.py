@@ -1,0 +1,11 @@
+"""The containerized lab: ``lab up``, ``lab down``, ``lab status``, ``lab logs``.
+
+    engine.py   the Docker engine (SDK) and Compose v2 (CLI): detection, one-sentence errors
+    images.py   content-keyed image builds: offline base, Toxiproxy, the services image
+    health.py   polls with deadlines until every container is healthy and Toxiproxy is ready
+    toxiapi.py  the three Toxiproxy API calls the stack needs (list, reset, version)
+    up.py / down.py / status.py / logs.py   the subcommands (``configure`` + ``run``)
+
+Compose owns the topology (``compose.yaml``); this package only builds what Compose needs,
+starts and stops it, and tells the user what is and is not healthy, naming the fix.
+"""

@@ -1,0 +1,505 @@
+"""Content-keyed images for the lab, from a registry or built offline: one design, two sources.
+
+Where a registry answers, the bases are upstream: ``python:3.12-slim`` and
+``ghcr.io/shopify/toxiproxy:2.12.0``. Where none does (this lab's CI machines), the same
+roles are filled by images built here: a Debian bookworm ``debootstrap --variant=minbase``
+tree with Debian's python3 (``images/base/build-offline-base.sh``, mirror read from apt's
+own configuration), and Toxiproxy 2.12.0 compiled with ``go install`` into a FROM-scratch
+image laid out like upstream. compose.yaml only sees the variables of :class:`ImageSet`.
+
+Every built image is tagged with a hash of what went into it (Dockerfile, scripts, the
+project's sources and dependency list, the base image's id), so a warm ``lab up`` finds every
+tag present and builds nothing. The services image installs from a wheelhouse prepared on
+the host for the *base's* Python version (3.12 upstream, 3.11 offline), so its build never
+needs a package index.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+from lab.errors import RuntimeUnavailable
+from lab.stack.engine import Engine, Paths
+
+UPSTREAM_PYTHON = "python:3.12-slim"
+UPSTREAM_TOXIPROXY = "ghcr.io/shopify/toxiproxy:2.12.0"
+TOXIPROXY_VERSION = "2.12.0"
+TOXIPROXY_MODULE = "github.com/Shopify/toxiproxy/v2"
+SERVICES_REPO = "grenache-lab/services"
+BASE_REPO = "grenache-lab/base"
+TOXIPROXY_REPO = "grenache-lab/toxiproxy"
+SOURCES = ("auto", "upstream", "offline")
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """The images one run of the lab uses; ``env()`` is what compose.yaml interpolates."""
+
+    source: str  # upstream | offline | custom
+    python_base: str
+    toxiproxy: str
+    services: str
+
+    def env(self) -> dict[str, str]:
+        return {
+            "LAB_IMAGE_SOURCE": self.source,
+            "LAB_PYTHON_BASE": self.python_base,
+            "LAB_TOXIPROXY_IMAGE": self.toxiproxy,
+            "LAB_SERVICES_IMAGE": self.services,
+        }
+
+
+def digest(parts: Iterable[bytes | str], length: int = 12) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode() if isinstance(p, str) else p)
+        h.update(b"\0")
+    return h.hexdigest()[:length]
+
+
+def file_digest(paths: Iterable[Path], root: Path, extra: Iterable[str] = ()) -> str:
+    """A hash of file names (relative to ``root``) and contents, plus ``extra`` strings."""
+    parts: list[bytes | str] = list(extra)
+    for p in sorted(set(paths)):
+        parts += [str(p.relative_to(root)), p.read_bytes()]
+    return digest(parts)
+
+
+def package_files(root: Path) -> list[Path]:
+    """Everything that goes into the project's wheel: pyproject.toml and lab/ (no caches)."""
+    files = [root / "pyproject.toml"]
+    for p in (root / "lab").rglob("*"):
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix not in {".pyc", ".pyo"}:
+            files.append(p)
+    return files
+
+
+def manylinux_platforms(arch: str, glibc_minor: int = 36) -> list[str]:
+    """``--platform`` flags for every manylinux tag a glibc 2.36 (bookworm) base accepts.
+
+    pip expands only the legacy ``manylinux2014``/``2010`` names to older tags, not PEP 600
+    ``manylinux_2_N``: name each one, newest first.
+    """
+    tags = [f"manylinux_2_{m}_{arch}" for m in range(glibc_minor, 16, -1)]
+    tags.append(f"manylinux2014_{arch}")
+    if arch in {"x86_64", "i686"}:
+        tags += [f"manylinux2010_{arch}", f"manylinux1_{arch}"]
+    return [flag for tag in tags for flag in ("--platform", tag)]
+
+
+def apt_mirror(etc: Path = Path("/etc/apt")) -> str:
+    """The Debian archive URI apt already uses (deb822 ``.sources`` first, then ``.list``).
+
+    Why read apt: the mirror a machine may reach is site configuration; the repository
+    must never carry a mirror host. ``LAB_DEBIAN_MIRROR`` overrides (read by ``lab up``).
+    """
+    candidates: list[tuple[int, str]] = []
+    for f in sorted((etc / "sources.list.d").glob("*.sources")):
+        for block in re.split(r"\n\s*\n", f.read_text(errors="replace")):
+            fields: dict[str, str] = {}
+            for line in block.splitlines():
+                if line.startswith("#") or ":" not in line or line[:1].isspace():
+                    continue
+                key, _, value = line.partition(":")
+                fields[key.strip().lower()] = value.strip()
+            if fields.get("enabled", "yes").lower() == "no":
+                continue
+            if "deb" not in fields.get("types", "").split():
+                continue
+            suites = fields.get("suites", "").split()
+            uris = fields.get("uris", "").split()
+            if uris and "main" in fields.get("components", "").split():
+                candidates += [(_rank(uris[0], suites), uri) for uri in uris[:1]]
+    for f in [etc / "sources.list", *sorted((etc / "sources.list.d").glob("*.list"))]:
+        if not f.is_file():
+            continue
+        for line in f.read_text(errors="replace").splitlines():
+            words = re.sub(r"\[[^]]*\]", "", line.split("#", 1)[0]).split()
+            if len(words) >= 4 and words[0] == "deb" and "main" in words[3:]:
+                candidates.append((_rank(words[1], [words[2]]), words[1]))
+    good = sorted((rank, uri) for rank, uri in candidates if rank < 9)
+    if not good:
+        raise RuntimeUnavailable(
+            "no Debian archive in apt's configuration (/etc/apt/sources.list*) to debootstrap "
+            "the offline base from: set LAB_DEBIAN_MIRROR=http://<mirror>/debian"
+        )
+    return good[0][1]
+
+
+def _rank(uri: str, suites: list[str]) -> int:
+    """Lower is better: a Debian archive serving bookworm; security/updates archives last."""
+    if any(s.endswith(("-security", "/updates")) for s in suites) or "security" in uri:
+        return 9
+    if "bookworm" in suites:
+        return 0
+    if "/debian" in uri:
+        return 1
+    return 9
+
+
+class Builder:
+    """Finds or builds every image of :class:`ImageSet`; each step logs what it did and how long."""
+
+    def __init__(self, engine: Engine, log: Log = print) -> None:
+        self.engine = engine
+        self.client: Any = engine.client
+        self.paths: Paths = engine.paths
+        self.log = log
+        self.cache = self.paths.cache
+        (self.cache / "logs").mkdir(parents=True, exist_ok=True)
+
+    # -- entry point -------------------------------------------------------------------
+    def ensure(
+        self,
+        source: str = "auto",
+        python_base: str | None = None,
+        toxiproxy: str | None = None,
+        mirror: str | None = None,
+    ) -> ImageSet:
+        """Decide the source, then make sure every image exists locally; returns their names."""
+        if source not in SOURCES:
+            raise RuntimeUnavailable(f"image source {source!r} is not one of {', '.join(SOURCES)}")
+        if source == "auto":
+            source = self._detect(python_base, toxiproxy)
+        if source == "upstream":
+            base = python_base or self._pull(UPSTREAM_PYTHON)
+            toxi = toxiproxy or self._pull(UPSTREAM_TOXIPROXY)
+        else:
+            base = python_base or self._offline_base(mirror)
+            toxi = toxiproxy or self._offline_toxiproxy()
+        for ref in (base, toxi):
+            if not self.exists(ref):
+                self._pull(ref)
+        if python_base or toxiproxy:
+            source = "custom" if (python_base and toxiproxy) else source
+        services = self._services(base)
+        return ImageSet(source=source, python_base=base, toxiproxy=toxi, services=services)
+
+    def exists(self, ref: str) -> bool:
+        try:
+            self.client.images.get(ref)
+        except docker.errors.ImageNotFound:
+            return False
+        except docker.errors.DockerException as exc:
+            raise RuntimeUnavailable(f"cannot inspect image {ref}: {exc}") from exc
+        return True
+
+    # -- source detection ---------------------------------------------------------------
+    def _detect(self, python_base: str | None, toxiproxy: str | None) -> str:
+        """Upstream images already here win; built offline images next; then ask a registry."""
+        if self.exists(python_base or UPSTREAM_PYTHON) and self.exists(
+            toxiproxy or UPSTREAM_TOXIPROXY
+        ):
+            return "upstream"
+        if self.exists(self._base_tag()) and self.exists(self._toxiproxy_tag()):
+            return "offline"
+        t0 = time.monotonic()
+        answered = self.registry_answers(UPSTREAM_PYTHON)
+        self.log(
+            f"images: registry for {UPSTREAM_PYTHON} "
+            f"{'answers' if answered else 'does not answer'} ({time.monotonic() - t0:.1f}s): "
+            f"using {'upstream' if answered else 'offline-built'} bases"
+        )
+        return "upstream" if answered else "offline"
+
+    def registry_answers(self, ref: str, timeout: float = 15.0) -> bool:
+        """True when the engine can resolve ``ref`` in its registry within ``timeout``."""
+        try:
+            probe = docker.from_env(timeout=int(timeout))
+            try:
+                probe.api.inspect_distribution(ref)
+            finally:
+                probe.close()
+        except Exception:  # any failure (DNS, TLS, timeout, auth) means: do not rely on it
+            return False
+        return True
+
+    def _pull(self, ref: str) -> str:
+        if self.exists(ref):
+            return ref
+        t0 = time.monotonic()
+        self.log(f"images: pulling {ref}")
+        repo, _, tag = ref.rpartition(":") if ":" in ref.split("/")[-1] else (ref, "", "latest")
+        try:
+            self.client.images.pull(repo, tag=tag)
+        except docker.errors.DockerException as exc:
+            raise RuntimeUnavailable(
+                f"cannot pull {ref} ({str(exc).splitlines()[0][:160]}): check the registry, "
+                f"or run with LAB_IMAGE_SOURCE=offline to build the bases here"
+            ) from exc
+        self.log(f"images: pulled {ref} in {time.monotonic() - t0:.1f}s")
+        return ref
+
+    # -- offline base -------------------------------------------------------------------
+    def _base_tag(self) -> str:
+        script = self.paths.images / "base" / "build-offline-base.sh"
+        return f"{BASE_REPO}:bookworm-{file_digest([script], self.paths.root)}"
+
+    def _offline_base(self, mirror: str | None) -> str:
+        tag = self._base_tag()
+        if self.exists(tag):
+            return tag
+        mirror = mirror or apt_mirror()
+        script = self.paths.images / "base" / "build-offline-base.sh"
+        self.log(f"images: building the offline base {tag} with debootstrap from {mirror}")
+        self._run([str(script), mirror, tag], "offline base", "base-build.log")
+        return tag
+
+    # -- Toxiproxy -----------------------------------------------------------------------
+    def _toxiproxy_tag(self) -> str:
+        dockerfile = self.paths.images / "toxiproxy" / "Dockerfile"
+        key = file_digest([dockerfile], self.paths.root, [TOXIPROXY_VERSION, platform.machine()])
+        return f"{TOXIPROXY_REPO}:{TOXIPROXY_VERSION}-{key}"
+
+    def _offline_toxiproxy(self) -> str:
+        tag = self._toxiproxy_tag()
+        if self.exists(tag):
+            return tag
+        binary = self._toxiproxy_binary()
+        ctx = self.cache / "build" / "toxiproxy"
+        shutil.rmtree(ctx, ignore_errors=True)
+        ctx.mkdir(parents=True)
+        shutil.copy2(self.paths.images / "toxiproxy" / "Dockerfile", ctx / "Dockerfile")
+        shutil.copy2(binary, ctx / "toxiproxy")
+        self._build(ctx, tag, {}, "toxiproxy-build.log")
+        return tag
+
+    def _toxiproxy_binary(self) -> Path:
+        """Toxiproxy's server, built once with the Go toolchain (static, version stamped)."""
+        out = self.cache / "toxiproxy" / TOXIPROXY_VERSION / platform.machine()
+        binary = out / "toxiproxy"
+        if binary.is_file():
+            return binary
+        go = shutil.which("go") or next(
+            (p for p in ("/usr/local/go/bin/go", "/usr/lib/go/bin/go") if os.access(p, os.X_OK)),
+            None,
+        )
+        if go is None:
+            raise RuntimeUnavailable(
+                "Toxiproxy must be built here (no registry) but there is no Go toolchain: "
+                "install Go >= 1.22 (https://go.dev/dl) "
+                "or set LAB_TOXIPROXY_IMAGE to an image you have"
+            )
+        gobin = out / "gobin"
+        gobin.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "GOBIN": str(gobin), "CGO_ENABLED": "0"}
+        self.log(f"images: building Toxiproxy {TOXIPROXY_VERSION} with {go}")
+        self._run(
+            [
+                go,
+                "install",
+                "-trimpath",
+                "-ldflags",
+                f"-s -w -X {TOXIPROXY_MODULE}.Version={TOXIPROXY_VERSION}",
+                f"{TOXIPROXY_MODULE}/cmd/server@v{TOXIPROXY_VERSION}",
+            ],
+            "Toxiproxy build",
+            "toxiproxy-go.log",
+            env=env,
+        )
+        (gobin / "server").replace(binary)
+        return binary
+
+    # -- the services image -----------------------------------------------------------
+    def _services(self, base: str) -> str:
+        base_id = str(self.client.images.get(base).id)
+        here = self.paths.images / "services"
+        key = file_digest(
+            [here / "Dockerfile", here / "healthcheck.py", *package_files(self.paths.root)],
+            self.paths.root,
+            [base_id],
+        )
+        tag = f"{SERVICES_REPO}:{key}"
+        if not self.exists(tag):
+            pyver = self.python_version(base)
+            wheels = self._wheelhouse(pyver)
+            ctx = self.cache / "build" / "services"
+            shutil.rmtree(ctx, ignore_errors=True)
+            (ctx / "wheels").mkdir(parents=True)
+            for name in ("Dockerfile", "healthcheck.py"):
+                shutil.copy2(here / name, ctx / name)
+            for whl in wheels.glob("*.whl"):
+                os.link(whl, ctx / "wheels" / whl.name)
+            self._project_wheel(ctx / "wheels")
+            self._build(ctx, tag, {"LAB_PYTHON_BASE": base}, "services-build.log")
+            self._prune(SERVICES_REPO, keep=tag)
+        self.client.images.get(tag).tag(SERVICES_REPO, "latest")
+        return tag
+
+    def python_version(self, base: str) -> str:
+        """``3.12``: the base image's own Python, cached per image id (one short container)."""
+        image_id = str(self.client.images.get(base).id).split(":")[-1][:16]
+        stamp = self.cache / "images" / f"python-{image_id}"
+        if stamp.is_file():
+            return stamp.read_text().strip()
+        try:
+            out = self.client.containers.run(
+                base,
+                ["python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                remove=True,
+                network_disabled=True,
+            )
+        except docker.errors.DockerException as exc:
+            raise RuntimeUnavailable(f"{base} has no working python3: {exc}") from exc
+        version = bytes(out).decode().strip()
+        if not re.fullmatch(r"3\.\d+", version):
+            raise RuntimeUnavailable(f"{base}: unexpected python3 version output {version!r}")
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(version)
+        return version
+
+    def _wheelhouse(self, pyver: str) -> Path:
+        """Wheels of every dependency for CPython ``pyver`` on this machine's architecture.
+
+        Two steps because some dependencies (kademlia, rpcudp, toxiproxy-python) ship only
+        sdists: the host builds every wheel for its own Python, keeps the pure ones
+        (``*-none-any``), and pip then downloads the binary wheels for the target Python
+        with the pure ones offered through ``--find-links``.
+        """
+        deps = tomllib.loads((self.paths.root / "pyproject.toml").read_text())["project"][
+            "dependencies"
+        ]
+        arch = platform.machine()
+        key = digest([*deps, pyver, arch])
+        home = self.cache / "wheelhouse" / f"cp{pyver.replace('.', '')}-{arch}-{key}"
+        if (home / ".complete").is_file():
+            return home
+        t0 = time.monotonic()
+        self.log(f"images: filling the wheelhouse for Python {pyver} ({arch})")
+        tmp = home.with_name(home.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / "host").mkdir(parents=True)
+        (tmp / "target").mkdir()
+        reqs = tmp / "requirements.txt"
+        reqs.write_text("\n".join(deps) + "\n")
+        pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+        self._run(
+            [*pip, "wheel", "--wheel-dir", str(tmp / "host"), "-r", str(reqs)],
+            "wheelhouse (host wheels)",
+            "wheelhouse.log",
+        )
+        for whl in (tmp / "host").glob("*-none-any.whl"):
+            shutil.copy2(whl, tmp / "target" / whl.name)
+        nodot = pyver.replace(".", "")
+        self._run(
+            [
+                *pip,
+                "download",
+                "--only-binary=:all:",
+                "--dest",
+                str(tmp / "target"),
+                "--find-links",
+                str(tmp / "target"),
+                "--python-version",
+                pyver,
+                "--implementation",
+                "cp",
+                "--abi",
+                f"cp{nodot}",
+                "--abi",
+                "abi3",
+                "--abi",
+                "none",
+                *manylinux_platforms(arch),
+                "-r",
+                str(reqs),
+            ],
+            f"wheelhouse (Python {pyver} wheels)",
+            "wheelhouse.log",
+        )
+        shutil.rmtree(home, ignore_errors=True)
+        (tmp / "target").rename(home)
+        shutil.rmtree(tmp, ignore_errors=True)
+        (home / ".complete").write_text(f"{pyver} {arch}\n")
+        self.log(f"images: wheelhouse ready in {time.monotonic() - t0:.1f}s ({home.name})")
+        return home
+
+    def _project_wheel(self, dest: Path) -> None:
+        self._run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "--disable-pip-version-check",
+                "-q",
+                "wheel",
+                "--no-deps",
+                "--wheel-dir",
+                str(dest),
+                str(self.paths.root),
+            ],
+            "project wheel",
+            "wheelhouse.log",
+        )
+
+    # -- helpers ----------------------------------------------------------------------
+    def _build(self, ctx: Path, tag: str, buildargs: dict[str, str], logname: str) -> None:
+        t0 = time.monotonic()
+        self.log(f"images: building {tag}")
+        log = self.cache / "logs" / logname
+        try:
+            _, stream = self.client.images.build(
+                path=str(ctx), tag=tag, buildargs=buildargs, rm=True, forcerm=True, pull=False
+            )
+            log.write_text("".join(str(chunk.get("stream", "")) for chunk in stream))
+        except docker.errors.BuildError as exc:
+            text = "".join(str(c.get("stream", "") or c.get("error", "")) for c in exc.build_log)
+            log.write_text(text)
+            tail = "\n".join(text.strip().splitlines()[-8:])
+            raise RuntimeUnavailable(
+                f"building {tag} failed: {exc.msg} (full log {log}):\n{tail}"
+            ) from exc
+        except docker.errors.DockerException as exc:
+            raise RuntimeUnavailable(f"building {tag} failed: {exc}") from exc
+        self.log(f"images: built {tag} in {time.monotonic() - t0:.1f}s")
+
+    def _run(
+        self, argv: list[str], what: str, logname: str, env: dict[str, str] | None = None
+    ) -> None:
+        """Run a build step with its output appended to .cache/logs/<logname>."""
+        log = self.cache / "logs" / logname
+        t0 = time.monotonic()
+        with log.open("a") as fh:
+            fh.write(f"\n$ {' '.join(argv)}\n")
+            fh.flush()
+            try:
+                proc = subprocess.run(
+                    argv,
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    check=False,
+                )
+            except OSError as exc:
+                raise RuntimeUnavailable(f"{what}: cannot run {argv[0]}: {exc}") from exc
+        if proc.returncode != 0:
+            tail = "\n".join(log.read_text(errors="replace").strip().splitlines()[-8:])
+            raise RuntimeUnavailable(f"{what} failed (exit {proc.returncode}; log {log}):\n{tail}")
+        self.log(f"images: {what} done in {time.monotonic() - t0:.1f}s")
+
+    def _prune(self, repo: str, keep: str) -> None:
+        """Drop older content-keyed tags of ``repo``; images still in use stay (best effort)."""
+        for image in self.client.images.list(name=repo):
+            for t in image.tags:
+                if t != keep and not t.endswith(":latest"):
+                    with contextlib.suppress(docker.errors.DockerException):
+                        self.client.images.remove(t, noprune=False)
