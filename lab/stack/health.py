@@ -88,9 +88,11 @@ def wait_healthy(
         now = states(engine, services)
         dead = [s for s in now.values() if s.state in {"exited", "dead"}]
         if dead:
+            lines = 3 if len(dead) == 1 else 1  # several dead: one line each stays readable
             raise RuntimeUnavailable(
                 "; ".join(
-                    f"{s.service} exited with code {s.exit_code}: {last_logs(engine, s.service)}"
+                    f"{s.service} exited with code {s.exit_code}: "
+                    f"{last_logs(engine, s.service, lines)}"
                     for s in dead
                 )
                 + " (see `lab logs SERVICE`)"
