@@ -497,9 +497,14 @@ class Builder:
         self.log(f"images: {what} done in {time.monotonic() - t0:.1f}s")
 
     def _prune(self, repo: str, keep: str) -> None:
-        """Drop older content-keyed tags of ``repo``; images still in use stay (best effort)."""
+        """Drop older content-keyed tags of ``repo`` and the dangling build stages.
+
+        Best effort: an image a container still uses stays until that container is gone.
+        """
         for image in self.client.images.list(name=repo):
             for t in image.tags:
                 if t != keep and not t.endswith(":latest"):
                     with contextlib.suppress(docker.errors.DockerException):
                         self.client.images.remove(t, noprune=False)
+        with contextlib.suppress(docker.errors.DockerException):
+            self.client.images.prune(filters={"dangling": True, "label": "com.grenache-lab.image"})
