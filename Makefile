@@ -35,9 +35,12 @@ test: venv
 	$(INTEROP_SETUP)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+# Both linters always run, so one report shows every problem; the target fails if either does.
 lint: venv
-	$(VENV)/bin/ruff check lab tests
-	$(VENV)/bin/mypy
+	@status=0; \
+	$(VENV)/bin/ruff check lab tests || status=1; \
+	$(VENV)/bin/mypy || status=1; \
+	exit $$status
 
 setup: venv engine compose
 

@@ -128,9 +128,16 @@ class Engine:
     """A connected Docker engine plus the command that runs Compose v2 against it."""
 
     client: Any  # docker.DockerClient (untyped library)
-    compose_argv: list[str]
     paths: Paths
     env: dict[str, str] = field(default_factory=dict)
+    _compose_argv: list[str] | None = None
+
+    @property
+    def compose_argv(self) -> list[str]:
+        """Found on first use, so ``lab status`` works where only the engine is installed."""
+        if self._compose_argv is None:
+            self._compose_argv = find_compose()
+        return self._compose_argv
 
     @classmethod
     def connect(cls, paths: Paths | None = None, timeout: float = 10.0) -> Engine:
@@ -145,7 +152,6 @@ class Engine:
             ) from exc
         return cls(
             client=client,
-            compose_argv=find_compose(),
             paths=paths,
             env=read_env_file(paths.state_env),
         )

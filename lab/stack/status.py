@@ -141,6 +141,8 @@ def render(data: dict[str, Any], console: Console, service: str = SERVICE) -> No
     for g, answer in data["lookup"].items():
         text = ", ".join(sorted(answer)) if isinstance(answer, list) else str(answer)
         look.add_row(g, text or "[yellow](none)[/]")
+    if not data["lookup"]:
+        look.add_row("[yellow](no grape running)[/]", "")
     console.print(look)
 
     tox = Table(title="toxiproxy", title_justify="left")
@@ -179,6 +181,8 @@ def render(data: dict[str, Any], console: Console, service: str = SERVICE) -> No
             str(r["issued"]),
             str(r["in_flight"]),
         )
+    if not data["clients"]:
+        cl.add_row("[yellow](no client running)[/]", "", "", "", "", "")
     console.print(cl)
 
 
