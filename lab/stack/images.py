@@ -228,7 +228,7 @@ class Builder:
                 probe.api.inspect_distribution(ref)
             finally:
                 probe.close()
-        except Exception:  # any failure (DNS, TLS, timeout, auth) means: do not rely on it
+        except (docker.errors.DockerException, OSError):  # DNS, TLS, timeout, auth: no
             return False
         return True
 

@@ -74,6 +74,26 @@ def version(api: str = DEFAULT_API, timeout: float = 2.0) -> str:
     return str(data)
 
 
+MIN_VERSION = (2, 5)
+"""Older servers lack ``reset_peer`` (Docker Hub's shopify/toxiproxy stops at 2.1.4)."""
+
+
+def check_version(api: str = DEFAULT_API) -> str:
+    """The server's version, or RuntimeUnavailable when it is older than 2.5."""
+    text = version(api)
+    parts = text.lstrip("v").split(".")
+    try:
+        found = (int(parts[0]), int(parts[1]))
+    except (IndexError, ValueError):
+        return text  # a development build ("git"): nothing to compare, accept it
+    if found < MIN_VERSION:
+        raise RuntimeUnavailable(
+            f"Toxiproxy {text} is too old (the lab needs >= 2.5 for reset_peer): "
+            f"use ghcr.io/shopify/toxiproxy:2.12.0 or unset LAB_TOXIPROXY_IMAGE"
+        )
+    return text
+
+
 def missing_proxies(found: list[Proxy]) -> list[str]:
     names = {p.name for p in found}
     return [n for n in EXPECTED_PROXIES if n not in names]

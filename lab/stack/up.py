@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from lab.settings import add_option, parse_duration
-from lab.stack import health, status
+from lab.stack import health, status, toxiapi
 from lab.stack.engine import Engine, service_kind, write_env_file
 from lab.stack.images import SOURCES, Builder
 
@@ -139,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
         engine.compose("up", "--detach", "--no-build", "--pull", "never", *services)
         _log(f"compose: up in {time.monotonic() - t1:.1f}s; waiting for health")
         health.wait_healthy(engine, services, args.timeout, log=_log)
+        if "toxiproxy" in services:
+            _log(f"toxiproxy: version {toxiapi.check_version()}")
         if not args.quiet:
             status.print_status(engine, services)
         _log(f"lab up: ready in {time.monotonic() - t0:.1f}s")

@@ -95,3 +95,17 @@ def test_env_file_round_trip(tmp_path: Path) -> None:
 )
 def test_service_kind(service: str, kind: str) -> None:
     assert service_kind(service) == kind
+
+
+@pytest.mark.parametrize(("text", "ok"), [("2.12.0", True), ("2.5.0", True), ("2.1.4", False)])
+def test_toxiproxy_versions_below_2_5_are_refused(
+    monkeypatch: pytest.MonkeyPatch, text: str, ok: bool
+) -> None:
+    from lab.stack import toxiapi
+
+    monkeypatch.setattr(toxiapi, "version", lambda api=toxiapi.DEFAULT_API: text)
+    if ok:
+        assert toxiapi.check_version() == text
+    else:
+        with pytest.raises(RuntimeUnavailable, match="too old"):
+            toxiapi.check_version()
