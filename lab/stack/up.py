@@ -14,6 +14,7 @@ import sys
 import time
 from typing import Any
 
+from lab.errors import RuntimeUnavailable
 from lab.settings import add_option, parse_duration
 from lab.stack import health, status, toxiapi
 from lab.stack.engine import Engine, service_kind, write_env_file
@@ -129,6 +130,13 @@ def run(args: argparse.Namespace) -> int:
         if args.images_only:
             return 0
         model = compose_model(engine)
+        known = set(model["services"]) | {service_kind(n) for n in model["services"]}
+        unknown = sorted(set(args.skip) - known)
+        if unknown:
+            raise RuntimeUnavailable(
+                f"--skip {','.join(unknown)}: no such service or kind in compose.yaml "
+                f"(kinds: {', '.join(sorted({service_kind(n) for n in model['services']}))})"
+            )
         services = [
             name
             for name in sorted(model["services"])
