@@ -48,7 +48,9 @@ step_engine() {
         say "installing docker.io with apt-get"
         apt_install docker.io
     fi
+    local started=0
     if ! pgrep -x dockerd >/dev/null 2>&1; then
+        started=1
         [ "$(id -u)" = 0 ] || die "dockerd is installed but not running: start it (sudo systemctl start docker)"
         say "starting dockerd in the background (log $DOCKERD_LOG)"
         mkdir -p "$(dirname "$DOCKERD_LOG")"
@@ -56,6 +58,9 @@ step_engine() {
     fi
     local deadline=$((SECONDS + ENGINE_WAIT))
     until docker info >/dev/null 2>&1; do
+        if [ $SECONDS -ge $deadline ] && [ $started = 0 ]; then
+            die "dockerd is running but \`docker info\` fails: check DOCKER_HOST (${DOCKER_HOST:-unset}) and access to the socket ($(docker info 2>&1 | grep -m1 -i -E 'error|cannot' || true))"
+        fi
         if [ $SECONDS -ge $deadline ]; then
             die "dockerd did not answer within ${ENGINE_WAIT}s; last lines of $DOCKERD_LOG: $(tail -n 5 "$DOCKERD_LOG" 2>/dev/null | tr '\n' ' ')"
         fi
