@@ -151,7 +151,8 @@ def render(data: dict[str, Any], console: Console, service: str = SERVICE) -> No
     if isinstance(data["proxies"], list):
         for p in data["proxies"]:
             toxics = ", ".join(
-                f"{t.get('name')}({t.get('type')} {t.get('stream')} {t.get('attributes')})"
+                f"{t.get('name')}: {t.get('type')} {t.get('stream')} "
+                + " ".join(f"{k}={v}" for k, v in (t.get("attributes") or {}).items())
                 for t in p["toxics"]
             )
             tox.add_row(
