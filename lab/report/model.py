@@ -1,0 +1,828 @@
+"""The report's view model: what a person reads, computed from a History and a summary.
+
+Pure: no file access, no clock. ``render.py`` reads the run directory and hands the
+parsed :class:`~lab.history.History`, the ``summary.json`` dict and the scenario text
+here; the result is frozen data with every figure already formatted, so templates only
+place strings (style.md: templates that compute are a smell).
+
+Why binning: a 60 s run with three policies at 100 req/s is ~18,000 requests and
+~20,000 attempts. Drawing each one would make a multi-megabyte page that tells less
+than a rate per bin. Bins are 250 ms for a minute-long run (about 240 per axis), wider
+for longer runs, so the page size depends on the run's length, not its request count.
+
+The summary is the checker's output (``lab/scenario/summary.py``); this module reads it
+defensively, because the runner renders a report after *every* run, also one aborted
+before the checks ran: a missing or partial summary yields "—" cells, never an error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from lab.history import ClientEvent, FaultRecord, History, Outcome, RequestRecord
+
+# Policies in the order a reader compares them: the candidate, the baseline, the limit.
+POLICY_ORDER: tuple[str, ...] = ("adaptive", "random", "round_robin", "oracle")
+BIN_WIDTHS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+MAX_BINS = 240
+# share(P, t) is defined over a sliding 500 ms window (design.md, recovery metrics); the
+# chart uses the same window so what it shows is what the checker measured.
+SHARE_WINDOW_S = 0.5
+DASH = "—"
+BREAKER_SEVERITY = {"": 0, "closed": 1, "half_open": 2, "open": 3}
+
+
+# -- formatting (one place, so the tables, the charts and the index agree) ---------------
+
+
+def _num(v: object) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None
+    if math.isnan(v) or math.isinf(v):
+        return None
+    return float(v)
+
+
+def fmt_seconds(v: object) -> str:
+    x = _num(v)
+    if x is None:
+        return DASH
+    if abs(x) < 10:
+        return f"{x:.2f} s"
+    return f"{x:.1f} s"
+
+
+def fmt_ms(v: object) -> str:
+    x = _num(v)
+    if x is None:
+        return DASH
+    if x < 10:
+        return f"{x:.2f} ms"
+    if x < 100:
+        return f"{x:.1f} ms"
+    return f"{x:.0f} ms"
+
+
+def fmt_fraction(v: object) -> str:
+    """Availability as a percentage with the digits that matter near 100 %."""
+    x = _num(v)
+    if x is None:
+        return DASH
+    if x >= 1.0:
+        return "100 %"
+    pct = x * 100
+    if pct >= 99:
+        return f"{math.floor(pct * 1000) / 1000:.3f} %"
+    return f"{pct:.1f} %"
+
+
+def fmt_ratio(v: object) -> str:
+    x = _num(v)
+    if x is None:
+        return DASH
+    times = "\u00d7"  # the multiplication sign, spelled out for linters
+    return f"{times}{x:.2f}" if x < 10 else f"{times}{x:.0f}"
+
+
+def fmt_count(v: object) -> str:
+    x = _num(v)
+    if x is None:
+        return DASH
+    return f"{int(x):,}".replace(",", " ")
+
+
+def fmt_metric(metric: str, v: object) -> str:
+    """Format a value by its metric name's unit suffix (``_s``, ``_ms``, ratio, share)."""
+    if isinstance(v, str):
+        return v
+    if metric.endswith("_ms"):
+        return fmt_ms(v)
+    if metric.endswith("_s"):
+        return fmt_seconds(v)
+    if "ratio" in metric:
+        return fmt_ratio(v)
+    if metric in {"availability", "share"} or metric.endswith("_rate"):
+        return fmt_fraction(v)
+    if metric in {"requests", "errors", "retries"}:
+        return fmt_count(v)
+    x = _num(v)
+    if x is None:
+        return DASH if v is None else str(v)
+    return f"{x:g}"
+
+
+def fmt_wall(t: float | None) -> str:
+    if t is None:
+        return DASH
+    return dt.datetime.fromtimestamp(t, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+
+
+def fmt_clock(t: float | None) -> str:
+    """Time of day (UTC) to the millisecond: the fault log's wall-clock columns."""
+    if t is None:
+        return DASH
+    return dt.datetime.fromtimestamp(t, tz=dt.UTC).strftime("%H:%M:%S.%f")[:-3]
+
+
+def fmt_rel(t: float | None) -> str:
+    return DASH if t is None else f"{t:.3f} s"
+
+
+def policy_sort_key(name: str, policy: str | None = None) -> tuple[int, str]:
+    p = policy or name
+    for i, known in enumerate(POLICY_ORDER):
+        if p == known or name == known:
+            return (i, name)
+    return (len(POLICY_ORDER), name)
+
+
+# -- view model ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Bins:
+    """Equal-width time bins from the run start (seconds relative to ``started_mono``)."""
+
+    width: float
+    count: int
+
+    @property
+    def starts(self) -> list[float]:
+        return [i * self.width for i in range(self.count)]
+
+    def index(self, t_rel: float) -> int | None:
+        if t_rel < 0:
+            return None
+        i = int(t_rel / self.width)
+        return i if i < self.count else None
+
+
+@dataclass(frozen=True, slots=True)
+class PeerSeries:
+    """One worker as one client group saw it, per bin."""
+
+    peer: str
+    label: str  # "worker-2 (toxiproxy:21002)" when a fault named it, else the address
+    short: str  # "worker-2": what fits beside a strip
+    share: tuple[float, ...]  # fraction of attempts sent to this peer, last 500 ms
+    breaker: tuple[str, ...]  # worst breaker state held in the bin ("" = unknown)
+    hints: tuple[int, ...]  # gossip hints about this peer received in the bin
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """Everything the timeline chart of one policy (or client) draws."""
+
+    key: str
+    label: str
+    policy: str
+    clients: tuple[str, ...]
+    issued_rate: tuple[float | None, ...]  # req/s
+    failed_rate: tuple[float | None, ...]  # req/s that did not end ok
+    availability: tuple[float | None, ...]  # 0..1, None for an empty bin
+    p50_ms: tuple[float | None, ...]
+    p99_ms: tuple[float | None, ...]
+    peers: tuple[PeerSeries, ...]
+    breaker_events: int
+    hint_events: int
+    requests: int
+
+
+@dataclass(frozen=True, slots=True)
+class FaultView:
+    fault_id: str
+    kind: str
+    target: str
+    peers: str
+    label: str  # the short direct label drawn on the window, e.g. "f1 partition worker-2"
+    requested_s: float
+    start_s: float | None  # confirmed start, relative; None = never confirmed
+    end_s: float | None  # confirmed end, relative; None = not healed within the record
+    requested: str
+    started: str
+    ended: str
+    started_wall: str
+    ended_wall: str
+    duration: str
+    params: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    text: str
+    css: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    name: str
+    cells: tuple[Cell, ...]
+    css: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    caption: str
+    headers: tuple[str, ...]
+    rows: tuple[Row, ...]
+    first: str = "policy"  # header of the row-name column
+    empty: str = "nothing recorded"  # what an empty table says
+
+    @property
+    def columns(self) -> int:
+        """Header cells plus the row-name column (the colspan of an "empty" row)."""
+        return len(self.headers) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    run_id: str
+    scenario: str
+    seed: str
+    status: str  # completed | aborted | running
+    verdict: str  # pass | fail | unknown | aborted
+    abort_reason: str
+    started_wall: str
+    duration: str
+    versions: tuple[tuple[str, str], ...]
+    command: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReportModel:
+    header: Header
+    notices: tuple[str, ...]
+    axis_end: float
+    bins: Bins
+    faults: tuple[FaultView, ...]
+    timelines: tuple[Timeline, ...]
+    recovery: Table
+    latency: Table
+    per_fault: tuple[tuple[FaultView | None, Table], ...]
+    expectations: Table
+    steady_state: Table
+    scenario_text: str
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """One line of ``reports/index.html``."""
+
+    run_id: str
+    href: str
+    started: float  # wall clock, for newest-first ordering
+    date: str
+    scenario: str
+    verdict: str
+    status: str
+    headline: tuple[str, ...]  # "adaptive: detection 0.42 s, availability 99.95 %, ..."
+
+
+# -- summary access (a JSON dict from disk: read defensively) -------------------------------
+
+
+def _dict(v: object) -> dict[str, object]:
+    return {str(k): x for k, x in v.items()} if isinstance(v, Mapping) else {}
+
+
+def _list(v: object) -> list[object]:
+    return list(v) if isinstance(v, list | tuple) else []
+
+
+def _lookup(d: Mapping[str, object], *names: str) -> object:
+    """First present key among ``names``; dotted names walk nested dicts."""
+    for name in names:
+        cur: object = d
+        for part in name.split("."):
+            cur = _dict(cur).get(part) if isinstance(cur, Mapping) else None
+            if cur is None:
+                break
+        if cur is not None:
+            return cur
+    return None
+
+
+HEADLINE_COLUMNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("detection", "detection_s", ("detection_s",)),
+    ("availability", "availability", ("availability",)),
+    ("p99 ratio", "p99_ratio", ("p99_ratio",)),
+    ("recovery", "recovery_s", ("recovery_s",)),
+    ("gossip lead", "gossip_lead_s", ("gossip_lead_s",)),
+    ("requests", "requests", ("requests",)),
+    ("errors", "errors", ("errors",)),
+    ("retries", "retries", ("retries",)),
+)
+LATENCY_COLUMNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("p50 before", "p50_ms", ("p50_ms_before", "before.p50_ms")),
+    ("p50 during", "p50_ms", ("p50_ms_during", "during.p50_ms", "p50_ms")),
+    ("p99 before", "p99_ms", ("p99_ms_before", "before.p99_ms")),
+    ("p99 during", "p99_ms", ("p99_ms_during", "during.p99_ms", "p99_ms")),
+    ("p99.9 before", "p999_ms", ("p999_ms_before", "before.p999_ms")),
+    ("p99.9 during", "p999_ms", ("p999_ms_during", "during.p999_ms", "p999_ms")),
+    ("p99 ratio", "p99_ratio", ("p99_ratio",)),
+)
+FAULT_COLUMNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("detection", "detection_s", ("detection_s",)),
+    ("availability", "availability", ("availability",)),
+    ("p50", "p50_ms", ("p50_ms",)),
+    ("p99", "p99_ms", ("p99_ms",)),
+    ("p99.9", "p999_ms", ("p999_ms",)),
+    ("p99 ratio", "p99_ratio", ("p99_ratio",)),
+    ("recovery", "recovery_s", ("recovery_s",)),
+    ("errors", "errors", ("errors",)),
+    ("retries", "retries", ("retries",)),
+)
+INDEX_FIGURES: tuple[tuple[str, str], ...] = (
+    ("detection", "detection_s"),
+    ("availability", "availability"),
+    ("recovery", "recovery_s"),
+)
+
+
+def _verdict_css(v: object) -> str:
+    s = str(v).lower() if v is not None else "unknown"
+    return s if s in {"pass", "fail", "unknown", "aborted"} else "unknown"
+
+
+def run_verdict(history_status: str, summary: Mapping[str, object]) -> tuple[str, str]:
+    """(status, verdict): the summary's word when it has one, else what the journal says."""
+    status = str(summary.get("status") or history_status or "unknown")
+    verdict = summary.get("verdict")
+    if verdict is None:
+        verdict = "aborted" if status == "aborted" else "unknown"
+    return status, _verdict_css(verdict)
+
+
+def _policy_names(summary: Mapping[str, object], timelines: Sequence[Timeline]) -> list[str]:
+    policies = _dict(summary.get("policies"))
+    names = list(policies)
+    for tl in timelines:
+        if tl.key not in policies:
+            names.append(tl.key)
+    by_key = {tl.key: tl.policy for tl in timelines}
+    return sorted(names, key=lambda n: policy_sort_key(n, by_key.get(n)))
+
+
+def _policy_table(
+    summary: Mapping[str, object],
+    names: Sequence[str],
+    columns: Sequence[tuple[str, str, tuple[str, ...]]],
+    caption: str,
+) -> Table:
+    policies = _dict(summary.get("policies"))
+    rows = []
+    for name in names:
+        d = _dict(policies.get(name))
+        cells = tuple(Cell(fmt_metric(metric, _lookup(d, *keys))) for _, metric, keys in columns)
+        rows.append(Row(name, cells, css="candidate" if name == "adaptive" else ""))
+    return Table(
+        caption,
+        tuple(h for h, _, _ in columns),
+        tuple(rows),
+        empty="no figures: the checks did not run",
+    )
+
+
+def recovery_table(summary: Mapping[str, object], names: Sequence[str]) -> Table:
+    return _policy_table(
+        summary, names, HEADLINE_COLUMNS, "Recovery per policy (all faults of the run)"
+    )
+
+
+def latency_table(summary: Mapping[str, object], names: Sequence[str]) -> Table:
+    return _policy_table(
+        summary,
+        names,
+        LATENCY_COLUMNS,
+        "Latency per policy: requests issued before the first fault vs during the faults",
+    )
+
+
+def per_fault_tables(
+    summary: Mapping[str, object], names: Sequence[str], faults: Sequence[FaultView]
+) -> tuple[tuple[FaultView | None, Table], ...]:
+    """One table per fault with a row per policy, so policies sit next to each other."""
+    policies = _dict(summary.get("policies"))
+    by_fault: dict[str, dict[str, dict[str, object]]] = defaultdict(dict)
+    order: list[str] = [f.fault_id for f in faults]
+    meta: dict[str, dict[str, object]] = {}
+    for name in names:
+        for entry in _list(_dict(policies.get(name)).get("faults")):
+            d = _dict(entry)
+            fid = str(d.get("fault_id", "?"))
+            by_fault[fid][name] = d
+            meta.setdefault(fid, d)
+            if fid not in order:
+                order.append(fid)
+    views = {f.fault_id: f for f in faults}
+    out = []
+    for fid in order:
+        if fid not in by_fault:
+            continue
+        view = views.get(fid)
+        m = meta[fid]
+        what = view.label if view else f"{fid} {m.get('kind', '')} {m.get('target', '')}".strip()
+        rows = []
+        for name in names:
+            d = by_fault[fid].get(name, {})
+            cells = tuple(
+                Cell(fmt_metric(metric, _lookup(d, *keys))) for _, metric, keys in FAULT_COLUMNS
+            )
+            rows.append(Row(name, cells, css="candidate" if name == "adaptive" else ""))
+        out.append(
+            (view, Table(f"Fault {what}", tuple(h for h, _, _ in FAULT_COLUMNS), tuple(rows)))
+        )
+    return tuple(out)
+
+
+def expectations_table(summary: Mapping[str, object]) -> Table:
+    rows = []
+    for entry in _list(summary.get("expectations")):
+        d = _dict(entry)
+        metric = str(d.get("metric", "?"))
+        verdict = _verdict_css(d.get("verdict"))
+        rows.append(
+            Row(
+                str(d.get("policy", "?")),
+                (
+                    Cell(metric),
+                    Cell(fmt_metric(metric, d.get("measured"))),
+                    Cell(str(d.get("bound", DASH))),
+                    Cell(verdict, css=f"verdict-{verdict}"),
+                    Cell(str(d.get("detail") or "")),
+                ),
+                css=f"exp-{verdict}",
+            )
+        )
+    return Table(
+        "Expectations from the scenario",
+        ("metric", "measured", "bound", "verdict", "detail"),
+        tuple(rows),
+        empty="the scenario states no expectations, or the checks did not run",
+    )
+
+
+def steady_state_table(summary: Mapping[str, object]) -> Table:
+    """The steady-state checks; their exact keys belong to the checker, so show them all."""
+    entries = [_dict(e) for e in _list(summary.get("steady_state"))]
+    preferred = ("policy", "phase", "metric", "measured", "bound", "verdict", "detail")
+    keys = [k for k in preferred if any(k in e for e in entries)]
+    keys += sorted({k for e in entries for k in e} - set(keys))
+    first = keys[0] if keys else "check"
+    rows = []
+    for e in entries:
+        metric = str(e.get("metric", ""))
+        cells = []
+        for k in keys[1:]:
+            v = e.get(k)
+            if k == "verdict":
+                css = _verdict_css(v)
+                cells.append(Cell(css, css=f"verdict-{css}"))
+            elif k == "measured":
+                cells.append(Cell(fmt_metric(metric, v)))
+            else:
+                cells.append(Cell(DASH if v is None else str(v)))
+        rows.append(Row(str(e.get(first, "")), tuple(cells)))
+    return Table(
+        "Steady state (before and after the faults)",
+        tuple(keys[1:]),
+        tuple(rows),
+        first=first,
+        empty="no steady-state checks recorded",
+    )
+
+
+def index_headline(summary: Mapping[str, object]) -> tuple[str, ...]:
+    policies = _dict(summary.get("policies"))
+    names = sorted(policies, key=policy_sort_key)
+    out = []
+    for name in names:
+        d = _dict(policies[name])
+        figs = ", ".join(f"{label} {fmt_metric(m, d.get(m))}" for label, m in INDEX_FIGURES)
+        out.append(f"{name}: {figs}")
+    return tuple(out)
+
+
+# -- history -> series -----------------------------------------------------------------
+
+
+def choose_bins(axis_end: float) -> Bins:
+    """The narrowest bin width that keeps a series at or under ``MAX_BINS`` points."""
+    for w in BIN_WIDTHS:
+        if axis_end / w <= MAX_BINS:
+            return Bins(w, max(1, math.ceil(axis_end / w - 1e-9)))
+    w = BIN_WIDTHS[-1]
+    return Bins(w, max(1, math.ceil(axis_end / w)))
+
+
+def recorded_end(history: History) -> float:
+    """Seconds from the run start to the last thing the journal holds."""
+    m = history.meta
+    t0 = m.started_mono
+    last = t0
+    if m.ended_mono is not None:
+        last = max(last, m.ended_mono)
+    for r in history.requests:
+        last = max(last, r.ended)
+    for f in history.faults:
+        for t in (f.requested, f.started, f.ended):
+            if t is not None:
+                last = max(last, t)
+    for e in history.events:
+        last = max(last, e.t)
+    return last - t0
+
+
+def axis_end_of(history: History) -> float:
+    """Completed runs show the planned duration; aborted ones what they recorded."""
+    rec = recorded_end(history)
+    if history.meta.status == "aborted":
+        return max(rec, 1.0)
+    return max(rec, float(history.meta.duration_s), 1.0)
+
+
+def group_key(history: History) -> tuple[str, dict[str, str]]:
+    """Group by policy when each policy has one client (the usual case), else by client.
+
+    Returns the grouping ("policy" or "client") and a map client -> group key.
+    """
+    clients: dict[str, str] = {}
+    for r in history.requests:
+        clients.setdefault(r.client, r.policy)
+    for e in history.events:
+        clients.setdefault(e.client, e.policy)
+    by_policy = len(set(clients.values())) == len(clients)
+    if by_policy:
+        return "policy", {c: p for c, p in clients.items()}
+    return "client", {c: c for c in clients}
+
+
+def peer_labels(faults: Iterable[FaultRecord]) -> dict[str, str]:
+    """Peer address -> "worker-2 (toxiproxy:21002)" when a fault named its target."""
+    out: dict[str, str] = {}
+    for f in faults:
+        for p in f.peers:
+            out.setdefault(p, f"{f.target} ({p})")
+    return out
+
+
+def _percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile: a value that was actually observed."""
+    k = max(0, min(len(sorted_values) - 1, math.ceil(q * len(sorted_values)) - 1))
+    return sorted_values[k]
+
+
+def trailing_share(sent: Sequence[int], total: Sequence[int], window: int) -> tuple[float, ...]:
+    """Fraction of attempts that went to a peer over the last ``window`` bins."""
+    out: list[float] = []
+    s_sum = t_sum = 0
+    for i, (s, t) in enumerate(zip(sent, total, strict=True)):
+        s_sum += s
+        t_sum += t
+        if i >= window:
+            s_sum -= sent[i - window]
+            t_sum -= total[i - window]
+        out.append(s_sum / t_sum if t_sum else 0.0)
+    return tuple(out)
+
+
+def _breaker_bins(events: Sequence[ClientEvent], bins: Bins, t0: float) -> tuple[str, ...]:
+    """Worst state held in each bin, so a short open spell is never averaged away.
+
+    The state before the first transition is that transition's ``from`` (else closed).
+    """
+    ordered = sorted(events, key=lambda e: e.t)
+    state = _norm_state(str(ordered[0].detail.get("from", "closed"))) if ordered else "closed"
+    out: list[str] = []
+    k = 0
+    for i in range(bins.count):
+        hi = (i + 1) * bins.width
+        worst = state
+        while k < len(ordered) and ordered[k].t - t0 < hi:
+            state = _norm_state(str(ordered[k].detail.get("to", state)))
+            if BREAKER_SEVERITY[state] > BREAKER_SEVERITY[worst]:
+                worst = state
+            k += 1
+        out.append(worst)
+    return tuple(out)
+
+
+def _norm_state(s: str) -> str:
+    s = s.lower().replace("-", "_").replace(" ", "_")
+    return s if s in BREAKER_SEVERITY else "closed"
+
+
+def build_timelines(history: History, bins: Bins) -> tuple[Timeline, ...]:
+    t0 = history.meta.started_mono
+    grouping, key_of = group_key(history)
+    labels = peer_labels(history.faults)
+    n = bins.count
+
+    issued: dict[str, list[int]] = defaultdict(lambda: [0] * n)
+    failed: dict[str, list[int]] = defaultdict(lambda: [0] * n)
+    lat: dict[str, list[list[float]]] = defaultdict(lambda: [[] for _ in range(n)])
+    att: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0] * n))
+    att_total: dict[str, list[int]] = defaultdict(lambda: [0] * n)
+    policy_of: dict[str, str] = {}
+    clients_of: dict[str, set[str]] = defaultdict(set)
+    count: dict[str, int] = defaultdict(int)
+
+    r: RequestRecord
+    for r in history.requests:
+        g = key_of.get(r.client, r.policy)
+        policy_of.setdefault(g, r.policy)
+        clients_of[g].add(r.client)
+        count[g] += 1
+        i = bins.index(r.issued - t0)
+        if i is not None:
+            issued[g][i] += 1
+            if r.outcome is not Outcome.OK:
+                failed[g][i] += 1
+            if r.outcome is not Outcome.REJECTED:
+                lat[g][i].append((r.ended - r.issued) * 1000.0)
+        for a in r.attempts:
+            j = bins.index(a.start - t0)
+            if j is not None:
+                att[g][a.peer][j] += 1
+                att_total[g][j] += 1
+
+    breaker_ev: dict[str, dict[str, list[ClientEvent]]] = defaultdict(lambda: defaultdict(list))
+    hints: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0] * n))
+    hint_count: dict[str, int] = defaultdict(int)
+    for e in history.events:
+        g = key_of.get(e.client, e.policy)
+        policy_of.setdefault(g, e.policy)
+        clients_of[g].add(e.client)
+        if e.peer is None:
+            continue
+        if e.kind == "breaker":
+            breaker_ev[g][e.peer].append(e)
+        elif e.kind == "gossip_hint":
+            hint_count[g] += 1
+            i = bins.index(e.t - t0)
+            if i is not None:
+                hints[g][e.peer][i] += 1
+
+    all_peers: set[str] = set(labels)
+    for per in att.values():
+        all_peers.update(per)
+    for per_b in breaker_ev.values():
+        all_peers.update(per_b)
+    for per_h in hints.values():
+        all_peers.update(per_h)
+    peers_sorted = sorted(all_peers)  # by address: worker order stays put across runs
+
+    share_bins = max(1, round(SHARE_WINDOW_S / bins.width))
+    out = []
+    for g in sorted(policy_of, key=lambda k: policy_sort_key(k, policy_of[k])):
+        w = bins.width
+        iss = issued[g]
+        fl = failed[g]
+        p50: list[float | None] = []
+        p99: list[float | None] = []
+        for vals in lat[g]:
+            if vals:
+                vals.sort()
+                p50.append(_percentile(vals, 0.50))
+                p99.append(_percentile(vals, 0.99))
+            else:
+                p50.append(None)
+                p99.append(None)
+        peers = []
+        for p in peers_sorted:
+            tot = att_total[g]
+            sent = att[g].get(p, [0] * n) if g in att else [0] * n
+            share = trailing_share(sent, tot, share_bins)
+            evs = breaker_ev[g].get(p, []) if g in breaker_ev else []
+            has_breakers = g in breaker_ev
+            brk = _breaker_bins(evs, bins, t0) if has_breakers else ("",) * n
+            h = tuple(hints[g][p]) if g in hints and p in hints[g] else (0,) * n
+            short = labels[p].split(" (")[0] if p in labels else p
+            peers.append(PeerSeries(p, labels.get(p, p), short, share, brk, h))
+        policy = policy_of[g]
+        cl = tuple(sorted(clients_of[g]))
+        label = g if grouping == "policy" else f"{g} ({policy})"
+        out.append(
+            Timeline(
+                key=g,
+                label=label,
+                policy=policy,
+                clients=cl,
+                issued_rate=tuple(c / w for c in iss),
+                failed_rate=tuple(c / w for c in fl),
+                availability=tuple(
+                    (c - f) / c if c else None for c, f in zip(iss, fl, strict=True)
+                ),
+                p50_ms=tuple(p50),
+                p99_ms=tuple(p99),
+                peers=tuple(peers),
+                breaker_events=sum(len(v) for v in breaker_ev.get(g, {}).values()),
+                hint_events=hint_count.get(g, 0),
+                requests=count.get(g, 0),
+            )
+        )
+    return tuple(out)
+
+
+def build_faults(history: History) -> tuple[FaultView, ...]:
+    m = history.meta
+    t0 = m.started_mono
+
+    def rel(t: float | None) -> float | None:
+        return None if t is None else t - t0
+
+    def wall(t: float | None) -> float | None:
+        return None if t is None else m.started_wall + (t - t0)
+
+    out = []
+    for f in sorted(history.faults, key=lambda f: (f.started or f.requested, f.id)):
+        s, e = rel(f.started), rel(f.ended)
+        duration = DASH
+        if s is not None and e is not None:
+            duration = fmt_seconds(e - s)
+        elif s is not None:
+            duration = "not healed"
+        params = ", ".join(f"{k}={v}" for k, v in sorted(f.params.items()))
+        out.append(
+            FaultView(
+                fault_id=f.id,
+                kind=f.kind,
+                target=f.target,
+                peers=", ".join(f.peers) or DASH,
+                label=f"{f.id}: {f.kind} {f.target}",
+                requested_s=f.requested - t0,
+                start_s=s,
+                end_s=e,
+                requested=fmt_rel(f.requested - t0),
+                started=fmt_rel(s) if s is not None else "not confirmed",
+                ended=fmt_rel(e) if e is not None else ("not healed" if s is not None else DASH),
+                started_wall=fmt_clock(wall(f.started)),
+                ended_wall=fmt_clock(wall(f.ended)),
+                duration=duration,
+                params=params or DASH,
+                error=f.error or "",
+            )
+        )
+    return tuple(out)
+
+
+def build_header(history: History, summary: Mapping[str, object], axis_end: float) -> Header:
+    m = history.meta
+    status, verdict = run_verdict(m.status, summary)
+    reason = str(summary.get("abort_reason") or m.abort_reason or "")
+    rec = recorded_end(history)
+    if status == "aborted":
+        duration = f"{fmt_seconds(rec)} recorded of {fmt_seconds(float(m.duration_s))} planned"
+    else:
+        duration = fmt_seconds(max(rec, float(m.duration_s)) if rec > 0 else m.duration_s)
+    return Header(
+        run_id=str(summary.get("run_id") or m.run_id),
+        scenario=str(summary.get("scenario") or m.scenario),
+        seed=str(summary.get("seed", m.seed)),
+        status=status,
+        verdict=verdict,
+        abort_reason=reason,
+        started_wall=fmt_wall(m.started_wall) if m.started_wall else DASH,
+        duration=duration,
+        versions=tuple(sorted((str(k), str(v)) for k, v in m.versions.items())),
+        command=m.command,
+    )
+
+
+def build_report(
+    history: History,
+    summary: Mapping[str, object] | None,
+    scenario_text: str | None,
+    notices: Sequence[str] = (),
+) -> ReportModel:
+    """The whole page's data. ``summary`` may be None (the checks never ran)."""
+    s: Mapping[str, object] = summary or {}
+    axis_end = axis_end_of(history)
+    bins = choose_bins(axis_end)
+    timelines = build_timelines(history, bins)
+    faults = build_faults(history)
+    names = _policy_names(s, timelines)
+    extra = list(notices)
+    if summary is None:
+        extra.append("No summary.json: the checks did not run, so the tables below are empty.")
+    if not history.requests:
+        extra.append("The journal holds no requests.")
+    return ReportModel(
+        header=build_header(history, s, axis_end),
+        notices=tuple(extra),
+        axis_end=axis_end,
+        bins=bins,
+        faults=faults,
+        timelines=timelines,
+        recovery=recovery_table(s, names),
+        latency=latency_table(s, names),
+        per_fault=per_fault_tables(s, names, faults),
+        expectations=expectations_table(s),
+        steady_state=steady_state_table(s),
+        scenario_text=scenario_text or "",
+    )
