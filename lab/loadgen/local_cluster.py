@@ -185,7 +185,7 @@ class ClusterSpec:
     clients: tuple[ClientSpec, ...] = ()
     toxiproxy: bool = False
     service: str = "rpc_test"
-    peer_max_age: str = "10s"
+    peer_max_age: str = "5s"  # as compose.yaml: a dead worker leaves discovery in seconds
     worker_announce_interval: str = "0.5s"
     client_lookup_interval: str = "0.25s"
     worker_extra: tuple[str, ...] = ()
