@@ -539,9 +539,17 @@ def recorded_end(history: History) -> float:
 
 
 def axis_end_of(history: History) -> float:
-    """Completed runs show the planned duration; aborted ones what they recorded."""
+    """Completed runs show the planned duration; aborted ones up to where they stopped.
+
+    An aborted run's axis ends at the runner's recorded end when it wrote one: requests
+    still in flight then finish later, and bins after the stop would read as a fall in
+    the request rate that never happened.
+    """
+    m = history.meta
     rec = recorded_end(history)
-    if history.meta.status == "aborted":
+    if m.status == "aborted":
+        if m.ended_mono is not None and m.ended_mono > m.started_mono:
+            return m.ended_mono - m.started_mono
         return max(rec, 1.0)
     return max(rec, float(history.meta.duration_s), 1.0)
 
@@ -617,8 +625,12 @@ def _norm_state(s: str) -> str:
     return s if s in BREAKER_SEVERITY else "closed"
 
 
-def build_timelines(history: History, bins: Bins) -> tuple[Timeline, ...]:
+def build_timelines(
+    history: History, bins: Bins, axis_end: float | None = None
+) -> tuple[Timeline, ...]:
     t0 = history.meta.started_mono
+    if axis_end is None:
+        axis_end = bins.width * bins.count
     grouping, key_of = group_key(history)
     labels = peer_labels(history.faults)
     n = bins.count
@@ -680,7 +692,8 @@ def build_timelines(history: History, bins: Bins) -> tuple[Timeline, ...]:
     share_bins = max(1, round(SHARE_WINDOW_S / bins.width))
     out = []
     for g in sorted(policy_of, key=lambda k: policy_sort_key(k, policy_of[k])):
-        w = bins.width
+        # the last bin may stick out past the axis end: divide by the part inside it
+        spans = [min(bins.width, axis_end - start) for start in bins.starts]
         iss = issued[g]
         fl = failed[g]
         p50: list[float | None] = []
@@ -713,8 +726,10 @@ def build_timelines(history: History, bins: Bins) -> tuple[Timeline, ...]:
                 label=label,
                 policy=policy,
                 clients=cl,
-                issued_rate=tuple(c / w for c in iss),
-                failed_rate=tuple(c / w for c in fl),
+                issued_rate=tuple(
+                    c / w if w > 0 else None for c, w in zip(iss, spans, strict=True)
+                ),
+                failed_rate=tuple(c / w if w > 0 else None for c, w in zip(fl, spans, strict=True)),
                 availability=tuple(
                     (c - f) / c if c else None for c, f in zip(iss, fl, strict=True)
                 ),
@@ -775,7 +790,8 @@ def build_header(history: History, summary: Mapping[str, object], axis_end: floa
     m = history.meta
     status, verdict = run_verdict(m.status, summary)
     reason = str(summary.get("abort_reason") or m.abort_reason or "")
-    rec = recorded_end(history)
+    # the runner's own end time when it wrote one; requests still in flight may end later
+    rec = m.ended_mono - m.started_mono if m.ended_mono is not None else recorded_end(history)
     if status == "aborted":
         duration = f"{fmt_seconds(rec)} recorded of {fmt_seconds(float(m.duration_s))} planned"
     else:
@@ -804,7 +820,7 @@ def build_report(
     s: Mapping[str, object] = summary or {}
     axis_end = axis_end_of(history)
     bins = choose_bins(axis_end)
-    timelines = build_timelines(history, bins)
+    timelines = build_timelines(history, bins, axis_end)
     faults = build_faults(history)
     names = _policy_names(s, timelines)
     extra = list(notices)

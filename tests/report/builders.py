@@ -11,6 +11,7 @@ the report must show. Everything is seeded: the same call builds the same bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -118,15 +119,15 @@ def build_history(plan: RunPlan) -> History:
                 # back up over 3 s (slow start)
                 ok_choices = []
                 for w in targets:
-                    f = _active(plan, w, t)
-                    if f is not None and t >= f.start + detect:
+                    active = _active(plan, w, t)
+                    if active is not None and t >= active.start + detect:
                         continue
-                    recovered = [
-                        g
+                    healed = [
+                        g.end
                         for g in plan.faults
                         if g.target == w and g.end is not None and g.end <= t < g.end + 3.0
                     ]
-                    if recovered and rng.random() > (t - recovered[0].end) / 3.0:  # type: ignore[operator]
+                    if healed and rng.random() > (t - healed[0]) / 3.0:
                         continue
                     ok_choices.append(w)
                 choices = ok_choices or choices
@@ -381,4 +382,4 @@ def write_run(
 
 
 def _meta_dict(m: RunMeta) -> dict[str, Any]:
-    return {s: getattr(m, s) for s in RunMeta.__slots__}  # type: ignore[attr-defined]
+    return {f.name: getattr(m, f.name) for f in dataclasses.fields(m)}
