@@ -17,6 +17,7 @@ before the checks ran: a missing or partial summary yields "—" cells, never an
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from collections import defaultdict
@@ -190,6 +191,7 @@ class Timeline:
     breaker_events: int
     hint_events: int
     requests: int
+    figures: str = ""  # the summary's headline for this policy, shown by the chart title
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +234,13 @@ class Table:
     rows: tuple[Row, ...]
     first: str = "policy"  # header of the row-name column
     empty: str = "nothing recorded"  # what an empty table says
+    header_css: tuple[str, ...] = ()  # per header: "text" left-aligns a words column
+
+    @property
+    def head(self) -> tuple[Cell, ...]:
+        """The header cells with their alignment class."""
+        css = self.header_css or ("",) * len(self.headers)
+        return tuple(Cell(h, c) for h, c in zip(self.headers, css, strict=True))
 
     @property
     def columns(self) -> int:
@@ -450,11 +459,11 @@ def expectations_table(summary: Mapping[str, object]) -> Table:
             Row(
                 str(d.get("policy", "?")),
                 (
-                    Cell(metric),
+                    Cell(metric, css="text"),
                     Cell(fmt_metric(metric, d.get("measured"))),
                     Cell(str(d.get("bound", DASH))),
                     Cell(verdict, css=f"verdict-{verdict}"),
-                    Cell(str(d.get("detail") or "")),
+                    Cell(str(d.get("detail") or ""), css="text"),
                 ),
                 css=f"exp-{verdict}",
             )
@@ -464,6 +473,7 @@ def expectations_table(summary: Mapping[str, object]) -> Table:
         ("metric", "measured", "bound", "verdict", "detail"),
         tuple(rows),
         empty="the scenario states no expectations, or the checks did not run",
+        header_css=("text", "", "", "", "text"),
     )
 
 
@@ -486,7 +496,7 @@ def steady_state_table(summary: Mapping[str, object]) -> Table:
             elif k == "measured":
                 cells.append(Cell(fmt_metric(metric, v)))
             else:
-                cells.append(Cell(DASH if v is None else str(v)))
+                cells.append(Cell(DASH if v is None else str(v), css=_align(k)))
         rows.append(Row(str(e.get(first, "")), tuple(cells)))
     return Table(
         "Steady state (before and after the faults)",
@@ -494,18 +504,27 @@ def steady_state_table(summary: Mapping[str, object]) -> Table:
         tuple(rows),
         first=first,
         empty="no steady-state checks recorded",
+        header_css=tuple(_align(k) for k in keys[1:]),
     )
+
+
+def _align(key: str) -> str:
+    """Words read best left-aligned, figures right-aligned (tabular numbers)."""
+    return "" if key in {"measured", "bound", "verdict"} else "text"
+
+
+def policy_figures(summary: Mapping[str, object], name: str) -> str:
+    """ "detection 0.60 s, availability 100 %, recovery 2.40 s" for one policy, or ""."""
+    d = _dict(_dict(summary.get("policies")).get(name))
+    if not d:
+        return ""
+    return ", ".join(f"{label} {fmt_metric(m, d.get(m))}" for label, m in INDEX_FIGURES)
 
 
 def index_headline(summary: Mapping[str, object]) -> tuple[str, ...]:
     policies = _dict(summary.get("policies"))
     names = sorted(policies, key=policy_sort_key)
-    out = []
-    for name in names:
-        d = _dict(policies[name])
-        figs = ", ".join(f"{label} {fmt_metric(m, d.get(m))}" for label, m in INDEX_FIGURES)
-        out.append(f"{name}: {figs}")
-    return tuple(out)
+    return tuple(f"{name}: {policy_figures(summary, name)}" for name in names)
 
 
 # -- history -> series -----------------------------------------------------------------
@@ -820,7 +839,10 @@ def build_report(
     s: Mapping[str, object] = summary or {}
     axis_end = axis_end_of(history)
     bins = choose_bins(axis_end)
-    timelines = build_timelines(history, bins, axis_end)
+    timelines = tuple(
+        dataclasses.replace(tl, figures=policy_figures(s, tl.key))
+        for tl in build_timelines(history, bins, axis_end)
+    )
     faults = build_faults(history)
     names = _policy_names(s, timelines)
     extra = list(notices)
