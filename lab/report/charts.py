@@ -632,3 +632,119 @@ def peer_colour_map(timelines: Sequence[Timeline]) -> dict[str, str]:
         for p in tl.peers:
             seen.setdefault(p.peer, None)
     return {p: colour_for(i) for i, p in enumerate(seen)}
+
+
+POLICY_COLOURS: dict[str, str] = {
+    "adaptive": OKABE_ITO["blue"],
+    "random": OKABE_ITO["vermillion"],
+    "round_robin": OKABE_ITO["orange"],
+    "oracle": OKABE_ITO["green"],
+}
+POLICY_DASHES: dict[str, str] = {
+    "adaptive": "",
+    "random": "6 3",
+    "round_robin": "2 2",
+    "oracle": "1 3",
+}
+
+
+def policy_style(index: int, tl: Timeline) -> tuple[str, str]:
+    """Colour and dash of a policy's line: fixed for the known policies, so a reader
+    learns them once; dashes too, so the lines part in greyscale print."""
+    extra = (OKABE_ITO["purple"], OKABE_ITO["sky_blue"], OKABE_ITO["black"])
+    colour = POLICY_COLOURS.get(tl.policy, extra[index % len(extra)])
+    return colour, POLICY_DASHES.get(tl.policy, "4 2 1 2")
+
+
+def faulty_share(tl: Timeline, faulty: set[str]) -> tuple[float | None, ...]:
+    """Per bin, the share of attempts that went to any peer a fault named."""
+    rows = [p.share for p in tl.peers if p.peer in faulty]
+    if not rows:
+        return tuple(None for _ in tl.issued_rate)
+    return tuple(sum(col) for col in zip(*rows, strict=True))
+
+
+def comparison_chart(
+    timelines: Sequence[Timeline], bins: Bins, axis_end: float, faults: Sequence[FaultView]
+) -> Chart:
+    """Every policy in one chart, one line each: availability, p99 and the share of the
+    faulty workers, so the candidate is read next to the baseline and the limit."""
+    x = LinearScale(0.0, axis_end, PLOT_LEFT, PLOT_RIGHT)
+    xs = step_xs(bins.starts, bins.width)
+    styles = [policy_style(i, tl) for i, tl in enumerate(timelines)]
+    faulty = {p.strip() for f in faults for p in f.peers.split(",") if f.start_s is not None}
+    panels: list[Panel] = []
+    top = TOP
+
+    def lines_for(series: list[tuple[float | None, ...]], y: Scale) -> tuple[Line, ...]:
+        label_ys = spread_labels([_last_y(xs, s, y) for s in series])
+        return tuple(
+            Line(line_path(xs, s, x, y), colour, "policy", tl.label, ly, dash=dash)
+            for s, tl, (colour, dash), ly in zip(series, timelines, styles, label_ys, strict=True)
+        )
+
+    h = 90.0
+    y = LinearScale(0.0, 100.0, top + h, top)
+    avail = [tuple(None if v is None else v * 100 for v in tl.availability) for tl in timelines]
+    panels.append(
+        Panel(
+            "availability (% of requests issued in the bin that succeeded)",
+            top,
+            h,
+            value_ticks((0.0, 50.0, 100.0), y, "{} %"),
+            lines=lines_for(avail, y),
+        )
+    )
+    top += h + PANEL_GAP
+
+    h = 110.0
+    p99 = [tl.p99_ms for tl in timelines]
+    present = [v for s in p99 for v in s if v is not None]
+    yl, ticks, is_log = latency_scale(
+        max(present, default=1.0), min(present, default=1.0), top, top + h
+    )
+    panels.append(
+        Panel(
+            "p99 latency of requests issued in the bin (ms" + (", log scale)" if is_log else ")"),
+            top,
+            h,
+            ticks,
+            lines=lines_for(p99, yl),
+        )
+    )
+    top += h + PANEL_GAP
+
+    h = 90.0
+    y = LinearScale(0.0, 1.0, top + h, top)
+    shares = [faulty_share(tl, faulty) for tl in timelines]
+    threshold = Line(
+        f"M{_r(PLOT_LEFT)},{_r(y(0.05))}L{_r(PLOT_RIGHT)},{_r(y(0.05))}",
+        "#777777",
+        "threshold",
+        "",
+        None,
+        dash="2 3",
+    )
+    panels.append(
+        Panel(
+            "share of attempts sent to the faulted workers (last 500 ms; dotted line: 5 %)",
+            top,
+            h,
+            value_ticks((0.0, 0.5, 1.0), y, "{} %", factor=100.0),
+            lines=(threshold, *lines_for(shares, y)),
+            note="" if faulty else "no fault was confirmed",
+        )
+    )
+    bottom = top + h
+    return Chart(
+        width=WIDTH,
+        height=bottom + 40.0,
+        plot_left=PLOT_LEFT,
+        plot_right=PLOT_RIGHT,
+        x_ticks=time_ticks(axis_end, x),
+        x_title="seconds since the run started",
+        panels=tuple(panels),
+        windows=fault_windows(faults, axis_end, x),
+        windows_top=WINDOWS_TOP,
+        windows_bottom=bottom,
+    )

@@ -371,7 +371,8 @@ def _policy_names(summary: Mapping[str, object], timelines: Sequence[Timeline]) 
     policies = _dict(summary.get("policies"))
     names = list(policies)
     for tl in timelines:
-        if tl.key not in policies:
+        # the summary may key a policy by its client's name: that is the same row
+        if tl.key not in policies and not any(c in policies for c in tl.clients):
             names.append(tl.key)
     by_key = {tl.key: tl.policy for tl in timelines}
     return sorted(names, key=lambda n: policy_sort_key(n, by_key.get(n)))
@@ -840,7 +841,12 @@ def build_report(
     axis_end = axis_end_of(history)
     bins = choose_bins(axis_end)
     timelines = tuple(
-        dataclasses.replace(tl, figures=policy_figures(s, tl.key))
+        dataclasses.replace(
+            tl,
+            figures=next(
+                (f for f in (policy_figures(s, k) for k in (tl.key, *tl.clients)) if f), ""
+            ),
+        )
         for tl in build_timelines(history, bins, axis_end)
     )
     faults = build_faults(history)

@@ -25,7 +25,14 @@ import jinja2
 
 from lab.errors import LabError
 from lab.history import History, RunMeta, meta_from_json, read_journal
-from lab.report.charts import BREAKER_COLOURS, OKABE_ITO, Chart, peer_colour_map, timeline_chart
+from lab.report.charts import (
+    BREAKER_COLOURS,
+    OKABE_ITO,
+    Chart,
+    comparison_chart,
+    peer_colour_map,
+    timeline_chart,
+)
 from lab.report.model import (
     IndexEntry,
     ReportModel,
@@ -175,10 +182,16 @@ def render_model(model: ReportModel) -> str:
         for p in tl.peers:
             workers.setdefault(p.label, colours.get(p.peer, "#000000"))
     legend += [LegendItem(label, colour, "box") for label, colour in workers.items()]
+    comparison = (
+        comparison_chart(model.timelines, model.bins, model.axis_end, model.faults)
+        if len(model.timelines) > 1
+        else None
+    )
     template = environment().get_template("report.html.j2")
     return template.render(
         m=model,
         h=model.header,
+        comparison=comparison,
         views=views,
         legend=legend,
         bin_ms=round(model.bins.width * 1000),

@@ -130,3 +130,11 @@ def test_formats() -> None:
     assert fmt_metric("p99_ms", 1000) == "1000 ms"
     assert fmt_metric("detection_s", None) == "—"
     assert fmt_metric("availability", float("nan")) == "—"
+
+
+def test_summary_keyed_by_client_name_is_the_same_row() -> None:
+    h = _history()
+    h.requests.append(_req("adaptive", 0.0, "a", client="client-a"))
+    model = build_report(h, {"policies": {"client-a": {"detection_s": 0.5}}}, None)
+    assert [r.name for r in model.recovery.rows] == ["client-a"]
+    assert model.timelines[0].figures.startswith("detection 0.50 s")

@@ -84,12 +84,20 @@ def test_policies_are_ordered_candidate_baseline_limit(reports: dict[str, Path])
 def test_one_shaded_window_per_fault_in_every_timeline(reports: dict[str, Path]) -> None:
     for run, faults in (("pass", 1), ("fail", 2), ("aborted", 1)):
         svgs = _svgs(_html(reports[run]))
-        assert len(svgs) == 3, run
+        assert len(svgs) == 4, run  # the comparison chart and one per policy
         for svg in svgs:
             assert svg.count('class="fault-window') == faults, run
             assert svg.count('class="fault-label"') == faults, run
     html = _html(reports["fail"])
     assert "f1: partition worker-2" in html and "f2: latency worker-3" in html
+
+
+def test_comparison_chart_has_a_line_per_policy(reports: dict[str, Path]) -> None:
+    html = _html(reports["pass"])
+    comparison = html[html.index('id="comparison"') : html.index('id="timeline-adaptive"')]
+    # three panels (availability, p99, faulty share) x three policies
+    assert comparison.count('class="series policy"') == 9
+    assert comparison.count('class="series threshold"') == 1
 
 
 def test_failed_expectation_is_marked(reports: dict[str, Path]) -> None:
@@ -110,7 +118,7 @@ def test_aborted_run_says_so_with_the_reason_and_keeps_its_record(
     assert "<at>" not in html
     assert "22.0 s recorded of 60.0 s planned" in html
     assert "not healed" in html  # the fault never ended before the abort
-    assert len(_svgs(html)) == 3
+    assert len(_svgs(html)) == 4
     assert 'class="fault-window open-ended"' in html
 
 
@@ -134,7 +142,7 @@ def test_missing_summary_and_scenario_still_render(tmp_path: Path) -> None:
     assert "No summary.json" in html
     assert "No scenario file" in html
     assert 'class="banner verdict-unknown"' in html
-    assert len(_svgs(html)) == 3
+    assert len(_svgs(html)) == 4
 
 
 def test_missing_journal_still_renders_the_summary(
