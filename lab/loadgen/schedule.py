@@ -166,8 +166,8 @@ class ArrivalSchedule:
         return self._next
 
     def finished(self, now: float) -> bool:
-        """True once ``end`` has passed: the load loop may stop."""
-        return self._end is not None and now >= self._end
+        """True once ``end`` has passed and every arrival before it was handed out."""
+        return self._end is not None and now >= self._end and self.next_at() is None
 
     def due(self, now: float, limit: int | None = None) -> list[float]:
         """Pop every arrival at or before ``now`` (at most ``limit``), oldest first.

@@ -104,3 +104,11 @@ def test_spec_from_json_validates_and_names_the_field() -> None:
 def test_spec_round_trips_through_json() -> None:
     spec = LoadSpec(rate=5, arrival=Arrival.POISSON, payload_bytes=3, duration_s=2, seed=9)
     assert LoadSpec.from_json(spec.to_json()) == spec
+
+
+def test_a_backlog_is_not_finished_before_it_is_drained() -> None:
+    s = ArrivalSchedule(0.0, 100.0, end=1.0)
+    assert len(s.due(5.0, limit=60)) == 60
+    assert not s.finished(5.0)
+    assert len(s.due(5.0, limit=60)) == 40
+    assert s.finished(5.0)
