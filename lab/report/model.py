@@ -690,15 +690,16 @@ def build_timelines(
         g = key_of.get(e.client, e.policy)
         policy_of.setdefault(g, e.policy)
         clients_of[g].add(e.client)
-        if e.peer is None:
+        peer = e.peer if e.peer is not None else e.detail.get("peer")
+        if not isinstance(peer, str):
             continue
         if e.kind == "breaker":
-            breaker_ev[g][e.peer].append(e)
+            breaker_ev[g][peer].append(e)
         elif e.kind == "gossip_hint":
             hint_count[g] += 1
             i = bins.index(e.t - t0)
             if i is not None:
-                hints[g][e.peer][i] += 1
+                hints[g][peer][i] += 1
 
     all_peers: set[str] = set(labels)
     for per in att.values():
