@@ -307,6 +307,11 @@ class Chart:
 # -- geometry --------------------------------------------------------------------------
 
 
+def px(v: float) -> float:
+    """Pixels to 0.1 px: finer is invisible and only makes the file bigger."""
+    return round(v, 1)
+
+
 def _r(v: float) -> str:
     return f"{v:.1f}".rstrip("0").rstrip(".")
 
@@ -364,19 +369,19 @@ def spread_labels(ys: list[float | None], min_gap: float = 11.0) -> list[float |
         pos = v if last is None else max(v, last + min_gap)
         placed[i] = pos
         last = pos
-    return [placed.get(i) for i in range(len(ys))]
+    return [px(placed[i]) if i in placed else None for i in range(len(ys))]
 
 
 def time_ticks(duration: float, x: Scale) -> tuple[Tick, ...]:
     """Seconds since the run start, every 1-2-5 step giving about ten ticks."""
-    return tuple(Tick(x(v), fmt_number(v)) for v in linear_ticks(0.0, duration, 10))
+    return tuple(Tick(px(x(v)), fmt_number(v)) for v in linear_ticks(0.0, duration, 10))
 
 
 def value_ticks(
     values: Sequence[float], y: Scale, fmt: str = "{}", factor: float = 1.0
 ) -> tuple[Tick, ...]:
     """Ticks at ``values``; the label shows ``value * factor`` (fractions as percent)."""
-    return tuple(Tick(y(v), fmt.format(fmt_number(round(v * factor, 6)))) for v in values)
+    return tuple(Tick(px(y(v)), fmt.format(fmt_number(round(v * factor, 6)))) for v in values)
 
 
 def latency_scale(
@@ -440,7 +445,13 @@ def fault_windows(faults: Sequence[FaultView], axis_end: float, x: Scale) -> tup
         row_ends[row] = x0 + LABEL_CHAR_PX * len(f.label) + 8
         out.append(
             Window(
-                f.fault_id, x0, max(x1 - x0, 1.0), f.label, title, f.end_s is None, LABEL_ROWS[row]
+                f.fault_id,
+                px(x0),
+                px(max(x1 - x0, 1.0)),
+                f.label,
+                title,
+                f.end_s is None,
+                LABEL_ROWS[row],
             )
         )
     return tuple(out)
@@ -567,16 +578,16 @@ def timeline_chart(
     labels: list[RowLabel] = []
     for r, p in enumerate(tl.peers):
         ry = top + r * (STRIP_ROW + STRIP_GAP)
-        labels.append(RowLabel(ry + STRIP_ROW / 2, p.short))
+        labels.append(RowLabel(px(ry + STRIP_ROW / 2), p.short))
         for a, b, state in _runs(p.breaker):
             if not state:
                 continue
             x0, x1 = x(a * bins.width), x(min(b * bins.width, axis_end))
             rects.append(
                 Rect(
-                    x0,
-                    ry,
-                    x1 - x0,
+                    px(x0),
+                    px(ry),
+                    px(x1 - x0),
                     STRIP_ROW,
                     BREAKER_COLOURS[state],
                     f"breaker-{state}",
