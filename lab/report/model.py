@@ -10,135 +10,42 @@ Why binning: a 60 s run with three policies at 100 req/s is ~18,000 requests and
 than a rate per bin. Bins are 250 ms for a minute-long run (about 240 per axis), wider
 for longer runs, so the page size depends on the run's length, not its request count.
 
-The summary is the checker's output (``lab/scenario/summary.py``); this module reads it
-defensively, because the runner renders a report after *every* run, also one aborted
-before the checks ran: a missing or partial summary yields "—" cells, never an error.
+The summary's tables and every formatting rule live in :mod:`lab.report.tables`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from lab.history import ClientEvent, FaultRecord, History, Outcome, RequestRecord
+from lab.report.tables import (
+    DASH,
+    Table,
+    dict_of,
+    expectations_table,
+    fmt_clock,
+    fmt_rel,
+    fmt_seconds,
+    fmt_wall,
+    latency_table,
+    per_fault_tables,
+    policy_figures,
+    policy_sort_key,
+    recovery_table,
+    run_verdict,
+    steady_state_table,
+)
 
-# Policies in the order a reader compares them: the candidate, the baseline, the limit.
-POLICY_ORDER: tuple[str, ...] = ("adaptive", "random", "round_robin", "oracle")
 BIN_WIDTHS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 MAX_BINS = 240
 # share(P, t) is defined over a sliding 500 ms window (design.md, recovery metrics); the
 # chart uses the same window so what it shows is what the checker measured.
 SHARE_WINDOW_S = 0.5
-DASH = "—"
 BREAKER_SEVERITY = {"": 0, "closed": 1, "half_open": 2, "open": 3}
-
-
-# -- formatting (one place, so the tables, the charts and the index agree) ---------------
-
-
-def _num(v: object) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        return None
-    if math.isnan(v) or math.isinf(v):
-        return None
-    return float(v)
-
-
-def fmt_seconds(v: object) -> str:
-    x = _num(v)
-    if x is None:
-        return DASH
-    if abs(x) < 10:
-        return f"{x:.2f} s"
-    return f"{x:.1f} s"
-
-
-def fmt_ms(v: object) -> str:
-    x = _num(v)
-    if x is None:
-        return DASH
-    if x < 10:
-        return f"{x:.2f} ms"
-    if x < 100:
-        return f"{x:.1f} ms"
-    return f"{x:.0f} ms"
-
-
-def fmt_fraction(v: object) -> str:
-    """Availability as a percentage with the digits that matter near 100 %."""
-    x = _num(v)
-    if x is None:
-        return DASH
-    if x >= 1.0:
-        return "100 %"
-    pct = x * 100
-    if pct >= 99:
-        return f"{math.floor(pct * 1000) / 1000:.3f} %"
-    return f"{pct:.1f} %"
-
-
-def fmt_ratio(v: object) -> str:
-    x = _num(v)
-    if x is None:
-        return DASH
-    times = "\u00d7"  # the multiplication sign, spelled out for linters
-    return f"{times}{x:.2f}" if x < 10 else f"{times}{x:.0f}"
-
-
-def fmt_count(v: object) -> str:
-    x = _num(v)
-    if x is None:
-        return DASH
-    return f"{int(x):,}".replace(",", " ")
-
-
-def fmt_metric(metric: str, v: object) -> str:
-    """Format a value by its metric name's unit suffix (``_s``, ``_ms``, ratio, share)."""
-    if isinstance(v, str):
-        return v
-    if metric.endswith("_ms"):
-        return fmt_ms(v)
-    if metric.endswith("_s"):
-        return fmt_seconds(v)
-    if "ratio" in metric:
-        return fmt_ratio(v)
-    if metric in {"availability", "share"} or metric.endswith("_rate"):
-        return fmt_fraction(v)
-    if metric in {"requests", "errors", "retries"}:
-        return fmt_count(v)
-    x = _num(v)
-    if x is None:
-        return DASH if v is None else str(v)
-    return f"{x:g}"
-
-
-def fmt_wall(t: float | None) -> str:
-    if t is None:
-        return DASH
-    return dt.datetime.fromtimestamp(t, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
-
-
-def fmt_clock(t: float | None) -> str:
-    """Time of day (UTC) to the millisecond: the fault log's wall-clock columns."""
-    if t is None:
-        return DASH
-    return dt.datetime.fromtimestamp(t, tz=dt.UTC).strftime("%H:%M:%S.%f")[:-3]
-
-
-def fmt_rel(t: float | None) -> str:
-    return DASH if t is None else f"{t:.3f} s"
-
-
-def policy_sort_key(name: str, policy: str | None = None) -> tuple[int, str]:
-    p = policy or name
-    for i, known in enumerate(POLICY_ORDER):
-        if p == known or name == known:
-            return (i, name)
-    return (len(POLICY_ORDER), name)
 
 
 # -- view model ------------------------------------------------------------------------
@@ -215,40 +122,6 @@ class FaultView:
 
 
 @dataclass(frozen=True, slots=True)
-class Cell:
-    text: str
-    css: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    name: str
-    cells: tuple[Cell, ...]
-    css: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Table:
-    caption: str
-    headers: tuple[str, ...]
-    rows: tuple[Row, ...]
-    first: str = "policy"  # header of the row-name column
-    empty: str = "nothing recorded"  # what an empty table says
-    header_css: tuple[str, ...] = ()  # per header: "text" left-aligns a words column
-
-    @property
-    def head(self) -> tuple[Cell, ...]:
-        """The header cells with their alignment class."""
-        css = self.header_css or ("",) * len(self.headers)
-        return tuple(Cell(h, c) for h, c in zip(self.headers, css, strict=True))
-
-    @property
-    def columns(self) -> int:
-        """Header cells plus the row-name column (the colspan of an "empty" row)."""
-        return len(self.headers) + 1
-
-
-@dataclass(frozen=True, slots=True)
 class Header:
     run_id: str
     scenario: str
@@ -272,7 +145,7 @@ class ReportModel:
     timelines: tuple[Timeline, ...]
     recovery: Table
     latency: Table
-    per_fault: tuple[tuple[FaultView | None, Table], ...]
+    per_fault: tuple[Table, ...]
     expectations: Table
     steady_state: Table
     scenario_text: str
@@ -292,83 +165,8 @@ class IndexEntry:
     headline: tuple[str, ...]  # "adaptive: detection 0.42 s, availability 99.95 %, ..."
 
 
-# -- summary access (a JSON dict from disk: read defensively) -------------------------------
-
-
-def _dict(v: object) -> dict[str, object]:
-    return {str(k): x for k, x in v.items()} if isinstance(v, Mapping) else {}
-
-
-def _list(v: object) -> list[object]:
-    return list(v) if isinstance(v, list | tuple) else []
-
-
-def _lookup(d: Mapping[str, object], *names: str) -> object:
-    """First present key among ``names``; dotted names walk nested dicts."""
-    for name in names:
-        cur: object = d
-        for part in name.split("."):
-            cur = _dict(cur).get(part) if isinstance(cur, Mapping) else None
-            if cur is None:
-                break
-        if cur is not None:
-            return cur
-    return None
-
-
-HEADLINE_COLUMNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("detection", "detection_s", ("detection_s",)),
-    ("availability", "availability", ("availability",)),
-    ("p99 ratio", "p99_ratio", ("p99_ratio",)),
-    ("recovery", "recovery_s", ("recovery_s",)),
-    ("gossip lead", "gossip_lead_s", ("gossip_lead_s",)),
-    ("requests", "requests", ("requests",)),
-    ("errors", "errors", ("errors",)),
-    ("retries", "retries", ("retries",)),
-)
-LATENCY_COLUMNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("p50 before", "p50_ms", ("p50_ms_before", "before.p50_ms")),
-    ("p50 during", "p50_ms", ("p50_ms_during", "during.p50_ms", "p50_ms")),
-    ("p99 before", "p99_ms", ("p99_ms_before", "before.p99_ms")),
-    ("p99 during", "p99_ms", ("p99_ms_during", "during.p99_ms", "p99_ms")),
-    ("p99.9 before", "p999_ms", ("p999_ms_before", "before.p999_ms")),
-    ("p99.9 during", "p999_ms", ("p999_ms_during", "during.p999_ms", "p999_ms")),
-    ("p99 ratio", "p99_ratio", ("p99_ratio",)),
-)
-FAULT_COLUMNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("detection", "detection_s", ("detection_s",)),
-    ("availability", "availability", ("availability",)),
-    ("p50", "p50_ms", ("p50_ms",)),
-    ("p99", "p99_ms", ("p99_ms",)),
-    ("p99.9", "p999_ms", ("p999_ms",)),
-    ("p99 ratio", "p99_ratio", ("p99_ratio",)),
-    ("recovery", "recovery_s", ("recovery_s",)),
-    ("errors", "errors", ("errors",)),
-    ("retries", "retries", ("retries",)),
-)
-INDEX_FIGURES: tuple[tuple[str, str], ...] = (
-    ("detection", "detection_s"),
-    ("availability", "availability"),
-    ("recovery", "recovery_s"),
-)
-
-
-def _verdict_css(v: object) -> str:
-    s = str(v).lower() if v is not None else "unknown"
-    return s if s in {"pass", "fail", "unknown", "aborted"} else "unknown"
-
-
-def run_verdict(history_status: str, summary: Mapping[str, object]) -> tuple[str, str]:
-    """(status, verdict): the summary's word when it has one, else what the journal says."""
-    status = str(summary.get("status") or history_status or "unknown")
-    verdict = summary.get("verdict")
-    if verdict is None:
-        verdict = "aborted" if status == "aborted" else "unknown"
-    return status, _verdict_css(verdict)
-
-
 def _policy_names(summary: Mapping[str, object], timelines: Sequence[Timeline]) -> list[str]:
-    policies = _dict(summary.get("policies"))
+    policies = dict_of(summary.get("policies"))
     names = list(policies)
     for tl in timelines:
         # the summary may key a policy by its client's name: that is the same row
@@ -376,156 +174,6 @@ def _policy_names(summary: Mapping[str, object], timelines: Sequence[Timeline]) 
             names.append(tl.key)
     by_key = {tl.key: tl.policy for tl in timelines}
     return sorted(names, key=lambda n: policy_sort_key(n, by_key.get(n)))
-
-
-def _policy_table(
-    summary: Mapping[str, object],
-    names: Sequence[str],
-    columns: Sequence[tuple[str, str, tuple[str, ...]]],
-    caption: str,
-) -> Table:
-    policies = _dict(summary.get("policies"))
-    rows = []
-    for name in names:
-        d = _dict(policies.get(name))
-        cells = tuple(Cell(fmt_metric(metric, _lookup(d, *keys))) for _, metric, keys in columns)
-        rows.append(Row(name, cells, css="candidate" if name == "adaptive" else ""))
-    return Table(
-        caption,
-        tuple(h for h, _, _ in columns),
-        tuple(rows),
-        empty="no figures: the checks did not run",
-    )
-
-
-def recovery_table(summary: Mapping[str, object], names: Sequence[str]) -> Table:
-    return _policy_table(
-        summary, names, HEADLINE_COLUMNS, "Recovery per policy (all faults of the run)"
-    )
-
-
-def latency_table(summary: Mapping[str, object], names: Sequence[str]) -> Table:
-    return _policy_table(
-        summary,
-        names,
-        LATENCY_COLUMNS,
-        "Latency per policy: requests issued before the first fault vs during the faults",
-    )
-
-
-def per_fault_tables(
-    summary: Mapping[str, object], names: Sequence[str], faults: Sequence[FaultView]
-) -> tuple[tuple[FaultView | None, Table], ...]:
-    """One table per fault with a row per policy, so policies sit next to each other."""
-    policies = _dict(summary.get("policies"))
-    by_fault: dict[str, dict[str, dict[str, object]]] = defaultdict(dict)
-    order: list[str] = [f.fault_id for f in faults]
-    meta: dict[str, dict[str, object]] = {}
-    for name in names:
-        for entry in _list(_dict(policies.get(name)).get("faults")):
-            d = _dict(entry)
-            fid = str(d.get("fault_id", "?"))
-            by_fault[fid][name] = d
-            meta.setdefault(fid, d)
-            if fid not in order:
-                order.append(fid)
-    views = {f.fault_id: f for f in faults}
-    out = []
-    for fid in order:
-        if fid not in by_fault:
-            continue
-        view = views.get(fid)
-        m = meta[fid]
-        what = view.label if view else f"{fid} {m.get('kind', '')} {m.get('target', '')}".strip()
-        rows = []
-        for name in names:
-            d = by_fault[fid].get(name, {})
-            cells = tuple(
-                Cell(fmt_metric(metric, _lookup(d, *keys))) for _, metric, keys in FAULT_COLUMNS
-            )
-            rows.append(Row(name, cells, css="candidate" if name == "adaptive" else ""))
-        out.append(
-            (view, Table(f"Fault {what}", tuple(h for h, _, _ in FAULT_COLUMNS), tuple(rows)))
-        )
-    return tuple(out)
-
-
-def expectations_table(summary: Mapping[str, object]) -> Table:
-    rows = []
-    for entry in _list(summary.get("expectations")):
-        d = _dict(entry)
-        metric = str(d.get("metric", "?"))
-        verdict = _verdict_css(d.get("verdict"))
-        rows.append(
-            Row(
-                str(d.get("policy", "?")),
-                (
-                    Cell(metric, css="text"),
-                    Cell(fmt_metric(metric, d.get("measured"))),
-                    Cell(str(d.get("bound", DASH))),
-                    Cell(verdict, css=f"verdict-{verdict}"),
-                    Cell(str(d.get("detail") or ""), css="text"),
-                ),
-                css=f"exp-{verdict}",
-            )
-        )
-    return Table(
-        "Expectations from the scenario",
-        ("metric", "measured", "bound", "verdict", "detail"),
-        tuple(rows),
-        empty="the scenario states no expectations, or the checks did not run",
-        header_css=("text", "", "", "", "text"),
-    )
-
-
-def steady_state_table(summary: Mapping[str, object]) -> Table:
-    """The steady-state checks; their exact keys belong to the checker, so show them all."""
-    entries = [_dict(e) for e in _list(summary.get("steady_state"))]
-    preferred = ("policy", "phase", "metric", "measured", "bound", "verdict", "detail")
-    keys = [k for k in preferred if any(k in e for e in entries)]
-    keys += sorted({k for e in entries for k in e} - set(keys))
-    first = keys[0] if keys else "check"
-    rows = []
-    for e in entries:
-        metric = str(e.get("metric", ""))
-        cells = []
-        for k in keys[1:]:
-            v = e.get(k)
-            if k == "verdict":
-                css = _verdict_css(v)
-                cells.append(Cell(css, css=f"verdict-{css}"))
-            elif k == "measured":
-                cells.append(Cell(fmt_metric(metric, v)))
-            else:
-                cells.append(Cell(DASH if v is None else str(v), css=_align(k)))
-        rows.append(Row(str(e.get(first, "")), tuple(cells)))
-    return Table(
-        "Steady state (before and after the faults)",
-        tuple(keys[1:]),
-        tuple(rows),
-        first=first,
-        empty="no steady-state checks recorded",
-        header_css=tuple(_align(k) for k in keys[1:]),
-    )
-
-
-def _align(key: str) -> str:
-    """Words read best left-aligned, figures right-aligned (tabular numbers)."""
-    return "" if key in {"measured", "bound", "verdict"} else "text"
-
-
-def policy_figures(summary: Mapping[str, object], name: str) -> str:
-    """ "detection 0.60 s, availability 100 %, recovery 2.40 s" for one policy, or ""."""
-    d = _dict(_dict(summary.get("policies")).get(name))
-    if not d:
-        return ""
-    return ", ".join(f"{label} {fmt_metric(m, d.get(m))}" for label, m in INDEX_FIGURES)
-
-
-def index_headline(summary: Mapping[str, object]) -> tuple[str, ...]:
-    policies = _dict(summary.get("policies"))
-    names = sorted(policies, key=policy_sort_key)
-    return tuple(f"{name}: {policy_figures(summary, name)}" for name in names)
 
 
 # -- history -> series -----------------------------------------------------------------
@@ -866,7 +514,7 @@ def build_report(
         timelines=timelines,
         recovery=recovery_table(s, names),
         latency=latency_table(s, names),
-        per_fault=per_fault_tables(s, names, faults),
+        per_fault=per_fault_tables(s, names, {f.fault_id: f.label for f in faults}),
         expectations=expectations_table(s),
         steady_state=steady_state_table(s),
         scenario_text=scenario_text or "",

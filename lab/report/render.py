@@ -33,15 +33,8 @@ from lab.report.charts import (
     peer_colour_map,
     timeline_chart,
 )
-from lab.report.model import (
-    IndexEntry,
-    ReportModel,
-    Timeline,
-    build_report,
-    fmt_wall,
-    index_headline,
-    run_verdict,
-)
+from lab.report.model import IndexEntry, ReportModel, Timeline, build_report
+from lab.report.tables import fmt_wall, index_headline, run_verdict
 
 JOURNAL = "journal.jsonl"
 SUMMARY = "summary.json"

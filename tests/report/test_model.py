@@ -11,11 +11,9 @@ from lab.report.model import (
     build_report,
     build_timelines,
     choose_bins,
-    fmt_fraction,
-    fmt_metric,
-    fmt_ratio,
     trailing_share,
 )
+from lab.report.tables import fmt_fraction, fmt_metric, fmt_ratio
 
 T0 = 100.0
 

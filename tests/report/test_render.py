@@ -11,8 +11,8 @@ import pytest
 from builders import RunPlan, build_history, build_summary, write_run
 
 from lab.report import command
-from lab.report.model import fmt_fraction, fmt_ms, fmt_seconds
 from lab.report.render import ReportError, render_index, render_report
+from lab.report.tables import fmt_fraction, fmt_ms, fmt_seconds
 
 FORBIDDEN = ("http://", "https://", "//cdn", "@import url", "url(", "<script src", "<link")
 
