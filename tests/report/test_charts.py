@@ -13,6 +13,8 @@ from lab.report.charts import (
     spread_labels,
     stacked_paths,
 )
+from lab.report.layout import PLOT_LEFT, PLOT_RIGHT, timeline_chart
+from lab.report.model import Bins, FaultView, PeerSeries, Timeline
 
 
 def test_scales_map_domain_to_range() -> None:
@@ -55,3 +57,33 @@ def test_stacked_layers_close_and_label_at_the_right_end() -> None:
 
 def test_direct_labels_do_not_overprint() -> None:
     assert spread_labels([10.0, 12.0, None]) == [10.0, 21.0, None]
+
+
+def _fault(start: float | None, end: float | None) -> FaultView:
+    return FaultView(
+        "f1", "kill", "worker-1", "w1:1", "f1: kill worker-1", 0.0, start, end,
+        "", "", "", "", "", "", "", "",
+    )  # fmt: skip
+
+
+def test_timeline_panels_share_the_x_scale_and_shade_each_fault() -> None:
+    n = 40
+    peer = PeerSeries("w1:1", "worker-1 (w1:1)", "worker-1", (1.0,) * n, ("closed",) * n, (0,) * n)
+    tl = Timeline(
+        "adaptive", "adaptive", "adaptive", ("c",), (100.0,) * n, (0.0,) * n, (1.0,) * n,
+        (3.0,) * n, (9.0,) * n, (peer,), 0, 0, 4000,
+    )  # fmt: skip
+    faults = [_fault(2.5, 5.0), _fault(7.5, None), _fault(None, None)]
+    chart = timeline_chart(tl, Bins(0.25, n), 10.0, faults, {})
+    assert [p.title.split(" (")[0] for p in chart.panels] == [
+        "request rate",
+        "availability",
+        "latency of requests issued in the bin",
+        "traffic share per worker",
+        "breaker state per worker",
+    ]
+    x = LinearScale(0.0, 10.0, PLOT_LEFT, PLOT_RIGHT)
+    healed, open_ended = chart.windows  # the unconfirmed fault draws no window
+    assert (healed.x, healed.x_end) == (x(2.5), x(5.0))
+    assert open_ended.open_ended and open_ended.x_end == PLOT_RIGHT
+    assert chart.windows_bottom == chart.panels[-1].bottom
