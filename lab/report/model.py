@@ -209,17 +209,18 @@ def recorded_end(history: History) -> float:
 def axis_end_of(history: History) -> float:
     """Completed runs show the planned duration; aborted ones up to where they stopped.
 
-    An aborted run's axis ends at the runner's recorded end when it wrote one: requests
-    still in flight then finish later, and bins after the stop would read as a fall in
-    the request rate that never happened.
+    A completed run's requests still in flight at the end finish after it, and the
+    runner may write its end time after draining: neither belongs on the axis (a 60 s
+    run would lose its 250 ms bins to a 60.9 s axis). An aborted run's axis ends at the
+    runner's recorded end when it wrote one, else at the last record; bins after the
+    stop would read as a fall in the request rate that never happened.
     """
     m = history.meta
-    rec = recorded_end(history)
-    if m.status == "aborted":
-        if m.ended_mono is not None and m.ended_mono > m.started_mono:
-            return m.ended_mono - m.started_mono
-        return max(rec, 1.0)
-    return max(rec, float(history.meta.duration_s), 1.0)
+    if m.status != "aborted" and m.duration_s and m.duration_s > 0:
+        return float(m.duration_s)
+    if m.ended_mono is not None and m.ended_mono > m.started_mono:
+        return m.ended_mono - m.started_mono
+    return max(recorded_end(history), 1.0)
 
 
 def group_key(history: History) -> tuple[str, dict[str, str]]:

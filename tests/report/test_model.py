@@ -136,3 +136,12 @@ def test_summary_keyed_by_client_name_is_the_same_row() -> None:
     model = build_report(h, {"policies": {"client-a": {"detection_s": 0.5}}}, None)
     assert [r.name for r in model.recovery.rows] == ["client-a"]
     assert model.timelines[0].figures.startswith("detection 0.50 s")
+
+
+def test_completed_run_axis_is_the_planned_duration() -> None:
+    h = _history()
+    h.meta.duration_s = 60.0
+    h.requests.append(_req("random", 59.9, "a", ok=False, ms=1000.0))  # ends at 60.9 s
+    model = build_report(h, None, None)
+    assert model.axis_end == 60.0
+    assert model.bins == Bins(0.25, 240)
