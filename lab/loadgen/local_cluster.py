@@ -22,6 +22,7 @@ import contextlib
 import itertools
 import json
 import os
+import platform
 import shutil
 import urllib.error
 import urllib.request
@@ -34,11 +35,15 @@ from typing import Any, Protocol, TypeVar
 from lab.errors import FaultError, RuntimeUnavailable
 from lab.procs import ServiceProcess, free_port, wait_until
 
-TOXIPROXY_CANDIDATES = (".cache/bin/toxiproxy-server", "/tmp/gobin/server")
+TOXIPROXY_CANDIDATES = (
+    f".cache/toxiproxy/2.12.0/{platform.machine()}/toxiproxy",  # built by `make images`
+    ".cache/bin/toxiproxy-server",
+    "/tmp/gobin/server",
+)
 
 
 def find_toxiproxy(root: Path | None = None) -> Path | None:
-    """The Toxiproxy server binary: $LAB_TOXIPROXY_BIN, PATH, .cache/bin, /tmp/gobin."""
+    """The Toxiproxy server binary: $LAB_TOXIPROXY_BIN, PATH, then the build caches."""
     env = os.environ.get("LAB_TOXIPROXY_BIN")
     if env:
         return Path(env) if Path(env).is_file() else None
