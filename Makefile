@@ -11,10 +11,10 @@ SETUP := images/host/setup.sh
 UP_ARGS ?=
 PYTEST_ARGS ?=
 SERVICES ?=
-# Hook for the interop tests' set-up (npm ci of the pinned Node Grenache); empty = nothing.
-INTEROP_SETUP ?=
+# CHAOS: the short scenarios `make chaos` runs against the Compose lab (CI's chaos job).
+CHAOS ?= scenarios/ci/partition.yaml scenarios/ci/latency.yaml scenarios/ci/kill-worker.yaml
 
-.PHONY: up down logs status images test lint setup venv engine compose
+.PHONY: up down logs status images test test-deps chaos bench lint setup venv engine compose
 
 up: setup
 	$(LAB) up $(UP_ARGS)
@@ -31,9 +31,23 @@ status: venv
 images: setup
 	$(LAB) up --images-only $(UP_ARGS)
 
-test: venv
-	$(INTEROP_SETUP)
+# The whole suite: unit, local-process integration, interop with the real Node.js Grenache,
+# the report in headless Chromium, and the Compose lab tests (which skip, saying why, when
+# no Docker engine answers).
+test: venv test-deps
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-deps: venv
+	@$(SETUP) node chromium
+
+# Short scenarios on the Compose lab; fails when any run exits non-zero (1: an expectation
+# failed, 2: the run could not be carried out). Reports land in reports/.
+chaos: up
+	@status=0; for s in $(CHAOS); do $(LAB) run "$$s" || status=1; done; \
+	$(LAB) report --index >/dev/null || true; exit $$status
+
+bench: venv test-deps
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(VENV)/bin/python "$$b" || exit 1; done
 
 # Both linters always run, so one report shows every problem; the target fails if either does.
 lint: venv

