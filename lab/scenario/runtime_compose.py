@@ -1,0 +1,214 @@
+"""The Compose runtime: the lab started by ``lab up``, driven through the Docker SDK.
+
+Why labels: compose.yaml puts ``com.grenache-lab.*`` labels on every container (service
+kind, index, host-reachable control address, Toxiproxy proxy, announced address), so the
+engine finds its targets without parsing names or compose.yaml. Docker errors are
+translated here (``RuntimeUnavailable`` when the lab is not there, ``FaultError`` when an
+action fails), and nothing above sees docker-py.
+
+Grape partitions disconnect the container from the lab network and reconnect it with the
+aliases it had, so other services resolve its name again. Docker may hand it a new IP on
+reconnect (the Compose network has no fixed subnet); grapes that bootstrapped from its
+old IP then relearn it from its own traffic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import docker.errors
+
+from lab.errors import FaultError, RuntimeUnavailable
+from lab.scenario.runtime import Target
+from lab.stack import health
+from lab.stack.engine import Engine, service_name
+
+if TYPE_CHECKING:
+    from lab.scenario.rollback import CleanupReport
+
+KIND_LABEL = "com.grenache-lab.service"
+CONTROL_LABEL = "com.grenache-lab.control"
+PROXY_LABEL = "com.grenache-lab.proxy"
+ANNOUNCE_LABEL = "com.grenache-lab.announce"
+POLICY_LABEL = "com.grenache-lab.policy"
+NETWORK_LABEL = "com.grenache-lab.network"
+
+UP_FIRST = "run `lab up` first"
+
+
+def _target(c: Any) -> Target:
+    labels: Mapping[str, str] = c.labels or {}
+    control = labels.get(CONTROL_LABEL)
+    return Target(
+        name=service_name(c),
+        kind=str(labels.get(KIND_LABEL, "other")),
+        control_url=f"http://{control}" if control else None,
+        proxy=labels.get(PROXY_LABEL),
+        peer=labels.get(ANNOUNCE_LABEL),
+        policy=labels.get(POLICY_LABEL),
+    )
+
+
+class ComposeRuntime:
+    """The running Compose lab; :meth:`connect` fails with "run `lab up` first"."""
+
+    name = "compose"
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._containers: dict[str, Any] = {}
+        self._targets: dict[str, Target] = {}
+        self._aliases: dict[str, list[str]] = {}
+        self.refresh()
+        if "toxiproxy" not in self._targets or not any(
+            t.kind == "worker" for t in self._targets.values()
+        ):
+            raise RuntimeUnavailable(f"the Compose lab is not up ({UP_FIRST})")
+        self.network = self._network()
+
+    @classmethod
+    def connect(cls) -> ComposeRuntime:
+        return cls(Engine.connect())
+
+    def refresh(self) -> None:
+        self._containers = {service_name(c): c for c in self.engine.containers(all=True)}
+        self._targets = {n: _target(c) for n, c in self._containers.items()}
+
+    def _network(self) -> Any:
+        nets = [
+            n for n in self.engine.networks() if (n.attrs.get("Labels") or {}).get(NETWORK_LABEL)
+        ]
+        if not nets:
+            raise RuntimeUnavailable(f"the lab network is missing ({UP_FIRST})")
+        return nets[0]
+
+    # -- the protocol -------------------------------------------------------------------
+
+    def targets(self) -> Mapping[str, Target]:
+        return dict(self._targets)
+
+    def toxiproxy_api(self) -> str:
+        url = self._targets["toxiproxy"].control_url
+        if url is None:
+            raise RuntimeUnavailable("the toxiproxy container has no control label")
+        return url
+
+    def _container(self, name: str) -> Any:
+        c = self._containers.get(name)
+        if c is None:
+            raise RuntimeUnavailable(f"no container for service {name!r} ({UP_FIRST})")
+        return c
+
+    def _do(self, name: str, what: str, **kw: Any) -> None:
+        c = self._container(name)
+        try:
+            getattr(c, what)(**kw)
+            c.reload()
+        except docker.errors.DockerException as exc:
+            raise FaultError(f"docker {what} {name}: {_short(exc)}") from exc
+
+    def kill(self, name: str) -> None:
+        self._do(name, "kill")
+
+    def stop(self, name: str) -> None:
+        self._do(name, "stop", timeout=5)
+
+    def start(self, name: str) -> None:
+        self._do(name, "start")
+
+    def pause(self, name: str) -> None:
+        self._do(name, "pause")
+
+    def unpause(self, name: str) -> None:
+        self._do(name, "unpause")
+
+    def restart(self, name: str) -> None:
+        self._do(name, "restart", timeout=5)
+
+    def disconnect(self, name: str) -> None:
+        c = self._container(name)
+        nets = (c.attrs.get("NetworkSettings") or {}).get("Networks") or {}
+        entry = nets.get(self.network.name) or {}
+        self._aliases[name] = [a for a in entry.get("Aliases") or [] if a] or [name]
+        try:
+            self.network.disconnect(c)
+            c.reload()
+        except docker.errors.DockerException as exc:
+            raise FaultError(f"docker network disconnect {name}: {_short(exc)}") from exc
+
+    def reconnect(self, name: str) -> None:
+        c = self._container(name)
+        try:
+            self.network.connect(c, aliases=self._aliases.get(name, [name]))
+            c.reload()
+        except docker.errors.DockerException as exc:
+            raise FaultError(f"docker network connect {name}: {_short(exc)}") from exc
+
+    def state(self, name: str) -> str:
+        c = self._container(name)
+        try:
+            c.reload()
+        except docker.errors.DockerException as exc:
+            raise FaultError(f"docker inspect {name}: {_short(exc)}") from exc
+        status = str((c.attrs.get("State") or {}).get("Status", "unknown"))
+        if status == "paused":
+            return "paused"
+        if status != "running":
+            return "stopped"
+        nets = (c.attrs.get("NetworkSettings") or {}).get("Networks") or {}
+        return "running" if self.network.name in nets else "disconnected"
+
+    def check_health(self, timeout: float) -> None:
+        try:
+            health.wait_healthy(self.engine, list(self._containers), timeout, log=lambda _m: None)
+        except RuntimeUnavailable as exc:
+            raise RuntimeUnavailable(f"the Compose lab is not healthy ({UP_FIRST}): {exc}") from exc
+
+    def inflight_info(self) -> dict[str, Any]:
+        return {
+            "runtime": self.name,
+            "toxiproxy_api": self.toxiproxy_api(),
+            "network": self.network.name,
+        }
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+def undo_leftovers(faults: list[dict[str, Any]], report: CleanupReport) -> None:
+    """Reconnect, unpause and start the containers a dead run left faulted."""
+    wanted = {str(f["target"]) for f in faults if f.get("undo")}
+    if not wanted:
+        return
+    try:
+        rt = ComposeRuntime.connect()
+    except RuntimeUnavailable as exc:
+        report.errors.append(f"cannot reach the Compose lab to undo faults: {exc}")
+        return
+    try:
+        for name in sorted(wanted):
+            if name not in rt.targets():
+                continue  # the lab was taken down since: nothing left to undo
+            try:
+                state = rt.state(name)
+                if state == "disconnected":
+                    rt.reconnect(name)
+                    report.actions.append(f"reconnected {name}")
+                elif state == "paused":
+                    rt.unpause(name)
+                    report.actions.append(f"unpaused {name}")
+                elif state == "stopped":
+                    rt.start(name)
+                    report.actions.append(f"started {name}")
+            except FaultError as exc:
+                report.errors.append(str(exc))
+    finally:
+        with contextlib.suppress(Exception):
+            rt.close()
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
