@@ -1,0 +1,76 @@
+"""``lab grape``: parse the options, run the DHT node and its API until SIGTERM/SIGINT.
+
+Imported only when the subcommand runs (see :mod:`lab.cli`). Shutdown is graceful:
+the API stops accepting and finishes what is in flight, then the DHT socket closes, and
+the process exits 0. Startup ends with one ``ready`` line naming the ports, which logs
+and humans look for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from lab import errors
+from lab.grape import settings as grape_settings
+from lab.grape.api import create_app
+from lab.grape.node import GrapeNode
+from lab.grape.settings import GrapeSettings
+
+log = logging.getLogger("lab.grape")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    grape_settings.configure(parser)
+    parser.add_argument("--log-level", default="INFO", help="logging level [default INFO]")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = grape_settings.from_args(args)  # SettingsError -> exit 2 in lab.cli
+    logging.basicConfig(
+        level=str(args.log_level).upper(),
+        format=f"%(asctime)s %(levelname)s grape:{settings.api_port} %(name)s: %(message)s",
+    )
+    # rpcudp logs every expected timeout as an error and kademlia every dead peer as a
+    # warning; the node reports what matters (joined / left) itself.
+    logging.getLogger("rpcudp").setLevel(logging.CRITICAL)
+    logging.getLogger("kademlia").setLevel(logging.ERROR)
+    return asyncio.run(serve(settings))
+
+
+async def serve(settings: GrapeSettings) -> int:
+    """Run until a stop signal; 0 on a clean stop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    node = GrapeNode(settings)
+    await node.start()
+    runner = web.AppRunner(create_app(node), access_log=None, shutdown_timeout=2.0)
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, settings.bind, settings.api_port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise errors.RuntimeUnavailable(
+                f"cannot bind the API on tcp {settings.bind}:{settings.api_port}: "
+                f"{exc.strerror or exc}"
+            ) from exc
+        log.info(
+            "ready: api http://%s:%d dht udp %s:%d advertise %s cluster %s node %s",
+            settings.bind, settings.api_port, settings.bind, settings.dht_port,
+            node.advertise, settings.cluster_id, node.node_id[:12],
+        )  # fmt: skip
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await runner.cleanup()
+        await node.stop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    return 0

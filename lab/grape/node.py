@@ -1,0 +1,279 @@
+"""The grape's DHT node: join, announce, lookup, put and get over kademlia routing.
+
+Lifecycle: :meth:`GrapeNode.start` binds the UDP socket and starts two owned tasks,
+the join loop and the prune loop; :meth:`GrapeNode.stop` cancels them and closes the
+socket. Nothing starts at import.
+
+- **Join.** Bootstrap peers are resolved (names to IPs) and pinged at every attempt, with
+  backoff while none answers: in Compose the grapes start in any order, so a grape must
+  keep trying until a peer is up. Once joined it still re-pings its seeds every few
+  seconds, which re-learns a peer that restarted or came back from a partition.
+- **Announce** stores locally, then asks the k nodes closest to SHA1(name) (found by a
+  kademlia node lookup) to hold the announcement; the answer counts the nodes that stored
+  it, this one included. With no peers it is stored here only (upstream refuses with
+  "No nodes to query"; a grape that is alone should still serve its own callers).
+- **Lookup** merges the local table with the answers of the k closest nodes.
+- Every network step is bounded by :attr:`GrapeNode.op_timeout`, so an HTTP caller gets
+  an answer (possibly only the local part) even while peers are dying.
+
+The node id is SHA1(cluster | advertised address | DHT port): a grape that restarts on
+the same address keeps its id, so the other grapes' routing tables stay right.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import logging
+import random
+import socket
+from collections.abc import Awaitable, Iterable
+from typing import Any, TypeVar
+
+from kademlia.crawling import NodeSpiderCrawl, ValueSpiderCrawl
+from kademlia.network import Server
+from kademlia.node import Node
+
+from lab import errors
+from lab.clock import SYSTEM_CLOCK, Clock
+from lab.grape import bencode
+from lab.grape.protocol import GrapeProtocol
+from lab.grape.records import AnnouncementTable
+from lab.grape.settings import GrapeSettings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+REJOIN_INTERVAL = 5.0
+"""Seconds between seed pings once joined (re-learns restarted or healed peers)."""
+MAX_BACKOFF = 2.0
+"""Longest wait between join attempts while no peer answers."""
+LOOKUP_LIMIT = 100
+
+
+class ValueTooLarge(errors.LabError, ValueError):
+    """An immutable value over 1000 bytes once bencoded."""
+
+
+def service_key(name: str) -> bytes:
+    """The 20-byte DHT key of a service name: SHA1 of its UTF-8 bytes."""
+    return hashlib.sha1(bencode.utf8(name)).digest()
+
+
+class GrapeNode:
+    """One DHT node with Grenache's operations."""
+
+    def __init__(
+        self,
+        settings: GrapeSettings,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.advertise = settings.advertised_host()
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self.records = AnnouncementTable(clock, settings.peer_max_age, rng=self._rng)
+        self.op_timeout = min(5.0, max(1.0, 4 * settings.rpc_timeout))
+        ident = f"{settings.cluster_id}|{self.advertise}:{settings.dht_port}"
+        self._server: Any = Server(
+            ksize=settings.ksize, alpha=3, node_id=hashlib.sha1(ident.encode()).digest()
+        )
+        self._server.protocol_class = functools.partial(
+            GrapeProtocol,
+            records=self.records,
+            cluster=settings.cluster_id,
+            rpc_timeout=settings.rpc_timeout,
+        )
+        self.joined = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind the DHT socket and start joining; raises RuntimeUnavailable if it cannot bind."""
+        s = self.settings
+        try:
+            await self._server.listen(s.dht_port, interface=s.bind)
+        except OSError as exc:
+            raise errors.RuntimeUnavailable(
+                f"cannot bind the DHT on udp {s.bind}:{s.dht_port}: {exc.strerror or exc}"
+            ) from exc
+        self._tasks = [
+            asyncio.create_task(self._join_loop(), name="grape-join"),
+            asyncio.create_task(self._prune_loop(), name="grape-prune"),
+        ]
+
+    async def stop(self) -> None:
+        """Cancel the owned tasks and close the socket."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        self._server.stop()
+
+    @property
+    def protocol(self) -> GrapeProtocol | None:
+        return self._server.protocol  # type: ignore[no-any-return]
+
+    @property
+    def node_id(self) -> str:
+        return str(self._server.node.id.hex())
+
+    def peer_count(self) -> int:
+        """Nodes in the routing table (0 before start)."""
+        proto = self.protocol
+        return proto.peer_count() if proto is not None else 0
+
+    # -- operations -------------------------------------------------------------------
+
+    async def announce(self, name: str, hostport: str) -> int:
+        """Hold ``hostport`` for ``name`` here and on the closest nodes; how many stored it."""
+        key = service_key(name)
+        self.records.announce(key, hostport)
+        proto = self.protocol
+        if proto is None:
+            return 1
+        nodes = await self._closest(key)
+        stored = await self._bounded(proto.call_announce(n, key, hostport) for n in nodes)
+        return 1 + sum(1 for ok in stored if ok)
+
+    async def lookup(self, name: str) -> list[str]:
+        """Live announcers of ``name``: ours merged with the closest nodes', random order."""
+        key = service_key(name)
+        found = set(self.records.lookup(key, LOOKUP_LIMIT))
+        proto = self.protocol
+        if proto is not None:
+            nodes = await self._closest(key)
+            for answer in await self._bounded(proto.call_lookup(n, key) for n in nodes):
+                found.update(answer or ())
+        peers = list(found)
+        self._rng.shuffle(peers)
+        return peers[:LOOKUP_LIMIT]
+
+    async def put(self, value: Any) -> str:
+        """Store an immutable value here and on the closest nodes; returns its hex key."""
+        encoded = bencode.encode(value)
+        if len(encoded) > bencode.MAX_VALUE_BYTES:
+            raise ValueTooLarge(
+                f"value is {len(encoded)} bytes bencoded; at most {bencode.MAX_VALUE_BYTES}"
+            )
+        key = bencode.immutable_key(encoded)
+        self._server.storage[key] = encoded
+        if self.peer_count():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.set_digest(key, encoded), self.op_timeout)
+        return key.hex()
+
+    async def get(self, key: bytes) -> dict[str, Any] | None:
+        """``{"id", "token", "v"}`` for an immutable value, or None when nobody has it."""
+        value = self._server.storage.get(key)
+        proto = self.protocol
+        if value is None and proto is not None:
+            target = Node(key)
+            nearest = proto.router.find_neighbors(target)
+            if nearest:
+                spider = ValueSpiderCrawl(proto, target, nearest, self.settings.ksize, 3)
+                with contextlib.suppress(TimeoutError):
+                    value = await asyncio.wait_for(spider.find(), self.op_timeout)
+        if not isinstance(value, bytes) or bencode.immutable_key(value) != key:
+            return None
+        try:
+            decoded = bencode.decode(value)
+        except ValueError:
+            return None
+        return {"id": self.node_id, "token": None, "v": decoded}
+
+    # -- internals --------------------------------------------------------------------
+
+    async def _closest(self, key: bytes) -> list[Node]:
+        """The k nodes closest to ``key`` by a kademlia node lookup, one per address."""
+        proto = self.protocol
+        if proto is None:
+            return []
+        target = Node(key)
+        nearest = proto.router.find_neighbors(target)
+        if not nearest:
+            return []
+        spider = NodeSpiderCrawl(proto, target, nearest, self.settings.ksize, 3)
+        try:
+            nodes = await asyncio.wait_for(spider.find(), self.op_timeout)
+        except TimeoutError:
+            nodes = nearest
+        by_address: dict[tuple[str, int], Node] = {}
+        for n in nodes:
+            by_address.setdefault((n.ip, n.port), n)
+        return list(by_address.values())
+
+    async def _bounded(self, calls: Iterable[Awaitable[T]]) -> list[T]:
+        """Run ``calls`` together; results of those done within ``op_timeout``."""
+        tasks = [asyncio.ensure_future(c) for c in calls]
+        if not tasks:
+            return []
+        done, pending = await asyncio.wait(tasks, timeout=self.op_timeout)
+        for task in pending:
+            task.cancel()
+        return [t.result() for t in done if not t.cancelled() and t.exception() is None]
+
+    async def _seeds(self) -> list[tuple[str, int]]:
+        """Bootstrap peers resolved to IPv4 addresses now; unresolvable ones are skipped."""
+        loop = asyncio.get_running_loop()
+        me = {
+            (self.advertise, self.settings.dht_port),
+            (self.settings.bind, self.settings.dht_port),
+        }
+        out: list[tuple[str, int]] = []
+        for host, port in self.settings.bootstrap:
+            try:
+                infos = await asyncio.wait_for(
+                    loop.getaddrinfo(host, port, family=socket.AF_INET, type=socket.SOCK_DGRAM),
+                    timeout=2.0,
+                )
+            except (OSError, TimeoutError) as exc:
+                log.debug("cannot resolve bootstrap peer %s: %s", host, exc)
+                continue
+            for info in infos[:1]:
+                addr = (str(info[4][0]), int(info[4][1]))
+                if addr not in me and addr not in out:
+                    out.append(addr)
+        return out
+
+    async def _join_once(self) -> bool:
+        seeds = await self._seeds()
+        if seeds:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.bootstrap(seeds), self.op_timeout)
+        return self.peer_count() > 0
+
+    async def _join_loop(self) -> None:
+        backoff = 0.1
+        while True:
+            if not self.settings.bootstrap:
+                joined = self.peer_count() > 0
+            else:
+                try:
+                    joined = await self._join_once()
+                except Exception:  # a join attempt must never end the loop
+                    log.exception("join attempt failed")
+                    joined = False
+            if joined != self.joined:
+                log.info("%s the DHT: %d peers", "joined" if joined else "left", self.peer_count())
+                self.joined = joined
+            if joined:
+                backoff = 0.1
+                delay = REJOIN_INTERVAL
+            else:
+                delay = backoff * self._rng.uniform(0.8, 1.2)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+            await self._clock.sleep(delay)
+
+    async def _prune_loop(self) -> None:
+        interval = min(10.0, max(0.25, self.settings.peer_max_age / 4))
+        while True:
+            await self._clock.sleep(interval)
+            self.records.prune()
