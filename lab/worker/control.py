@@ -1,0 +1,93 @@
+"""The worker's control HTTP app: health, metrics, and the behaviour knobs at runtime.
+
+``PUT /behaviour`` takes a partial JSON object (``{"latency": {"kind": "fixed", "ms":
+300}, "error_rate": 0.1, "cpu_ms": 2}``), validates all of it before changing anything
+and swaps the behaviour in one assignment; a bad value gets 400 naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from lab.errors import SettingsError
+from lab.worker.behaviour import Behaviour
+from lab.worker.metrics import WorkerMetrics
+
+
+@dataclass
+class WorkerState:
+    """What the RPC handler and the control app share (one event loop, no locks)."""
+
+    name: str
+    service: str
+    behaviour: Behaviour
+    metrics: WorkerMetrics
+    rng: random.Random
+    rpc_port: int = 0
+    announce: str = ""
+    draining: bool = False
+    in_flight: int = 0
+    started: dict[str, Any] = field(default_factory=dict)
+
+    def set_behaviour(self, b: Behaviour) -> None:
+        self.behaviour = b
+        self.metrics.set_behaviour(b)
+
+
+STATE = web.AppKey("worker_state", WorkerState)
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status)
+
+
+async def health(request: web.Request) -> web.Response:
+    s = request.app[STATE]
+    body = {
+        "ok": not s.draining,
+        "name": s.name,
+        "service": s.service,
+        "port": s.rpc_port,
+        "announce": s.announce,
+        "in_flight": s.in_flight,
+    }
+    return _json(body, 200 if not s.draining else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[STATE].metrics.render()
+    return web.Response(body=body, content_type="text/plain", charset="utf-8")
+
+
+async def get_behaviour(request: web.Request) -> web.Response:
+    return _json(request.app[STATE].behaviour.to_json())
+
+
+async def put_behaviour(request: web.Request) -> web.Response:
+    s = request.app[STATE]
+    raw = await request.read()
+    try:
+        change = json.loads(raw)
+    except (ValueError, RecursionError):
+        return _json({"error": "body: not JSON (try {\"error_rate\": 0.1})"}, 400)
+    try:
+        new = s.behaviour.updated(change)
+    except SettingsError as exc:
+        return _json({"error": str(exc)}, 400)
+    s.set_behaviour(new)
+    return _json(new.to_json())
+
+
+def make_app(state: WorkerState) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024)
+    app[STATE] = state
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/behaviour", get_behaviour)
+    app.router.add_put("/behaviour", put_behaviour)
+    return app
