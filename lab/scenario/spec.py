@@ -1,0 +1,442 @@
+"""Scenario files: schema, validation and the resolved plan.
+
+``load_scenario(path)`` reads a YAML experiment (PyYAML safe loading, line numbers kept)
+and returns a frozen :class:`Scenario`, or raises ``ScenarioError`` naming the file, the
+line and the field: ``scenarios/x.yaml:12: timeline[1].at: expected a duration like 15s,
+got 'soon'``. Unknown keys are errors with a did-you-mean. Validation is complete before
+anything is touched (``lab validate`` does only this), including the cross-field rules:
+a heal comes after its fault, every time lies within the duration, targets exist in the
+topology, two faults never hold one target at once, expectations name clients of the run.
+
+Schema (durations ``15s``/``500ms``/``1m30s`` or seconds; bounds ``"<= 1"``, quoted)::
+
+    name: partition-one-worker        # [A-Za-z0-9_.-]+
+    description: text                 # optional
+    seed: 7                           # int, default 1: load arrivals and chaos choices
+    runtime: compose                  # compose (default) | local
+    topology: {grapes: 3, workers: 3} # compose: exactly 3 + 3
+    clients: [adaptive, random, oracle]            # a policy -> client "client-<policy>"
+    #   or  - {name: client-adaptive-2, policy: adaptive, gossip: true, rate: 5}
+    load: {rate: 100, arrival: constant, payload_bytes: 64, service: rpc_test, timeout: 1s}
+    duration: 60s
+    warmup: 5s                        # default 5s, excluded from the steady state
+    settle: 5s                        # default 5s after the last heal before "after"
+    steady_state: {availability: ">= 0.999", p99_ms: "<= 50"}
+    timeline:
+      - {at: 15s, fault: partition, target: worker-2, id: p1}   # id optional: f1, f2...
+      - {at: 35s, heal: p1}                                     # a fault id or a target
+      - {at: 40s, fault: latency, target: worker-1, latency_ms: 300, for: 5s}
+      - {at: 10s, fault: down, target: worker-1, every: 4s, for: 2s, until: 40s}
+      - {at: 20s, fault: chaos, targets: [worker-1, worker-2], kinds: [partition,
+         {latency: {latency_ms: 300}}], count: 3, hold: 3s, every: 6s}
+    expect:                           # per policy or client name: metric -> bound
+      adaptive: {detection_s: "<= 1", availability: ">= 0.999", recovery_s: "<= 5"}
+
+A fault nobody heals is healed at the end of the run; ``restart`` heals itself. A
+repeating step (``every``/``for``/``until``) expands to faults ``<id>.1``, ``<id>.2``...;
+a chaos step to ``count`` faults ``<id>.1``... one after another, each a seeded choice of
+target and kind. :meth:`Scenario.plan` returns the resolved, time-ordered steps; the
+same seed gives the same plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lab.scenario.quantities import (
+    Bound,
+    format_duration,
+    parse_bound,
+    parse_duration,
+    parse_number,
+)
+from lab.scenario.timeline import (
+    NAME,
+    ChaosStep,
+    FaultStep,
+    HealStep,
+    PlannedStep,
+    Step,
+    Topology,
+    check_overlaps,
+    expand,
+    parse_timeline,
+    plan_of,
+)
+from lab.scenario.yamlsource import (
+    Field,
+    Section,
+    YList,
+    describe,
+    did_you_mean,
+    load_text,
+    read_file,
+)
+
+__all__ = [
+    "ChaosStep",
+    "ClientSpec",
+    "FaultStep",
+    "HealStep",
+    "LoadSpec",
+    "PlannedStep",
+    "Scenario",
+    "Step",
+    "Topology",
+    "load_scenario",
+    "parse_scenario",
+]
+
+POLICIES: tuple[str, ...] = ("adaptive", "random", "round_robin", "oracle")
+RUNTIMES: tuple[str, ...] = ("compose", "local")
+ARRIVALS: tuple[str, ...] = ("constant", "poisson")
+SERVICES: tuple[str, ...] = ("rpc_test",)
+# The Compose lab's fixed cast (compose.yaml): client containers and their policies.
+COMPOSE_CLIENTS: dict[str, str] = {
+    "client-adaptive": "adaptive",
+    "client-random": "random",
+    "client-round_robin": "round_robin",
+    "client-oracle": "oracle",
+    "client-adaptive-2": "adaptive",
+}
+COMPOSE_GRAPES = 3
+COMPOSE_WORKERS = 3
+# What an expectation may bound; the checker's definitions are in checks.py.
+EXPECT_METRICS: tuple[str, ...] = (
+    "detection_s",
+    "availability",
+    "p99_ratio",
+    "recovery_s",
+    "p50_ms",
+    "p99_ms",
+    "p999_ms",
+    "errors",
+    "retries",
+    "gossip_lead_s",
+    "gossip_lag_s",
+    "max_faulty_share",
+)
+STEADY_METRICS: tuple[str, ...] = ("availability", "p50_ms", "p99_ms", "p999_ms")
+_TOP_KEYS = (
+    "name",
+    "description",
+    "seed",
+    "runtime",
+    "topology",
+    "clients",
+    "load",
+    "duration",
+    "warmup",
+    "settle",
+    "steady_state",
+    "timeline",
+    "expect",
+)
+
+
+# -- the model ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSpec:
+    name: str
+    policy: str
+    gossip: bool = True
+    rate: float | None = None  # this client's own rate; None: the load's rate
+
+    def rate_of(self, load: LoadSpec) -> float:
+        return load.rate if self.rate is None else self.rate
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSpec:
+    rate: float  # requests per second, per client
+    arrival: str = "constant"
+    payload_bytes: int = 64
+    service: str = "rpc_test"
+    timeout_s: float = 1.0  # per-request deadline
+
+    def control_body(self, duration_s: float, seed: int) -> dict[str, Any]:
+        """The body of a client's ``POST /load/start`` (contracts.md)."""
+        return {
+            "rate": self.rate,
+            "arrival": self.arrival,
+            "payload_bytes": self.payload_bytes,
+            "duration_s": duration_s,
+            "seed": seed,
+            "timeout_s": self.timeout_s,
+        }
+
+
+@dataclass(frozen=True)
+class Scenario:
+    path: str
+    name: str
+    description: str
+    seed: int
+    runtime: str
+    topology: Topology
+    clients: tuple[ClientSpec, ...]
+    load: LoadSpec
+    duration_s: float
+    warmup_s: float
+    settle_s: float
+    steady_state: Mapping[str, Bound]
+    timeline: tuple[Step, ...]
+    expect: Mapping[str, Mapping[str, Bound]]
+    text: str = ""
+
+    def client_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.clients)
+
+    def clients_for(self, key: str) -> tuple[ClientSpec, ...]:
+        """The clients an expectation key names: one client by name, or every one of a policy."""
+        named = tuple(c for c in self.clients if c.name == key)
+        return named or tuple(c for c in self.clients if c.policy == key)
+
+    def plan(self, seed: int | None = None) -> tuple[PlannedStep, ...]:
+        """The time-ordered inject/heal steps; chaos choices follow ``seed`` (default: own)."""
+        intervals = expand(self.timeline, self.seed if seed is None else seed)
+        check_overlaps(intervals, self.path, self.duration_s)
+        return plan_of(intervals, self.duration_s)
+
+    def fault_span(self) -> tuple[float, float] | None:
+        """(first inject, last heal) in seconds of the plan, or None without faults."""
+        steps = self.plan()
+        if not steps:
+            return None
+        return min(s.at_s for s in steps), max(s.at_s for s in steps)
+
+
+# -- loading --------------------------------------------------------------------------
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate one scenario file; raises ``ScenarioError`` naming file:line: field."""
+    label = str(path)
+    return parse_scenario(read_file(Path(path)), label)
+
+
+def parse_scenario(text: str, label: str = "<scenario>") -> Scenario:
+    """Validate scenario text; ``label`` is the file name the errors carry."""
+    doc = load_text(text, label)
+    top = Section(doc, Field(label, 1, ""), "a mapping of scenario fields (name, load, ...)")
+    for key in top.extra_keys():
+        if key not in _TOP_KEYS:
+            raise top.at.key(top.map, key).error(
+                f"unknown key {key!r}{did_you_mean(key, _TOP_KEYS)}"
+            )
+
+    name_v, at = top.need("name")
+    if not isinstance(name_v, str) or not NAME.match(name_v):
+        raise at.error(f"expected a name of letters, digits, _ . -, got {describe(name_v)}")
+    desc_v, at = top.get("description", "")
+    if not isinstance(desc_v, str):
+        raise at.error(f"expected text, got {describe(desc_v)}")
+    seed_v, at = top.get("seed", 1)
+    seed = int(parse_number(seed_v, at, low=0, high=2**63 - 1, integer=True))
+    runtime, at = top.get("runtime", "compose")
+    if runtime not in RUNTIMES:
+        raise at.error(
+            f"expected one of {', '.join(RUNTIMES)}, got {describe(runtime)}"
+            f"{did_you_mean(str(runtime), RUNTIMES)}"
+        )
+
+    topo_v, topo_at = top.get("topology")
+    topology = _topology(topo_v, topo_at, runtime)
+    clients_v, at = top.need("clients")
+    clients = _clients(clients_v, at, runtime)
+    load_v, at = top.need("load")
+    load = _load(load_v, at)
+
+    dur_v, dur_at = top.need("duration")
+    duration = parse_duration(dur_v, dur_at, allow_zero=False)
+    warm_v, warm_at = top.get("warmup", "5s")
+    warmup = parse_duration(warm_v, warm_at)
+    if warmup >= duration:
+        raise warm_at.error(
+            f"warmup {format_duration(warmup)} leaves nothing of duration "
+            f"{format_duration(duration)}"
+        )
+    settle_v, settle_at = top.get("settle", "5s")
+    settle = parse_duration(settle_v, settle_at)
+
+    ss_v, ss_at = top.get("steady_state")
+    steady = _bounds(ss_v, ss_at, STEADY_METRICS) if ss_v is not None else {}
+
+    tl_v, tl_at = top.get("timeline")
+    timeline = parse_timeline(tl_v if tl_v is not None else YList(), tl_at, topology, duration)
+    intervals = expand(timeline, seed)
+    check_overlaps(intervals, label, duration)
+
+    if steady and intervals:
+        first = min(intervals, key=lambda iv: iv.start)
+        last = max(intervals, key=lambda iv: duration if iv.end is None else iv.end)
+        last_end = duration if last.end is None else last.end
+        if warmup >= first.start:
+            where = warm_at if "warmup" in top.map else Field(label, first.line, "warmup")
+            raise where.error(
+                f"warmup {format_duration(warmup)} leaves no steady state before the first "
+                f"fault at {format_duration(first.start)}"
+            )
+        if last_end + settle >= duration:
+            where = (
+                settle_at
+                if "settle" in top.map
+                else Field(label, last.end_line or last.line, "settle")
+            )
+            raise where.error(
+                f"the last heal at {format_duration(last_end)} ({last.fault_id}) + settle "
+                f"{format_duration(settle)} leaves no steady state before duration "
+                f"{format_duration(duration)}"
+            )
+
+    exp_v, exp_at = top.get("expect")
+    expect = _expect(exp_v, exp_at, clients) if exp_v is not None else {}
+    top.done()
+    return Scenario(
+        path=label,
+        name=name_v,
+        description=desc_v,
+        seed=seed,
+        runtime=str(runtime),
+        topology=topology,
+        clients=clients,
+        load=load,
+        duration_s=duration,
+        warmup_s=warmup,
+        settle_s=settle,
+        steady_state=steady,
+        timeline=timeline,
+        expect=expect,
+        text=text,
+    )
+
+
+# -- sections -------------------------------------------------------------------------
+
+
+def _topology(value: Any, at: Field, runtime: str) -> Topology:
+    if value is None:
+        return Topology()
+    s = Section(value, at, "a mapping like {grapes: 3, workers: 3}")
+    g_v, g_at = s.get("grapes", 3)
+    w_v, w_at = s.get("workers", 3)
+    s.done()
+    grapes = int(parse_number(g_v, g_at, low=1, high=16, integer=True))
+    workers = int(parse_number(w_v, w_at, low=1, high=16, integer=True))
+    if runtime == "compose":
+        if grapes != COMPOSE_GRAPES:
+            raise g_at.error(f"the compose lab has {COMPOSE_GRAPES} grapes, got {grapes}")
+        if workers != COMPOSE_WORKERS:
+            raise w_at.error(f"the compose lab has {COMPOSE_WORKERS} workers, got {workers}")
+    return Topology(grapes, workers)
+
+
+def _policy(value: Any, at: Field) -> str:
+    if value not in POLICIES:
+        raise at.error(
+            f"unknown policy {describe(value)}{did_you_mean(str(value), POLICIES)}; "
+            f"policies: {', '.join(POLICIES)}"
+        )
+    return str(value)
+
+
+def _clients(value: Any, at: Field, runtime: str) -> tuple[ClientSpec, ...]:
+    if not isinstance(value, YList) or not value:
+        raise at.error(f"expected a non-empty list of policies or clients, got {describe(value)}")
+    out: list[ClientSpec] = []
+    for i, item in enumerate(value):
+        iat = at.item(value, i)
+        if isinstance(item, str):
+            policy = _policy(item, iat)
+            spec = ClientSpec(f"client-{policy}", policy)
+        else:
+            s = Section(item, iat, "a policy name or {name, policy, gossip}")
+            n_v, n_at = s.need("name")
+            if not isinstance(n_v, str) or not NAME.match(n_v):
+                raise n_at.error(f"expected a client name, got {describe(n_v)}")
+            known = COMPOSE_CLIENTS.get(n_v) if runtime == "compose" else None
+            if s.has("policy") or known is None:
+                p_v, p_at = s.need("policy")
+                policy = _policy(p_v, p_at)
+            else:
+                policy, p_at = known, n_at
+            g_v, g_at = s.get("gossip", True)
+            if not isinstance(g_v, bool):
+                raise g_at.error(f"expected true or false, got {describe(g_v)}")
+            r_v, r_at = s.get("rate")
+            rate = None if r_v is None else parse_number(r_v, r_at, low=0.1, high=10_000)
+            s.done()
+            if known is not None and known != policy:
+                raise p_at.error(f"{n_v} runs policy {known} in the compose lab, not {policy}")
+            spec = ClientSpec(n_v, policy, g_v, rate)
+        if runtime == "compose" and spec.name not in COMPOSE_CLIENTS:
+            raise iat.error(
+                f"the compose lab has no client {spec.name!r}"
+                f"{did_you_mean(spec.name, COMPOSE_CLIENTS)}; clients: "
+                f"{', '.join(COMPOSE_CLIENTS)}"
+            )
+        if any(c.name == spec.name for c in out):
+            raise iat.error(f"client {spec.name!r} is listed twice")
+        out.append(spec)
+    return tuple(out)
+
+
+def _load(value: Any, at: Field) -> LoadSpec:
+    s = Section(value, at, "a mapping like {rate: 100}")
+    r_v, r_at = s.need("rate")
+    rate = parse_number(r_v, r_at, low=0.1, high=10_000)
+    a_v, a_at = s.get("arrival", "constant")
+    if a_v not in ARRIVALS:
+        raise a_at.error(
+            f"expected one of {', '.join(ARRIVALS)}, got {describe(a_v)}"
+            f"{did_you_mean(str(a_v), ARRIVALS)}"
+        )
+    p_v, p_at = s.get("payload_bytes", 64)
+    payload = int(parse_number(p_v, p_at, low=0, high=1_048_576, integer=True))
+    sv_v, sv_at = s.get("service", "rpc_test")
+    if sv_v not in SERVICES:
+        raise sv_at.error(f"the lab's workers serve {', '.join(SERVICES)}, not {describe(sv_v)}")
+    t_v, t_at = s.get("timeout", "1s")
+    timeout = parse_duration(t_v, t_at, allow_zero=False)
+    if timeout > 60:
+        raise t_at.error(f"must be <= 60s, got {format_duration(timeout)}")
+    s.done()
+    return LoadSpec(rate, str(a_v), payload, str(sv_v), timeout)
+
+
+def _bounds(value: Any, at: Field, metrics: tuple[str, ...]) -> dict[str, Bound]:
+    s = Section(value, at, 'a mapping of metric -> bound, like {availability: ">= 0.999"}')
+    out: dict[str, Bound] = {}
+    for key in list(s.map):
+        if key not in metrics:
+            name = str(key)
+            raise at.key(s.map, name).error(
+                f"unknown metric {name!r}{did_you_mean(name, metrics)}; metrics: "
+                f"{', '.join(metrics)}"
+            )
+        v, v_at = s.get(key)
+        out[key] = parse_bound(v, v_at)
+    s.done()
+    return out
+
+
+def _expect(value: Any, at: Field, clients: tuple[ClientSpec, ...]) -> dict[str, dict[str, Bound]]:
+    s = Section(value, at, "a mapping of policy or client -> {metric: bound}")
+    names = [c.name for c in clients] + sorted({c.policy for c in clients})
+    out: dict[str, dict[str, Bound]] = {}
+    for key in list(s.map):
+        name = str(key)
+        if name not in names:
+            raise at.key(s.map, name).error(
+                f"no client or policy {name!r} in this run{did_you_mean(name, names)}; "
+                f"clients: {', '.join(c.name for c in clients)}"
+            )
+        v, v_at = s.get(key)
+        out[name] = _bounds(v, v_at, EXPECT_METRICS)
+    s.done()
+    return out
