@@ -73,6 +73,7 @@ class Rollback:
 
     marker: Path | None
     info: dict[str, Any] = field(default_factory=dict)
+    info_source: Callable[[], dict[str, Any]] | None = None  # fresh facts (pids change)
     results: list[UndoResult] = field(default_factory=list)
     _stack: list[_Entry] = field(default_factory=list)
     _failed: list[dict[str, Any]] = field(default_factory=list)
@@ -156,11 +157,20 @@ class Rollback:
         leftovers = [e.leftover for e in self._stack if e.leftover is not None]
         data = {
             **self.info,
+            **(self._fresh_info()),
             "pid": os.getpid(),
             "written_wall": time.time(),
             "faults": leftovers + list(extra or []),
         }
         write_marker(self.marker, data)
+
+    def _fresh_info(self) -> dict[str, Any]:
+        if self.info_source is None:
+            return {}
+        try:
+            return self.info_source()
+        except Exception:  # the marker must still be written; stale facts beat none
+            return {}
 
 
 def write_marker(path: Path, data: dict[str, Any]) -> None:
