@@ -24,6 +24,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from lab.grape import bencode
@@ -187,17 +189,24 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+class _Unreadable(Exception):
+    """The body could not be read (a broken Content-Encoding, a truncated chunk)."""
+
+
 async def _read_limited(request: web.Request, limit: int) -> bytes | None:
     """The body, or None once it passes ``limit`` bytes (declared or actually sent)."""
     if request.content_length is not None and request.content_length > limit:
         return None
     chunks: list[bytes] = []
     size = 0
-    while chunk := await request.content.readany():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
+    try:
+        while chunk := await request.content.readany():
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+    except (RequestPayloadError, HttpProcessingError) as exc:
+        raise _Unreadable(str(exc)) from exc
     return b"".join(chunks)
 
 
@@ -220,17 +229,23 @@ def _json(value: Any) -> web.Response:
 async def grenache(request: web.Request) -> web.Response:
     """Every Grenache request: size limit, JSON envelope, then the endpoint's handler."""
     started = time.perf_counter()
-    metrics = request.app[METRICS]
-    endpoint = "unknown"
-    body = await _read_limited(request, request.app[NODE].settings.max_payload)
+    resp, endpoint = await _answer(request)
+    request.app[METRICS].observe(endpoint, resp.status, time.perf_counter() - started)
+    return resp
+
+
+async def _answer(request: web.Request) -> tuple[web.Response, str]:
+    try:
+        body = await _read_limited(request, request.app[NODE].settings.max_payload)
+    except _Unreadable:
+        resp = _text(500, "ERR_GRAPE_PAYLOAD_INVALID")
+        resp.force_close()  # the rest of the stream cannot be trusted
+        return resp, "invalid"
     if body is None:
         resp = _text(413, "ERR_GRAPE_PAYLOAD_SIZE")
-        resp.force_close()
-        endpoint = "oversize"
-    else:
-        resp, endpoint = await _dispatch(request, body)
-    metrics.observe(endpoint, resp.status, time.perf_counter() - started)
-    return resp
+        resp.force_close()  # the unread rest of the body is not worth draining
+        return resp, "oversize"
+    return await _dispatch(request, body)
 
 
 async def _dispatch(request: web.Request, body: bytes) -> tuple[web.Response, str]:
@@ -280,7 +295,9 @@ async def metrics(request: web.Request) -> web.Response:
 
 def create_app(node: GrapeNode) -> web.Application:
     """The API app for a started (or about to start) node; the caller owns the node."""
-    app = web.Application()
+    # Bodies are not decompressed, as upstream's raw-body does not: a Content-Encoding
+    # cannot make the parser answer with its own error text or inflate past the limit.
+    app = web.Application(handler_args={"auto_decompress": False})
     app[NODE] = node
     app[METRICS] = GrapeMetrics(node)
     app.router.add_get("/_lab/health", health)

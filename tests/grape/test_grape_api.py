@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -111,6 +112,13 @@ async def test_the_size_limit_holds_for_chunked_bodies_too(api: TestClient[Any, 
     body = json.dumps({"data": "x"}).encode() + b" " * (8192 - 13)
     assert len(body) == 8192
     assert await raw(api, "POST", "/lookup", body) == (200, "[]")
+
+
+async def test_bodies_are_not_decompressed(api: TestClient[Any, Any]) -> None:
+    body = gzip.compress(json.dumps({"data": "x"}).encode())
+    for encoding in ("gzip", "br", "junk"):
+        got = await raw(api, "POST", "/lookup", body, headers={"Content-Encoding": encoding})
+        assert got == (500, "ERR_GRAPE_PAYLOAD_INVALID")
 
 
 async def test_other_json_documents_carry_no_data(api: TestClient[Any, Any]) -> None:
