@@ -1,0 +1,8 @@
+"""The adaptive Grenache client: per-peer measurements, breakers, retry budget, gossip.
+
+Pure parts (take ``now`` or a Clock, never await): :mod:`window`, :mod:`metrics`,
+:mod:`breaker`, :mod:`budget`, :mod:`slowstart`, :mod:`scoring`, :mod:`gossip`,
+:mod:`policies` and :mod:`adaptive`. The shell: :mod:`client` (the request loop over a
+transport) and :mod:`gossip_net` (the UDP socket and its timer). ``docs/balancer.md``
+gives the algorithm, its constants and why.
+"""

@@ -1,0 +1,324 @@
+"""The adaptive policy: P2C on peak EWMA, breakers, retry budget, slow start, gossip.
+
+How the parts meet (constants and reasons in ``docs/balancer.md``):
+
+- **choice**: peers with an open breaker, half-open without a free probe slot, or
+  already tried by this request are out; among the rest, P2C on
+  ``latency x (in-flight + 1) x gossip factor`` with candidates drawn by slow-start
+  weight (:mod:`lab.balancer.scoring`). A peer without history is priced at the median
+  latency of the peers that have some (so a newcomer is neither starved nor flooded;
+  the 30 ms default applies only when nobody has history yet).
+- **every peer excluded by its breaker**: the one whose open period ends soonest is
+  turned half-open early, if it has been open at least the base open time, and probed
+  once; otherwise the request fails at once with ``NoPeerAvailable``. So in a total
+  outage the client neither hangs nor hammers: at most one probe per peer per base
+  open time, and every other request fails fast.
+- **breaker half-open**: the latency history is forgotten, so the probe is priced
+  like a typical peer and gets drawn soon (an old timeout-sized estimate would
+  otherwise keep the recovered peer away for seconds after the breaker allowed it).
+- **breaker closes**: the slow-start ramp begins.
+- **attempt timeout**: ``max(floor, multiplier x min(peer latency, typical latency))``
+  bounded by the request's remaining time; "typical" is the median latency of the
+  peers with closed breakers. Using the peer's own estimate alone would give a peer
+  that turned slow a longer leash exactly when it deserves a shorter one.
+- **gossip**: see :mod:`lab.balancer.gossip`; we share peers whose breaker is not
+  closed or whose recent failure share is high, and ``ok`` for those that recovered
+  within a hint's ttl.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from lab.balancer.breaker import Breaker, BreakerConfig, Result, State, Transition
+from lab.balancer.budget import BudgetConfig, RetryBudget
+from lab.balancer.gossip import GossipConfig, Hint, HintBook, Message, Verdict
+from lab.balancer.metrics import MetricsConfig, PeerMetrics
+from lab.balancer.policies import Pick, Policy
+from lab.balancer.scoring import cost, p2c
+from lab.balancer.slowstart import SlowStartConfig
+from lab.clock import Clock
+from lab.errors import NoPeerAvailable
+from lab.history import Outcome
+from lab.loadgen.metrics import PeerStats
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptConfig:
+    """Per-attempt timeouts (and hedging, which is off by default)."""
+
+    floor_s: float = 0.1
+    multiplier: float = 4.0
+    hedge: bool = False
+    hedge_quantile: float = 0.95
+    hedge_min_s: float = 0.005
+
+    def __post_init__(self) -> None:
+        if not self.floor_s > 0:
+            raise ValueError(f"floor_s: must be positive, not {self.floor_s!r}")
+        if not self.multiplier >= 1:
+            raise ValueError(f"multiplier: must be at least 1, not {self.multiplier!r}")
+        if not 0 < self.hedge_quantile < 1:
+            raise ValueError(f"hedge_quantile: must be in (0, 1), not {self.hedge_quantile!r}")
+        if not self.hedge_min_s >= 0:
+            raise ValueError(f"hedge_min_s: must not be negative, not {self.hedge_min_s!r}")
+
+
+class _Peer:
+    """Everything the adaptive policy keeps about one peer."""
+
+    __slots__ = ("bad_until", "breaker", "metrics", "ramp_since")
+
+    def __init__(self, metrics: PeerMetrics, breaker: Breaker, ramp_since: float | None) -> None:
+        self.metrics = metrics
+        self.breaker = breaker
+        self.ramp_since = ramp_since
+        self.bad_until: float | None = None  # when we last shared it as bad
+
+
+class AdaptivePolicy(Policy):
+    """See the module docstring."""
+
+    name = "adaptive"
+    retries = True
+    OPTIONS: ClassVar[dict[str, type]] = {
+        "metrics": MetricsConfig,
+        "breaker": BreakerConfig,
+        "budget": BudgetConfig,
+        "slow_start": SlowStartConfig,
+        "gossip": GossipConfig,
+        "attempts": AttemptConfig,
+    }
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        rng: random.Random,
+        metrics: MetricsConfig | None = None,
+        breaker: BreakerConfig | None = None,
+        budget: BudgetConfig | None = None,
+        slow_start: SlowStartConfig | None = None,
+        gossip: GossipConfig | None = None,
+        attempts: AttemptConfig | None = None,
+    ) -> None:
+        super().__init__(clock=clock, rng=rng, metrics=metrics)
+        self.breaker_config = breaker or BreakerConfig()
+        self.budget = RetryBudget(budget or BudgetConfig())
+        self.slow_start = slow_start or SlowStartConfig()
+        self.gossip_config = gossip or GossipConfig()
+        self.attempts = attempts or AttemptConfig()
+        self.hints = HintBook(self.gossip_config)
+        self._hints_enabled = True
+        self._peers: dict[str, _Peer] = {}
+        self._list: list[_Peer] = []
+        self._recent: deque[float] = deque(maxlen=256)  # latencies for the hedge delay
+
+    # -- membership ----------------------------------------------------------------------
+
+    def _added(self, peer: str, initial: bool) -> None:
+        now = self._clock.monotonic()
+        breaker = Breaker(peer, self.breaker_config, self._rng, self._on_transition)
+        self._peers[peer] = _Peer(self._metrics[peer], breaker, None if initial else now)
+        self._list = [self._peers[p] for p in sorted(self._peers)]
+
+    def _removed(self, peer: str) -> None:
+        self._peers.pop(peer, None)
+        self._list = [self._peers[p] for p in sorted(self._peers)]
+        self.hints.prune(self._clock.monotonic(), self._peers)
+
+    def _on_transition(self, t: Transition) -> None:
+        p = self._peers.get(t.peer)
+        if p is not None:
+            if t.to_state is State.HALF_OPEN:
+                p.metrics.ewma.reset()
+            elif t.to_state is State.CLOSED:
+                p.ramp_since = t.t
+        self._emit(t)
+
+    # -- choice --------------------------------------------------------------------------
+
+    def typical_latency(self, now: float) -> float:
+        """Median latency of the peers with history and a closed breaker (else default)."""
+        values = sorted(
+            v
+            for p in self._list
+            if p.breaker.state(now) is State.CLOSED and (v := p.metrics.ewma.value(now)) is not None
+        )
+        if not values:
+            return self._metrics_config.default_rtt_s
+        return values[len(values) // 2]
+
+    def _latency(self, p: _Peer, now: float, typical: float | None) -> float:
+        value = p.metrics.ewma.value(now)
+        if value is not None:
+            return value
+        return typical if typical is not None else self.typical_latency(now)
+
+    def _cost(self, p: _Peer, now: float) -> float:
+        m = p.metrics
+        factor = 1.0
+        if self._hints_enabled:
+            factor = self.hints.factor(p.breaker.peer, now, m.last_sample)
+        return cost(self._latency(p, now, None), m.in_flight, factor)
+
+    def choose(self, exclude: AbstractSet[str] = frozenset()) -> Pick:
+        now = self._clock.monotonic()
+        eligible: list[_Peer] = []
+        weights: list[float] = []
+        blocked: list[_Peer] = []
+        for p in self._list:
+            if p.breaker.peer in exclude:
+                continue
+            if p.breaker.allows(now):
+                eligible.append(p)
+                weights.append(self.slow_start.weight(p.ramp_since, now))
+            else:
+                blocked.append(p)
+        if not eligible:
+            if not blocked:
+                raise NoPeerAvailable(
+                    "no peer known" if not self._list else "every known peer was already tried"
+                )
+            soonest = min(blocked, key=lambda b: b.breaker.open_until)
+            if not soonest.breaker.force_half_open(now):
+                wait = max(0.0, soonest.breaker.open_until - now)
+                raise NoPeerAvailable(
+                    f"every peer's breaker is open ({len(blocked)} peers); "
+                    f"next probe allowed in {wait:.2f}s"
+                )
+            eligible, weights = [soonest], [1.0]
+        chosen = eligible[p2c(weights, lambda i: self._cost(eligible[i], now), self._rng)]
+        permit = chosen.breaker.acquire(now)
+        return Pick(chosen.breaker.peer, permit)
+
+    def attempt_timeout(self, peer: str, remaining: float) -> float:
+        now = self._clock.monotonic()
+        typical = self.typical_latency(now)
+        p = self._peers.get(peer)
+        own = typical if p is None else self._latency(p, now, typical)
+        wanted = max(self.attempts.floor_s, self.attempts.multiplier * min(own, typical))
+        return max(0.0, min(wanted, remaining))
+
+    # -- retries -------------------------------------------------------------------------
+
+    def request_started(self) -> None:
+        self.budget.deposit(self._clock.monotonic())
+
+    def try_retry(self) -> bool:
+        return self.budget.try_withdraw(self._clock.monotonic())
+
+    # -- outcomes ------------------------------------------------------------------------
+
+    def finished(self, pick: Pick, rtt: float, outcome: Outcome) -> None:
+        super().finished(pick, rtt, outcome)
+        if outcome is Outcome.OK and self.attempts.hedge:
+            self._recent.append(rtt)
+        p = self._peers.get(pick.peer)
+        if p is None or pick.permit is None:
+            return
+        result = {
+            Outcome.OK: Result.SUCCESS,
+            Outcome.TIMEOUT: Result.TIMEOUT,
+        }.get(outcome, Result.FAILURE)
+        p.breaker.record(pick.permit, self._clock.monotonic(), result, rtt)
+
+    def release(self, pick: Pick) -> None:
+        p = self._peers.get(pick.peer)
+        if p is not None and pick.permit is not None:
+            p.breaker.release(pick.permit)
+
+    def hedge_delay(self) -> float | None:
+        """The hedge quantile of recent successful attempts' latency, once there are 20."""
+        a = self.attempts
+        if not a.hedge or len(self._recent) < 20:
+            return None
+        ordered = sorted(self._recent)
+        index = min(len(ordered) - 1, int(a.hedge_quantile * len(ordered)))
+        return max(a.hedge_min_s, ordered[index])
+
+    def abandoned(self, pick: Pick) -> None:
+        super().abandoned(pick)
+        p = self._peers.get(pick.peer)
+        if p is not None and pick.permit is not None:
+            p.breaker.release(pick.permit)
+
+    # -- views ---------------------------------------------------------------------------
+
+    def stats(self) -> list[PeerStats]:
+        now = self._clock.monotonic()
+        typical = self.typical_latency(now)
+        out = []
+        for peer in self._order:
+            p = self._peers[peer]
+            m = p.metrics
+            ok, bad = m.counts(now)
+            state = p.breaker.state(now)
+            out.append(
+                PeerStats(
+                    peer,
+                    score=self._cost(p, now),
+                    ewma_s=m.ewma.value(now),
+                    in_flight=m.in_flight,
+                    breaker=state.value,
+                    hints=self.hints.count(peer, now) if self._hints_enabled else 0,
+                    detail={
+                        "latency_s": self._latency(p, now, typical),
+                        "weight": self.slow_start.weight(p.ramp_since, now),
+                        "successes": ok,
+                        "failures": bad,
+                        "consecutive_failures": m.consecutive_failures,
+                        "trips": p.breaker.trips,
+                        "open_until": p.breaker.open_until if state is State.OPEN else None,
+                    },
+                )
+            )
+        return out
+
+    def budget_view(self) -> dict[str, Any]:
+        now = self._clock.monotonic()
+        return {
+            "balance": self.budget.balance(now),
+            "spent": self.budget.spent,
+            "refused": self.budget.refused,
+        }
+
+    # -- gossip --------------------------------------------------------------------------
+
+    def _is_bad(self, p: _Peer, now: float) -> bool:
+        if p.breaker.state(now) is not State.CLOSED:
+            return True
+        rate, calls = p.metrics.failure_rate(now)
+        g = self.gossip_config
+        return calls >= g.bad_min_calls and rate >= g.bad_failure_rate
+
+    def verdicts(self) -> list[Hint]:
+        now = self._clock.monotonic()
+        ttl = self.gossip_config.hint_ttl_s
+        out: list[Hint] = []
+        for peer in self._order:
+            p = self._peers[peer]
+            m = p.metrics
+            if self._is_bad(p, now):
+                p.bad_until = now
+                age = 0.0 if m.last_failure is None else max(0.0, now - m.last_failure)
+                if age < ttl:
+                    out.append(Hint(peer, Verdict.BAD, age, ttl))
+            elif p.bad_until is not None and now - p.bad_until < ttl:
+                last_ok = m.last_success if m.last_success is not None else now
+                out.append(Hint(peer, Verdict.OK, max(0.0, now - last_ok), ttl))
+        return out
+
+    def take_hints(self, message: Message) -> list[Hint]:
+        if not self._hints_enabled:
+            return []
+        return self.hints.merge(message, self._clock.monotonic(), self._peers)
+
+    def set_hints_enabled(self, enabled: bool) -> None:
+        self._hints_enabled = enabled
+        if not enabled:
+            self.hints.clear()
