@@ -201,7 +201,12 @@ class NodeServer:
 
 
 def start_node_server(
-    grape: str, service: str, logdir: Path, *, mode: str = "echo", name: str | None = None,
+    grape: str,
+    service: str,
+    logdir: Path,
+    *,
+    mode: str = "echo",
+    name: str | None = None,
     ready_timeout: float = 15.0,
 ) -> NodeServer:
     """Start it and wait for its ``{"ready": true}`` line (listening and announced once)."""
@@ -276,7 +281,12 @@ async def run_node_async(script: str, *args: str, limit_s: float = 20.0) -> dict
 
 
 def node_client_args(
-    grape: str, service: str, payload: Any, *, op: str = "request", compress: bool = False,
+    grape: str,
+    service: str,
+    payload: Any,
+    *,
+    op: str = "request",
+    compress: bool = False,
     timeout_ms: int = 5000,
 ) -> list[str]:
     """Arguments of ``client.js`` (PeerRPCClient request or map)."""
