@@ -1,0 +1,492 @@
+"""The checker: recovery figures as pure functions of a run's history.
+
+Definitions (``../shared/design.md``, "Recovery metrics"; binding). Let t0 be when a
+fault is confirmed in place (``FaultRecord.started``), t1 when it is confirmed removed
+(``FaultRecord.ended``; the run's end when it never was), P the faulty peer addresses
+(``FaultRecord.peers``, as clients see them: ``toxiproxy:21002``), N the number of peers
+that were healthy before the fault.
+
+- share(P, t): attempts sent to P in the 500 ms window before t / all attempts in it.
+  An attempt counts at its start. The window never reaches back across the instant the
+  check is about (t0 for detection, t1 for recovery): attempts begun before the change
+  cannot show a reaction to it, and counting them would add up to 0.43 s of pure
+  window lag to every detection (a third of the window's attempts went to P just before
+  t0). Where a window holds no attempt at all, share is undefined and that stretch
+  neither confirms nor breaks the condition.
+- detection time: the first t >= t0 after which share(P) stays below 5 % until t1, as
+  seconds after t0 (0 when it never reached 5 %). ``None`` with a reason when the share
+  was still >= 5 % at t1 or there was no traffic.
+- availability: successful requests / requests issued in [t0, t1) (REJECTED counts as
+  failed: the user got no answer).
+- latency: p50, p99, p99.9 (nearest rank: a value that was observed) of the requests
+  issued in the window, REJECTED excluded (they end at once and would flatter the tail);
+  "before" is the steady state after warmup and before the first fault; p99_ratio =
+  p99 during / p99 before.
+- recovery time: the first t >= t1 after which share(P) stays at or above half of 1/N
+  until the next fault begins or the run ends, as seconds after t1.
+- errors and retries: failed requests and retry attempts (hedges excluded).
+- faulty share: attempts to P / all attempts started in [t0, t1); max_faulty_share is
+  the largest over a client's faults (flapping and chaos runs judge it).
+- gossip: one run cannot compare gossip on with gossip off, so two figures are reported.
+  ``gossip_lag_s`` = this client's detection instant minus the earliest detection instant
+  of any other client in the run (the adaptive issue's target: a quiet client stops
+  choosing P within 1 s of the first detection). ``gossip_lead_s`` = the earliest
+  detection instant of same-policy clients with gossip off minus this client's (positive:
+  gossip helped), computable only when the run has such a client and this one has gossip
+  on; otherwise ``None`` with the reason ("compare two runs").
+
+A fault without peers (a grape fault) has availability and latency but no detection or
+recovery. Every figure that cannot be computed is ``None`` with a reason, never a guess.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from lab.history import Attempt, FaultRecord, History, Outcome, RequestRecord
+
+SHARE_WINDOW_S = 0.5
+DETECTION_SHARE = 0.05
+HEALTHY_LOOKBACK_S = 5.0
+_EPS = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class Measure:
+    """A figure, or ``None`` and why it could not be measured."""
+
+    value: float | None
+    reason: str | None = None
+
+
+# -- primitives -------------------------------------------------------------------------
+
+
+def quantile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank quantile of unsorted ``values``; ``None`` when empty."""
+    if not values:
+        return None
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, math.ceil(q * len(s)) - 1))
+    return s[k]
+
+
+def attempts_of(requests: Iterable[RequestRecord]) -> list[Attempt]:
+    """Every attempt of these requests, by start time."""
+    return sorted((a for r in requests for a in r.attempts), key=lambda a: a.start)
+
+
+def share_steps(
+    attempts: Sequence[Attempt], peers: Iterable[str], lo: float, hi: float
+) -> list[tuple[float, float, float | None]]:
+    """share(P, t) on [lo, hi) as constant pieces ``(from, to, share)``.
+
+    Only attempts started in [lo, hi) count (the window is truncated at ``lo``); share
+    is ``None`` where the window is empty. An attempt at ``a`` is in the window for
+    t in [a, a + 500 ms).
+    """
+    pset = set(peers)
+    events: list[tuple[float, int, int]] = []
+    for a in attempts:
+        if lo <= a.start < hi:
+            p = 1 if a.peer in pset else 0
+            events.append((a.start, 1, p))
+            events.append((a.start + SHARE_WINDOW_S, -1, p))
+    events.sort(key=lambda e: e[0])
+    out: list[tuple[float, float, float | None]] = []
+    total = on_p = 0
+    t = lo
+    i = 0
+    while i < len(events) and t < hi:
+        nxt = events[i][0]
+        if nxt > t:
+            end = min(nxt, hi)
+            out.append((t, end, on_p / total if total else None))
+            t = end
+            continue
+        while i < len(events) and events[i][0] <= t:
+            _, d, p = events[i]
+            total += d
+            on_p += d * p
+            i += 1
+    if t < hi:
+        out.append((t, hi, on_p / total if total else None))
+    return out
+
+
+def detection(attempts: Sequence[Attempt], peers: Sequence[str], t0: float, t1: float) -> Measure:
+    """Seconds after t0 from which share(P) stays below 5 % until t1."""
+    if not peers:
+        return Measure(None, "the fault names no peer")
+    steps = share_steps(attempts, peers, t0, t1)
+    if all(s is None for _, _, s in steps):
+        return Measure(None, "no attempts during the fault")
+    bad_end = max((b for _, b, s in steps if s is not None and s >= DETECTION_SHARE), default=t0)
+    if bad_end >= t1 - _EPS:
+        return Measure(None, f"share of {', '.join(peers)} was still >= 5 % when the fault ended")
+    return Measure(bad_end - t0)
+
+
+def recovery(
+    attempts: Sequence[Attempt], peers: Sequence[str], t1: float, t_end: float, healthy: int
+) -> Measure:
+    """Seconds after t1 from which share(P) stays >= half of 1/N until ``t_end``."""
+    if not peers:
+        return Measure(None, "the fault names no peer")
+    if healthy < 1:
+        return Measure(None, "no healthy peers known before the fault")
+    if t_end <= t1:
+        return Measure(None, "no time observed after the heal")
+    need = 0.5 / healthy
+    steps = share_steps(attempts, peers, t1, t_end)
+    if all(s is None for _, _, s in steps):
+        return Measure(None, "no attempts after the heal")
+    bad_end = max((b for _, b, s in steps if s is not None and s < need), default=t1)
+    if bad_end >= t_end - _EPS:
+        return Measure(
+            None,
+            f"share of {', '.join(peers)} never stayed >= {need:.3f} "
+            f"(half of 1/{healthy}) in the {t_end - t1:.1f} s after the heal",
+        )
+    return Measure(bad_end - t1)
+
+
+def in_window(requests: Iterable[RequestRecord], lo: float, hi: float) -> list[RequestRecord]:
+    return [r for r in requests if lo <= r.issued < hi]
+
+
+def availability(requests: Sequence[RequestRecord]) -> Measure:
+    if not requests:
+        return Measure(None, "no requests issued in the window")
+    ok = sum(1 for r in requests if r.outcome is Outcome.OK)
+    return Measure(ok / len(requests))
+
+
+def latencies_ms(requests: Iterable[RequestRecord]) -> list[float]:
+    return [r.latency * 1000.0 for r in requests if r.outcome is not Outcome.REJECTED]
+
+
+def faulty_share(
+    attempts: Sequence[Attempt], peers: Sequence[str], t0: float, t1: float
+) -> Measure:
+    if not peers:
+        return Measure(None, "the fault names no peer")
+    during = [a for a in attempts if t0 <= a.start < t1]
+    if not during:
+        return Measure(None, "no attempts during the fault")
+    pset = set(peers)
+    return Measure(sum(1 for a in during if a.peer in pset) / len(during))
+
+
+def healthy_peers(history: History, fault: FaultRecord, t0: float) -> int:
+    """N: peers that took attempts in the 5 s before t0 and were not under another fault."""
+    busy: set[str] = set()
+    for f in history.faults:
+        if f is fault or f.started is None:
+            continue
+        if f.started < t0 and (f.ended is None or f.ended > t0 - HEALTHY_LOOKBACK_S):
+            busy.update(f.peers)
+    seen = {
+        a.peer
+        for r in history.requests
+        for a in r.attempts
+        if t0 - HEALTHY_LOOKBACK_S <= a.start < t0
+    }
+    seen -= busy - set(fault.peers)
+    if not seen:
+        seen = {a.peer for r in history.requests for a in r.attempts}
+    return len(seen | set(fault.peers))
+
+
+# -- figures per client ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A fault as the checks see it: confirmed [t0, t1) and where the observation ends."""
+
+    fault: FaultRecord
+    t0: float
+    t1: float
+    t_end: float  # next fault's start or the run's end: the recovery horizon
+    healthy: int
+
+
+def run_end(history: History) -> float:
+    m = history.meta
+    if m.status != "aborted" and m.duration_s:
+        return m.started_mono + float(m.duration_s)
+    if m.ended_mono is not None:
+        return m.ended_mono
+    return max((r.ended for r in history.requests), default=m.started_mono)
+
+
+def fault_windows(history: History) -> tuple[list[Window], list[tuple[FaultRecord, str]]]:
+    """Windows of confirmed faults, and the faults skipped with the reason."""
+    end = run_end(history)
+    confirmed = sorted(
+        (f for f in history.faults if f.started is not None), key=lambda f: f.started or 0.0
+    )
+    skipped = [(f, "never confirmed in place") for f in history.faults if f.started is None]
+    out: list[Window] = []
+    for f in confirmed:
+        assert f.started is not None
+        t0 = f.started
+        t1 = f.ended if f.ended is not None else end
+        later = [g.started for g in confirmed if g.started is not None and g.started > t1]
+        t_end = min([end, *later])
+        out.append(Window(f, t0, max(t0, t1), t_end, healthy_peers(history, f, t0)))
+    return out, skipped
+
+
+@dataclass(frozen=True, slots=True)
+class FaultFigures:
+    fault_id: str
+    kind: str
+    target: str
+    peers: tuple[str, ...]
+    t0: float
+    t1: float
+    requests: int
+    detection: Measure
+    detected_at: float | None  # absolute instant (t0 + detection), for gossip figures
+    availability: Measure
+    p50_ms: float | None
+    p99_ms: float | None
+    p999_ms: float | None
+    p99_ratio: float | None
+    recovery: Measure
+    faulty_share: Measure
+    errors: int
+    retries: int
+    attempts_to_faulty_before_detection: int
+    gossip_lag: Measure = Measure(None, "not computed")
+    gossip_lead: Measure = Measure(None, "not computed")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFigures:
+    client: str
+    policy: str
+    requests: int
+    errors: int
+    retries: int
+    p50_ms_before: float | None
+    p99_ms_before: float | None
+    p999_ms_before: float | None
+    p50_ms_during: float | None
+    p99_ms_during: float | None
+    p999_ms_during: float | None
+    availability: Measure
+    faults: tuple[FaultFigures, ...] = field(default_factory=tuple)
+
+    def _worst(self, pick: str, *, largest: bool = True) -> Measure:
+        """The worst of a per-fault measure over the faults that name a peer."""
+        values: list[float] = []
+        for f in self.faults:
+            if not f.peers:
+                continue
+            m: Measure = getattr(f, pick)
+            if m.value is None:
+                return Measure(None, f"{f.fault_id}: {m.reason}")
+            values.append(m.value)
+        if not values:
+            return Measure(None, "no fault in this run names a peer")
+        return Measure(max(values) if largest else min(values))
+
+    @property
+    def detection(self) -> Measure:
+        return self._worst("detection")
+
+    @property
+    def recovery(self) -> Measure:
+        return self._worst("recovery")
+
+    @property
+    def max_faulty_share(self) -> Measure:
+        return self._worst("faulty_share")
+
+    @property
+    def gossip_lag(self) -> Measure:
+        return self._worst("gossip_lag")
+
+    @property
+    def gossip_lead(self) -> Measure:
+        return self._worst("gossip_lead", largest=False)
+
+    @property
+    def p99_ratio(self) -> Measure:
+        if self.p99_ms_during is None:
+            return Measure(None, "no requests during the faults")
+        if not self.p99_ms_before:
+            return Measure(None, "no requests in the steady state before the first fault")
+        return Measure(self.p99_ms_during / self.p99_ms_before)
+
+    def metric(self, name: str) -> Measure:
+        """A figure by its scenario name (``detection_s``, ``availability``, ...)."""
+        simple: Mapping[str, float | int | None] = {
+            "p50_ms": self.p50_ms_during,
+            "p99_ms": self.p99_ms_during,
+            "p999_ms": self.p999_ms_during,
+            "errors": self.errors,
+            "retries": self.retries,
+        }
+        if name in simple:
+            v = simple[name]
+            return Measure(None if v is None else float(v), None if v is not None else "no data")
+        measures = {
+            "detection_s": self.detection,
+            "availability": self.availability,
+            "p99_ratio": self.p99_ratio,
+            "recovery_s": self.recovery,
+            "max_faulty_share": self.max_faulty_share,
+            "gossip_lag_s": self.gossip_lag,
+            "gossip_lead_s": self.gossip_lead,
+        }
+        if name not in measures:
+            raise KeyError(name)
+        return measures[name]
+
+
+def client_figures(
+    history: History,
+    *,
+    warmup_s: float = 0.0,
+    gossip: Mapping[str, bool] | None = None,
+) -> dict[str, ClientFigures]:
+    """Every client's figures, keyed by client name, in order of first appearance."""
+    windows, _ = fault_windows(history)
+    start = history.meta.started_mono
+    first_t0 = min((w.t0 for w in windows), default=run_end(history))
+    by_client: dict[str, list[RequestRecord]] = {}
+    policy_of: dict[str, str] = {}
+    for r in history.requests:
+        by_client.setdefault(r.client, []).append(r)
+        policy_of.setdefault(r.client, r.policy)
+
+    out: dict[str, ClientFigures] = {}
+    for client, reqs in by_client.items():
+        reqs.sort(key=lambda r: r.issued)
+        attempts = attempts_of(reqs)
+        before = in_window(reqs, start + warmup_s, first_t0)
+        lat_before = latencies_ms(before)
+        during_all = [r for r in reqs if any(w.t0 <= r.issued < w.t1 for w in windows)]
+        lat_during = latencies_ms(during_all)
+        p99_before = quantile(lat_before, 0.99)
+        faults = []
+        for w in windows:
+            f = w.fault
+            reqs_w = in_window(reqs, w.t0, w.t1)
+            lat_w = latencies_ms(reqs_w)
+            det = detection(attempts, f.peers, w.t0, w.t1)
+            detected_at = None if det.value is None else w.t0 + det.value
+            p99_w = quantile(lat_w, 0.99)
+            pset = set(f.peers)
+            hits_end = detected_at if detected_at is not None else w.t1
+            faults.append(
+                FaultFigures(
+                    fault_id=f.id,
+                    kind=f.kind,
+                    target=f.target,
+                    peers=f.peers,
+                    t0=w.t0,
+                    t1=w.t1,
+                    requests=len(reqs_w),
+                    detection=det,
+                    detected_at=detected_at,
+                    availability=availability(reqs_w),
+                    p50_ms=quantile(lat_w, 0.50),
+                    p99_ms=p99_w,
+                    p999_ms=quantile(lat_w, 0.999),
+                    p99_ratio=(p99_w / p99_before) if p99_w is not None and p99_before else None,
+                    recovery=recovery(attempts, f.peers, w.t1, w.t_end, w.healthy),
+                    faulty_share=faulty_share(attempts, f.peers, w.t0, w.t1),
+                    errors=sum(1 for r in reqs_w if r.outcome is not Outcome.OK),
+                    retries=sum(r.retries for r in reqs_w),
+                    attempts_to_faulty_before_detection=sum(
+                        1 for a in attempts if w.t0 <= a.start < hits_end and a.peer in pset
+                    ),
+                )
+            )
+        out[client] = ClientFigures(
+            client=client,
+            policy=policy_of[client],
+            requests=len(reqs),
+            errors=sum(1 for r in reqs if r.outcome is not Outcome.OK),
+            retries=sum(r.retries for r in reqs),
+            p50_ms_before=quantile(lat_before, 0.50),
+            p99_ms_before=p99_before,
+            p999_ms_before=quantile(lat_before, 0.999),
+            p50_ms_during=quantile(lat_during, 0.50),
+            p99_ms_during=quantile(lat_during, 0.99),
+            p999_ms_during=quantile(lat_during, 0.999),
+            availability=availability(during_all)
+            if windows
+            else Measure(None, "no fault was confirmed in place"),
+            faults=tuple(faults),
+        )
+    return _with_gossip(out, gossip or {})
+
+
+def _with_gossip(
+    figures: dict[str, ClientFigures], gossip: Mapping[str, bool]
+) -> dict[str, ClientFigures]:
+    """Fill gossip_lag/gossip_lead per fault: they compare clients with each other."""
+    out: dict[str, ClientFigures] = {}
+    for name, cf in figures.items():
+        new_faults = []
+        for ff in cf.faults:
+            others = [
+                o_ff
+                for o_name, o in figures.items()
+                if o_name != name
+                for o_ff in o.faults
+                if o_ff.fault_id == ff.fault_id
+            ]
+            lag = _lag(ff, others)
+            lead = _lead(name, cf.policy, ff, figures, gossip)
+            new_faults.append(dataclasses.replace(ff, gossip_lag=lag, gossip_lead=lead))
+        out[name] = dataclasses.replace(cf, faults=tuple(new_faults))
+    return out
+
+
+def _lag(ff: FaultFigures, others: Sequence[FaultFigures]) -> Measure:
+    if not ff.peers:
+        return Measure(None, "the fault names no peer")
+    if ff.detected_at is None:
+        return Measure(None, f"this client never detected it: {ff.detection.reason}")
+    detected = [o.detected_at for o in others if o.detected_at is not None]
+    if not detected:
+        return Measure(None, "no other client detected it")
+    return Measure(ff.detected_at - min(detected))
+
+
+def _lead(
+    name: str,
+    policy: str,
+    ff: FaultFigures,
+    figures: Mapping[str, ClientFigures],
+    gossip: Mapping[str, bool],
+) -> Measure:
+    if not ff.peers:
+        return Measure(None, "the fault names no peer")
+    if not gossip.get(name, True):
+        return Measure(None, "gossip is off for this client")
+    peers_off = [
+        o_ff
+        for o_name, o in figures.items()
+        if o_name != name and o.policy == policy and gossip.get(o_name, True) is False
+        for o_ff in o.faults
+        if o_ff.fault_id == ff.fault_id
+    ]
+    if not peers_off:
+        return Measure(None, "no same-policy client with gossip off in this run; compare two runs")
+    if ff.detected_at is None:
+        return Measure(None, f"this client never detected it: {ff.detection.reason}")
+    off = [o.detected_at for o in peers_off if o.detected_at is not None]
+    if not off:
+        return Measure(None, "no gossip-off client detected it")
+    return Measure(min(off) - ff.detected_at)

@@ -1,0 +1,93 @@
+"""JUnit XML from a summary: what CI systems show as tests.
+
+One testcase per expectation and per steady-state bound, so a CI page lists exactly
+which promise broke ("adaptive detection_s <= 1: measured 1.43"). An aborted run is one
+``<error>`` testcase with the reason (the run could not be carried out: exit code 2, not
+a failed expectation). Built from ``summary.json`` rather than from the checks, so it can
+be re-made from a run directory and always agrees with the report.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+
+def _case(suite: ET.Element, classname: str, name: str) -> ET.Element:
+    return ET.SubElement(suite, "testcase", {"classname": classname, "name": name, "time": "0"})
+
+
+def _measured(v: object) -> str:
+    return "not measured" if v is None else f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def build_junit(summary: Mapping[str, Any]) -> ET.ElementTree:
+    """A ``<testsuites>`` tree with one ``<testsuite>`` for the run."""
+    scenario = str(summary.get("scenario") or "scenario")
+    root = ET.Element("testsuites")
+    suite = ET.SubElement(
+        root,
+        "testsuite",
+        {"name": f"scenario {scenario}", "timestamp": "", "hostname": "grenache-lab"},
+    )
+    props = ET.SubElement(suite, "properties")
+    for key in ("run_id", "seed", "status", "verdict", "scenario_file"):
+        ET.SubElement(props, "property", {"name": key, "value": str(summary.get(key, ""))})
+    tests = failures = errors = 0
+
+    if summary.get("status") == "aborted" or summary.get("verdict") == "aborted":
+        case = _case(suite, scenario, "run")
+        reason = str(summary.get("abort_reason") or "aborted")
+        err = ET.SubElement(case, "error", {"message": reason, "type": "aborted"})
+        err.text = f"the run was aborted: {reason}"
+        tests, errors = 1, 1
+
+    for e in summary.get("steady_state") or []:
+        phase = str(e.get("phase", ""))
+        name = f"{e.get('client', e.get('policy', '?'))} {e.get('metric')} {e.get('bound')}"
+        case = _case(suite, f"{scenario}.steady_state.{phase}", name)
+        tests += 1
+        if e.get("verdict") != "pass":
+            failures += 1
+            msg = f"{name}: measured {_measured(e.get('measured'))}"
+            f = ET.SubElement(case, "failure", {"message": msg, "type": "steady_state"})
+            f.text = str(e.get("detail") or msg)
+
+    for e in summary.get("expectations") or []:
+        who = str(e.get("client") or e.get("policy") or "?")
+        name = f"{who} {e.get('metric')} {e.get('bound')}"
+        case = _case(suite, f"{scenario}.expect.{e.get('policy', who)}", name)
+        tests += 1
+        out = ET.SubElement(case, "system-out")
+        out.text = f"measured {_measured(e.get('measured'))}, bound {e.get('bound')}"
+        if e.get("verdict") != "pass":
+            failures += 1
+            msg = f"{name}: measured {_measured(e.get('measured'))}"
+            f = ET.SubElement(case, "failure", {"message": msg, "type": "expectation"})
+            f.text = str(e.get("detail") or msg)
+
+    if tests == 0:
+        _case(suite, scenario, "run completed (no expectations stated)")
+        tests = 1
+
+    suite.set("tests", str(tests))
+    suite.set("failures", str(failures))
+    suite.set("errors", str(errors))
+    suite.set("skipped", "0")
+    suite.set("time", f"{float(summary.get('duration_s') or 0):.3f}")
+    root.set("tests", str(tests))
+    root.set("failures", str(failures))
+    root.set("errors", str(errors))
+    tree = ET.ElementTree(root)
+    ET.indent(tree)
+    return tree
+
+
+def write_junit(run_dir: Path, summary: Mapping[str, Any]) -> Path:
+    """Write ``<run_dir>/junit.xml``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "junit.xml"
+    build_junit(summary).write(path, encoding="utf-8", xml_declaration=True)
+    return path

@@ -1,0 +1,125 @@
+"""Verdicts: the scenario's expectations and its steady-state bounds, judged per client.
+
+Chaos engineering's frame (chaostoolkit's steady-state hypothesis): the system must be
+healthy before the first fault, or the experiment proves nothing, and healthy again
+after the last heal, or it did not recover. "Before" is [start + warmup, first confirmed
+fault); "after" is [last confirmed heal + settle, run end). Both are checked for every
+client on the scenario's ``steady_state`` bounds (availability, p50/p99/p99.9 ms).
+
+An expectation names a policy or a client; a policy expands to each of its clients, so
+two adaptive clients are judged separately. A figure that cannot be measured fails the
+expectation with the reason: "unknown" would let a broken run pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from lab.history import History
+from lab.scenario.checks import (
+    ClientFigures,
+    Measure,
+    availability,
+    fault_windows,
+    in_window,
+    latencies_ms,
+    quantile,
+    run_end,
+)
+from lab.scenario.quantities import Bound
+from lab.scenario.spec import Scenario
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One expectation (or steady-state bound) for one client, with what was measured."""
+
+    client: str
+    metric: str
+    op: str
+    bound: float
+    measured: float | None
+    passed: bool
+    reason: str = ""
+    key: str = ""  # the expectation's key as written (a policy or a client name)
+    phase: str = ""  # "before" | "after" for steady-state checks
+
+    @property
+    def bound_text(self) -> str:
+        return str(Bound(self.op, self.bound))
+
+
+def judge(
+    client: str, metric: str, bound: Bound, m: Measure, *, key: str = "", phase: str = ""
+) -> Verdict:
+    if m.value is None:
+        return Verdict(
+            client, metric, bound.op, bound.value, None, False,
+            f"not measured: {m.reason or 'no data'}", key, phase,
+        )  # fmt: skip
+    ok = bound.holds(m.value)
+    reason = "" if ok else f"measured {m.value:.4g}, bound {bound}"
+    return Verdict(client, metric, bound.op, bound.value, m.value, ok, reason, key, phase)
+
+
+def evaluate_expectations(
+    scenario: Scenario, figures: Mapping[str, ClientFigures]
+) -> list[Verdict]:
+    """Every expectation of the scenario against the figures (keyed by client name)."""
+    out: list[Verdict] = []
+    for key, metrics in scenario.expect.items():
+        clients = [c.name for c in scenario.clients_for(key)] or [key]
+        for client in clients:
+            cf = figures.get(client)
+            for metric, bound in metrics.items():
+                if cf is None:
+                    m = Measure(None, f"no requests recorded from {client}")
+                else:
+                    m = cf.metric(metric)
+                out.append(judge(client, metric, bound, m, key=key))
+    return out
+
+
+def _steady_measure(history: History, client: str, metric: str, lo: float, hi: float) -> Measure:
+    reqs = in_window((r for r in history.requests if r.client == client), lo, hi)
+    if metric == "availability":
+        return availability(reqs)
+    q = {"p50_ms": 0.50, "p99_ms": 0.99, "p999_ms": 0.999}[metric]
+    v = quantile(latencies_ms(reqs), q)
+    return Measure(v, None if v is not None else "no answered requests in the window")
+
+
+def steady_windows(history: History, scenario: Scenario) -> dict[str, tuple[float, float]]:
+    """Phase -> [lo, hi) in monotonic seconds; "after" only when a fault was confirmed."""
+    start = history.meta.started_mono
+    end = run_end(history)
+    windows, _ = fault_windows(history)
+    if not windows:
+        return {"before": (start + scenario.warmup_s, end)}
+    first = min(w.t0 for w in windows)
+    last = max(w.t1 for w in windows)  # an unhealed fault's t1 is the run's end
+    return {
+        "before": (start + scenario.warmup_s, first),
+        "after": (last + scenario.settle_s, end),
+    }
+
+
+def check_steady_state(history: History, scenario: Scenario) -> list[Verdict]:
+    """Each client's steady-state bounds before the first fault and after the last heal."""
+    if not scenario.steady_state:
+        return []
+    clients = list(dict.fromkeys(r.client for r in history.requests))
+    for c in scenario.client_names():
+        if c not in clients:
+            clients.append(c)
+    out: list[Verdict] = []
+    for phase, (lo, hi) in steady_windows(history, scenario).items():
+        for client in clients:
+            for metric, bound in scenario.steady_state.items():
+                if hi <= lo:
+                    m = Measure(None, f"the {phase} window is empty")
+                else:
+                    m = _steady_measure(history, client, metric, lo, hi)
+                out.append(judge(client, metric, bound, m, phase=phase))
+    return out

@@ -1,0 +1,251 @@
+"""The checker on hand-built histories whose answers are known exactly."""
+
+from __future__ import annotations
+
+import itertools
+
+from histbuild import (
+    STEP,
+    T0,
+    A,
+    B,
+    C,
+    fault,
+    history,
+    round_robin,
+    stream,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lab.history import Attempt, Outcome
+from lab.scenario.checks import (
+    SHARE_WINDOW_S,
+    Measure,
+    client_figures,
+    detection,
+    fault_windows,
+    quantile,
+    recovery,
+    share_steps,
+)
+
+RR = round_robin((A, B, C))
+
+
+def adaptive_choice(i: int, t: float) -> str:
+    """Round robin; at the fault two more tries on B (10.0, 10.25), then A/C; from 21 s
+    round robin again starting with B."""
+    if t < 10:
+        return RR(i, t)
+    if t < 10.375:
+        return {10.0: B, 10.125: A, 10.25: B}[t]
+    if t < 21:
+        return A if i % 2 else C
+    k = round((t - 21) / STEP)
+    return (B, A, C)[k % 3]
+
+
+def oracle_choice(i: int, t: float) -> str:
+    return A if 10 <= t < 20 and i % 2 else C if 10 <= t < 20 else RR(i, t)
+
+
+def partitioned(t: float, peer: str) -> Outcome:
+    return Outcome.TIMEOUT if 10 <= t < 20 and peer == B else Outcome.OK
+
+
+def run() -> dict[str, object]:
+    reqs = (
+        stream("client-adaptive", "adaptive", 0, 40, adaptive_choice)
+        + stream("client-random", "random", 0, 40, RR, outcome=partitioned)
+        + stream("client-oracle", "oracle", 0, 40, oracle_choice)
+    )
+    h = history(reqs, [fault()])
+    return dict(client_figures(h, warmup_s=5))
+
+
+def test_detection_is_exactly_when_the_last_attempt_to_p_leaves_the_window() -> None:
+    figs = run()
+    adaptive = figs["client-adaptive"]
+    assert adaptive.detection == Measure(0.75)  # last B attempt at 10.25 s, + 500 ms
+
+
+def test_client_that_never_leaves_p_is_never_detected_with_a_reason() -> None:
+    random = run()["client-random"]
+    assert random.detection.value is None
+    assert "still >= 5 %" in (random.detection.reason or "")
+    assert random.detection.reason and random.detection.reason.startswith("f1: ")
+
+
+def test_oracle_that_skips_p_from_t0_detects_at_zero() -> None:
+    assert run()["client-oracle"].detection == Measure(0.0)
+
+
+def test_recovery_is_when_share_stays_above_half_the_fair_share() -> None:
+    figs = run()
+    assert figs["client-adaptive"].recovery == Measure(1.0)  # B again from 21 s
+    assert figs["client-random"].recovery == Measure(0.0)
+
+
+def test_availability_counts_requests_issued_in_the_fault_window() -> None:
+    figs = run()
+    # 80 requests in [10, 20); round robin sends i = 82, 85, ..., 157 to B: 26 time out
+    assert figs["client-random"].availability == Measure(54 / 80)
+    assert figs["client-adaptive"].availability == Measure(1.0)
+    f1 = figs["client-random"].faults[0]
+    assert f1.requests == 80 and f1.errors == 26
+
+
+def test_faulty_share_and_attempts_before_detection() -> None:
+    figs = run()
+    adaptive = figs["client-adaptive"].faults[0]
+    assert adaptive.attempts_to_faulty_before_detection == 2
+    assert adaptive.faulty_share == Measure(2 / 80)
+    assert figs["client-adaptive"].max_faulty_share == Measure(2 / 80)
+
+
+def test_latency_quantiles_before_and_during_and_their_ratio() -> None:
+    def slow_b(t: float, peer: str) -> float:
+        return 0.25 if 10 <= t < 20 and peer == B else 1 / 64
+
+    h = history(stream("c", "random", 0, 30, RR, latency=slow_b), [fault(kind="latency")])
+    cf = client_figures(h, warmup_s=5)["c"]
+    assert cf.p99_ms_before == 15.625 and cf.p50_ms_before == 15.625
+    assert cf.p99_ms_during == 250.0 and cf.p50_ms_during == 15.625
+    assert cf.p99_ratio == Measure(16.0)
+    assert cf.faults[0].p99_ratio == 16.0
+
+
+def test_rejected_requests_do_not_flatter_latency_but_count_as_failures() -> None:
+    def rejected(t: float, peer: str) -> Outcome:
+        return Outcome.REJECTED if 10 <= t < 20 and peer == B else Outcome.OK
+
+    def slow(t: float, peer: str) -> float:
+        return 0.0 if 10 <= t < 20 and peer == B else 1 / 64
+
+    h = history(stream("c", "random", 0, 30, RR, latency=slow, outcome=rejected), [fault()])
+    cf = client_figures(h, warmup_s=5)["c"]
+    assert cf.p50_ms_during == 15.625
+    assert cf.availability == Measure(54 / 80)
+
+
+def test_empty_fault_window_gives_none_with_reasons() -> None:
+    reqs = stream("c", "random", 0, 10, RR) + stream("c", "random", 20, 30, RR)
+    cf = client_figures(history(reqs, [fault()]), warmup_s=5)["c"]
+    f1 = cf.faults[0]
+    assert f1.detection == Measure(None, "no attempts during the fault")
+    assert f1.availability.value is None and f1.availability.reason
+    assert cf.p99_ratio.value is None
+
+
+def test_fault_never_confirmed_is_skipped_and_grape_fault_has_no_detection() -> None:
+    reqs = stream("c", "random", 0, 30, RR)
+    h = history(
+        reqs,
+        [
+            fault("f1", start=None, end=None),
+            fault("g1", peer="", kind="kill", target="grape-1", start=12, end=18),
+        ],
+        duration=30,
+    )
+    windows, skipped = fault_windows(h)
+    assert [w.fault.id for w in windows] == ["g1"]
+    assert [(f.id, why) for f, why in skipped] == [("f1", "never confirmed in place")]
+    cf = client_figures(h, warmup_s=5)["c"]
+    assert cf.faults[0].detection == Measure(None, "the fault names no peer")
+    assert cf.detection == Measure(None, "no fault in this run names a peer")
+    assert cf.availability == Measure(1.0)
+
+
+def test_unhealed_fault_ends_with_the_run() -> None:
+    h = history(stream("c", "random", 0, 30, RR), [fault(end=None)], duration=30)
+    (w,) = fault_windows(h)[0]
+    assert w.t1 == T0 + 30 and w.t_end == T0 + 30
+    cf = client_figures(h)["c"]
+    assert cf.faults[0].recovery.value is None
+
+
+def test_gossip_lag_and_lead_compare_clients_of_one_run() -> None:
+    def quiet(i: int, t: float) -> str:
+        if t < 10:
+            return RR(i, t)
+        return {10.0: A, 10.5: B}.get(t, C if i % 2 else A)
+
+    reqs = stream("loud", "adaptive", 0, 40, adaptive_choice) + stream(
+        "quiet", "adaptive", 0, 40, quiet, step=0.5
+    )
+    h = history(reqs, [fault()])
+    figs = client_figures(h, warmup_s=5, gossip={"loud": False, "quiet": True})
+    assert figs["quiet"].detection == Measure(1.0)
+    assert figs["quiet"].gossip_lag == Measure(0.25)
+    assert figs["loud"].gossip_lag == Measure(-0.25)
+    assert figs["quiet"].gossip_lead == Measure(-0.25)  # gossip did not help here
+    assert figs["loud"].gossip_lead == Measure(None, "f1: gossip is off for this client")
+    alone = client_figures(h, gossip={"loud": True, "quiet": True})["quiet"]
+    assert alone.gossip_lead.value is None
+    assert "compare two runs" in (alone.gossip_lead.reason or "")
+
+
+def test_recovery_needs_traffic_and_healthy_peers() -> None:
+    atts = [Attempt(A, T0 + 1, T0 + 1.01, Outcome.OK)]
+    assert recovery(atts, (B,), T0 + 5, T0 + 10, 3).reason == "no attempts after the heal"
+    assert recovery(atts, (B,), T0 + 5, T0 + 10, 0).value is None
+    assert recovery(atts, (B,), T0 + 5, T0 + 5, 3).reason == "no time observed after the heal"
+    assert detection(atts, (), T0, T0 + 1).reason == "the fault names no peer"
+
+
+def test_quantile_is_nearest_rank() -> None:
+    assert quantile([], 0.5) is None
+    assert quantile([3.0, 1.0, 2.0], 0.5) == 2.0
+    assert quantile([float(i) for i in range(1, 101)], 0.99) == 99.0
+    assert quantile([5.0], 0.999) == 5.0
+
+
+grid = st.integers(min_value=0, max_value=5 * 64).map(lambda k: k / 64)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    attempts=st.lists(st.tuples(grid, st.sampled_from([A, B, C])), max_size=40),
+    probes=st.lists(st.integers(min_value=128, max_value=4 * 128 - 1), min_size=1, max_size=20),
+)
+def test_share_steps_match_a_naive_window_count(
+    attempts: list[tuple[float, str]], probes: list[int]
+) -> None:
+    atts = sorted(
+        (Attempt(p, T0 + t, T0 + t + 0.01, Outcome.OK) for t, p in attempts),
+        key=lambda a: a.start,
+    )
+    lo, hi = T0 + 1, T0 + 4
+    steps = share_steps(atts, (B,), lo, hi)
+    assert steps[0][0] == lo and steps[-1][1] == hi
+    for (_, b1, _), (a2, _, _) in itertools.pairwise(steps):
+        assert b1 == a2
+    for k in probes:
+        t = T0 + k / 128
+        window = [a for a in atts if lo <= a.start < hi and a.start <= t < a.start + SHARE_WINDOW_S]
+        want = sum(a.peer == B for a in window) / len(window) if window else None
+        got = next(s for a, b, s in steps if a <= t < b)
+        assert got == want
+
+
+@settings(max_examples=100, deadline=None)
+@given(attempts=st.lists(st.tuples(grid, st.sampled_from([A, B, C])), min_size=1, max_size=40))
+def test_detection_holds_its_definition(attempts: list[tuple[float, str]]) -> None:
+    atts = sorted(
+        (Attempt(p, T0 + t, T0 + t + 0.01, Outcome.OK) for t, p in attempts),
+        key=lambda a: a.start,
+    )
+    t0, t1 = T0 + 1, T0 + 4
+    m = detection(atts, (B,), t0, t1)
+    steps = share_steps(atts, (B,), t0, t1)
+    if m.value is None:
+        assert m.reason
+        return
+    assert 0 <= m.value < t1 - t0
+    at = t0 + m.value
+    # below 5 % (or undefined) from the detection instant on ...
+    assert all(s is None or s < 0.05 for a, b, s in steps if b > at)
+    # ... and not from any earlier instant (unless it was below from t0)
+    if m.value > 0:
+        assert any(s is not None and s >= 0.05 and b == at for a, b, s in steps)
