@@ -230,11 +230,14 @@ def _alive(pid: int) -> bool:
 def cleanup_leftovers(
     reports_dir: Path | None = None,
     log: Callable[[str], None] = lambda _m: None,
+    force: bool = False,
 ) -> CleanupReport:
     """Undo what a crashed run left injected, as described by its marker file.
 
     Raises FaultError when the marker belongs to a run that is still alive (two runs must
     not share a lab) or when an undo failed (the marker stays for the next attempt).
+    ``force`` (``lab down``, which removes the whole lab next) logs those instead, and
+    removes the marker.
     """
     marker = (reports_dir or default_reports_dir()) / MARKER
     report = CleanupReport()
@@ -249,7 +252,7 @@ def cleanup_leftovers(
     report.found = True
     report.run_id = data.get("run_id")
     pid = int(data.get("pid", 0) or 0)
-    if pid and pid != os.getpid() and _alive(pid) and _is_lab_process(pid):
+    if pid and pid != os.getpid() and _alive(pid) and _is_lab_process(pid) and not force:
         raise FaultError(
             f"run {report.run_id} (pid {pid}) is still in flight on this lab; "
             f"stop it first (kill {pid}) or wait for it"
@@ -275,7 +278,9 @@ def cleanup_leftovers(
         _stop_local(data.get("local_pids") or [], report)
     for a in report.actions:
         log(f"cleanup: {a}")
-    if report.errors:
+    for e in report.errors if force else ():
+        log(f"cleanup: {e} (ignored: the lab is coming down)")
+    if report.errors and not force:
         raise FaultError(
             f"cleanup of run {report.run_id} left problems (marker {marker} kept): "
             + "; ".join(report.errors)

@@ -160,7 +160,7 @@ class LocalRuntime:
 
     def check_health(self, timeout: float) -> None:
         c = self.cluster
-        down = [n for n in self.targets() if n != "toxiproxy" and self.state(n) != "running"]
+        down = [n for n, _p in self._processes() if self.state(n) != "running"]
         if down:
             raise RuntimeUnavailable(f"local lab: not running: {', '.join(down)}")
         for g in c.grapes:

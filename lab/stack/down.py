@@ -47,6 +47,12 @@ def remove_toxics() -> int:
 
 def run(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
+    from lab.scenario.rollback import cleanup_leftovers
+
+    # a crashed run's faults first; force: what cannot be undone, down removes anyway
+    leftovers = cleanup_leftovers(log=_log, force=True)
+    if leftovers.found:
+        _log(f"cleaned up after run {leftovers.run_id}")
     engine = Engine.connect()
     try:
         removed = remove_toxics()

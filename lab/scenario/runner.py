@@ -1,0 +1,457 @@
+"""Runs one scenario: leftovers, health, clock probe, load, faults on time, checks, report.
+
+Phases (each recorded in ``RunMeta.phases`` with its monotonic start and end):
+
+1. ``prepare``: undo a crashed run's leftovers, check Toxiproxy (>= 2.5) and the lab's
+   health, probe every client's clock against the host's (the offset bound goes into
+   the run's meta), reset the oracle and set each client's gossip switch;
+2. ``load``: start the load on every client with the same seed-derived arrivals, then
+   execute the plan's inject/heal steps at their times (deadline-based, from the load's
+   start) while the collector streams histories into the journal;
+3. ``drain``: stop the load, collect until the clients have nothing new;
+4. ``report``: summary.json (``lab.scenario.summary``), JUnit XML, report.html.
+
+Rollback always runs (``finally``), whatever ends the run: an exception, a failed fault,
+a failed expectation with fail-fast, SIGINT or SIGTERM (turned into a cancellation of
+the run with the signal as the abort reason). An aborted run still writes its journal,
+summary and report, marked aborted with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiohttp
+
+from lab.errors import FaultError, LabError
+from lab.history import History, JournalWriter, RunMeta
+from lab.scenario.adapter import ToxiproxyAdapter
+from lab.scenario.collector import Collector
+from lab.scenario.faults import Fault, FaultContext, make_fault
+from lab.scenario.progress import NullProgress, Progress
+from lab.scenario.rollback import MARKER, Rollback, UndoResult, cleanup_leftovers
+from lab.scenario.runtime import ClockProbe, Runtime, Target, clients, probe_clock, target
+
+CLOCK_BOUND_S = 0.005
+"""A clock probe worse than this (offset beyond its bracket + this) aborts the run."""
+
+
+class PlannedStepLike(Protocol):
+    at_s: float
+    action: str
+    fault_id: str
+    kind: str
+    target: str
+    params: Mapping[str, Any]
+
+
+@dataclass
+class RunResult:
+    """How a run ended; ``exit_code`` is the CLI's (0 met, 1 an expectation failed, 2 aborted)."""
+
+    run_id: str
+    run_dir: Path
+    status: str  # completed | aborted
+    verdict: str  # pass | fail | aborted | unknown
+    exit_code: int
+    abort_reason: str | None = None
+    summary: dict[str, Any] | None = None
+    rollback: list[UndoResult] = field(default_factory=list)
+    clock: list[ClockProbe] = field(default_factory=list)
+    wall_s: float = 0.0
+    report: Path | None = None
+
+
+class RunAborted(LabError):
+    """The run could not be carried out; the message is the abort reason."""
+
+
+def make_run_id(name: str, wall: float | None = None) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if wall is None else wall))
+    return f"{stamp}-{name}"
+
+
+@dataclass
+class _Run:
+    """The mutable state of one run, owned by :func:`run_scenario`."""
+
+    scenario: Any
+    runtime: Runtime
+    run_dir: Path
+    seed: int
+    fail_fast: bool
+    progress: NullProgress
+    history: History
+    journal: JournalWriter
+    rollback: Rollback
+    toxi: ToxiproxyAdapter | None = None
+    faults: dict[str, Fault] = field(default_factory=dict)
+    faulty: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    clients: list[Target] = field(default_factory=list)
+    load_t0: float | None = None
+    abort_reason: str | None = None
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        entry: dict[str, Any] = {"name": name, "start": time.monotonic(), "end": None}
+        self.history.meta.phases.append(entry)
+        self.progress.phase(name)
+        try:
+            yield
+        finally:
+            entry["end"] = time.monotonic()
+            self.journal.write(self.history.meta)
+
+
+async def run_scenario(
+    scenario: Any,
+    *,
+    runtime: Runtime,
+    reports_dir: Path,
+    seed: int | None = None,
+    fail_fast: bool = False,
+    console: Any = None,
+    run_id: str | None = None,
+    command: str = "",
+    health_timeout: float = 30.0,
+) -> RunResult:
+    """Run ``scenario`` on ``runtime``; never raises for a run that started (see RunResult)."""
+    wall0, mono0 = time.time(), time.monotonic()
+    seed = scenario.seed if seed is None else seed
+    plan = tuple(scenario.plan(seed))
+    run_id = run_id or make_run_id(scenario.name, wall0)
+    run_dir = reports_dir / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if getattr(scenario, "text", ""):
+        (run_dir / "scenario.yaml").write_text(scenario.text)
+    meta = RunMeta(
+        run_id=run_id,
+        scenario=scenario.name,
+        seed=seed,
+        started_wall=wall0,
+        started_mono=mono0,
+        duration_s=float(scenario.duration_s),
+        command=command,
+        versions={"runtime": runtime.name},
+    )
+    journal = JournalWriter(run_dir / "journal.jsonl")
+    journal.write(meta)
+    rollback = Rollback(
+        reports_dir / MARKER,
+        info={"run_id": run_id, "run_dir": str(run_dir)},
+        info_source=runtime.inflight_info,
+    )
+    progress: NullProgress = NullProgress() if console is None else Progress.live(console, scenario)
+    run = _Run(
+        scenario=scenario,
+        runtime=runtime,
+        run_dir=run_dir,
+        seed=seed,
+        fail_fast=fail_fast,
+        progress=progress,
+        history=History(meta=meta),
+        journal=journal,
+        rollback=rollback,
+    )
+    main = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+
+    def on_signal(signum: signal.Signals) -> None:
+        if run.abort_reason is None:
+            run.abort_reason = f"interrupted by {signal.Signals(signum).name}"
+            if main is not None:
+                main.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, on_signal, sig)
+            installed.append(sig)
+    results: list[UndoResult] = []
+    try:
+        with progress:
+            try:
+                await _execute(run, plan, reports_dir, health_timeout)
+            except asyncio.CancelledError:
+                run.abort_reason = run.abort_reason or "cancelled"
+            except RunAborted as exc:
+                run.abort_reason = str(exc)
+            except LabError as exc:
+                run.abort_reason = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:  # a bug must still end in rollback and a report
+                run.abort_reason = f"internal error: {type(exc).__name__}: {exc}"
+            finally:
+                results = await asyncio.shield(asyncio.to_thread(run.rollback.run))
+                for f in run.faults.values():
+                    journal.write(f.record)
+                _record_rollback(run, results)
+            return _finish(run, results, wall0)
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        journal.close()
+
+
+async def _execute(run: _Run, plan: tuple[Any, ...], reports_dir: Path, health_t: float) -> None:
+    sc, rt = run.scenario, run.runtime
+    with run.phase("prepare"):
+        await asyncio.to_thread(cleanup_leftovers, reports_dir)
+        run.toxi = ToxiproxyAdapter(rt.toxiproxy_api())
+        run.history.meta.versions["toxiproxy"] = await asyncio.to_thread(run.toxi.check_version)
+        await asyncio.to_thread(rt.check_health, health_t)
+        run.clients = clients(rt, list(sc.client_names()))
+        for step in plan:  # every target exists before anything is touched
+            target(rt, step.target, ("worker", "grape"))
+        probes = [await asyncio.to_thread(probe_clock, c) for c in run.clients]
+        _record_clock(run, probes)
+        async with aiohttp.ClientSession() as session:
+            gossip = {c.name: bool(getattr(c, "gossip", True)) for c in sc.clients}
+            for c in run.clients:
+                await _put(session, f"{c.control_url}/gossip", {"enabled": gossip[c.name]})
+                if c.policy == "oracle":
+                    await _put(session, f"{c.control_url}/oracle", {"faulty": []})
+    collector = Collector(run.clients, run.journal, run.history)
+    async with aiohttp.ClientSession() as session:
+        stop = asyncio.Event()
+        poller = asyncio.create_task(collector.run(session, stop))
+        ticker = asyncio.create_task(run.progress.follow(collector, run))
+        try:
+            with run.phase("load"):
+                body = sc.load.control_body(float(sc.duration_s), run.seed)
+                rates = {c.name: getattr(c, "rate", None) for c in sc.clients}
+                run.load_t0 = time.monotonic()
+                await asyncio.gather(
+                    *(
+                        _post(
+                            session,
+                            f"{c.control_url}/load/start",
+                            body if rates.get(c.name) is None else {**body, "rate": rates[c.name]},
+                        )
+                        for c in run.clients
+                    )
+                )
+                await _steps(run, plan, session)
+                await _sleep_until(run.load_t0 + float(sc.duration_s))
+        finally:
+            with run.phase("drain"):
+                with contextlib.suppress(Exception):  # a dead client must not block the drain
+                    await asyncio.gather(
+                        *(_post(session, f"{c.control_url}/load/stop", {}) for c in run.clients),
+                        return_exceptions=True,
+                    )
+                stop.set()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(poller, 10.0)
+                await collector.drain(session, within_s=5.0)
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await ticker
+    dropped = {k: v for k, v in collector.dropped().items() if v}
+    if dropped:
+        run.history.meta.versions["history_dropped"] = json.dumps(dropped)
+
+
+async def _steps(run: _Run, plan: tuple[Any, ...], session: aiohttp.ClientSession) -> None:
+    assert run.load_t0 is not None and run.toxi is not None
+    ctx = FaultContext(runtime=run.runtime, toxiproxy=run.toxi)
+    for step in plan:
+        await _sleep_until(run.load_t0 + float(step.at_s))
+        if step.action == "inject":
+            t = target(run.runtime, step.target, ("worker", "grape"))
+            fault = make_fault(step.fault_id, step.kind, t, dict(step.params), ctx)
+            run.faults[fault.id] = fault
+            run.rollback.arm(fault)  # before: a crash mid-inject is still undone
+            try:
+                rec = await asyncio.to_thread(fault.inject)
+            finally:
+                run.journal.write(fault.record)
+            run.rollback.refresh(fault)
+            run.history.faults.append(rec)
+            run.progress.fault(rec)
+            if rec.ended is not None:  # instant faults (restart) are over already
+                await _heal(run, fault)
+            else:
+                run.faulty[fault.id] = rec.peers
+                await _tell_oracle(run, session)
+        elif step.action == "heal":
+            healing = run.faults.get(step.fault_id)
+            if healing is None:
+                raise RunAborted(f"plan heals {step.fault_id!r}, which was never injected")
+            await _heal(run, healing)
+            run.faulty.pop(healing.id, None)
+            await _tell_oracle(run, session)
+            if run.fail_fast:
+                _fail_fast(run)
+        else:
+            raise RunAborted(f"plan step with unknown action {step.action!r}")
+
+
+async def _heal(run: _Run, fault: Fault) -> None:
+    try:
+        await asyncio.to_thread(fault.heal)
+    finally:
+        run.journal.write(fault.record)
+    run.rollback.disarm(f"fault:{fault.id}")
+    for i, f in enumerate(run.history.faults):
+        if f.id == fault.id:
+            run.history.faults[i] = fault.record
+    run.progress.fault(fault.record)
+
+
+def _fail_fast(run: _Run) -> None:
+    """With --fail-fast, judge the history so far after each heal; a failure aborts."""
+    try:
+        from lab.scenario.summary import build_summary
+    except ImportError:
+        return
+    try:
+        summary = build_summary(run.history, run.scenario)
+    except Exception:  # the full check runs again at the end and reports its error
+        return
+    failed = [v for v in _verdicts(summary) if v.get("verdict") == "fail"]
+    if failed:
+        v = failed[0]
+        raise RunAborted(
+            f"expectation failed (fail-fast): {v.get('client')} {v.get('metric')} "
+            f"{v.get('bound')} measured {v.get('measured')}"
+        )
+
+
+def _verdicts(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    found = summary.get("expectations") or []
+    return [v for v in found if isinstance(v, dict)]
+
+
+async def _tell_oracle(run: _Run, session: aiohttp.ClientSession) -> None:
+    faulty = sorted({p for peers in run.faulty.values() for p in peers})
+    for c in run.clients:
+        if c.policy == "oracle":
+            await _put(session, f"{c.control_url}/oracle", {"faulty": faulty})
+
+
+def _record_clock(run: _Run, probes: list[ClockProbe]) -> None:
+    worst = max((abs(p.offset) for p in probes), default=0.0)
+    bound = max((p.bound for p in probes), default=0.0)
+    run.history.meta.versions["clock"] = (
+        f"CLOCK_MONOTONIC shared; max |offset| {worst * 1e3:.3f} ms, bracket ±{bound * 1e3:.3f} ms"
+    )
+    run.history.meta.phases.append(
+        {"name": "clock-probe", "probes": [p.to_json() for p in probes], "max_abs_offset_s": worst}
+    )
+    bad = [p for p in probes if abs(p.offset) > p.bound + CLOCK_BOUND_S]
+    if bad:
+        raise RunAborted(
+            "clients do not share the host's CLOCK_MONOTONIC: "
+            + ", ".join(f"{p.client} offset {p.offset * 1e3:.1f} ms" for p in bad)
+        )
+
+
+def _record_rollback(run: _Run, results: list[UndoResult]) -> None:
+    run.history.meta.phases.append(
+        {"name": "rollback", "t": time.monotonic(), "steps": [r.to_json() for r in results]}
+    )
+    failed = [r for r in results if not r.ok]
+    if failed and run.abort_reason is None:
+        run.abort_reason = "rollback failed: " + "; ".join(f"{r.label}: {r.error}" for r in failed)
+
+
+def _finish(run: _Run, results: list[UndoResult], wall0: float) -> RunResult:
+    meta = run.history.meta
+    meta.ended_mono = time.monotonic()
+    meta.status = "aborted" if run.abort_reason else "completed"
+    meta.abort_reason = run.abort_reason
+    run.journal.write(meta)
+    summary, verdict = _write_summary(run)
+    report = _render(run)
+    if run.abort_reason:
+        code, verdict = 2, "aborted"
+    else:
+        code = 0 if verdict == "pass" else 1 if verdict == "fail" else 2
+    result = RunResult(
+        run_id=meta.run_id,
+        run_dir=run.run_dir,
+        status=meta.status,
+        verdict=verdict,
+        exit_code=code,
+        abort_reason=run.abort_reason,
+        summary=summary,
+        rollback=results,
+        wall_s=time.time() - wall0,
+        report=report,
+    )
+    run.progress.final(result)
+    return result
+
+
+def _write_summary(run: _Run) -> tuple[dict[str, Any] | None, str]:
+    from lab.scenario.summary import build_summary, write_summary
+
+    try:
+        summary = build_summary(run.history, run.scenario, aborted=run.abort_reason)
+        write_summary(run.run_dir, summary)
+    except Exception as exc:  # no checks, no verdict: say so in the report and exit 2
+        if run.abort_reason is None:
+            run.abort_reason = f"checks failed to run: {type(exc).__name__}: {exc}"
+        return None, "unknown"
+    _write_junit(run, summary)
+    return summary, str(summary.get("verdict", "unknown"))
+
+
+def _write_junit(run: _Run, summary: Mapping[str, Any]) -> None:
+    try:
+        import importlib
+
+        junit: Any = importlib.import_module("lab.scenario.junit")
+        junit.write_junit(summary, run.run_dir / "junit.xml")
+    except Exception as exc:  # the summary and report carry the verdict all the same
+        run.history.meta.versions["junit_error"] = f"{type(exc).__name__}: {exc}"
+
+
+def _render(run: _Run) -> Path | None:
+    try:
+        from lab.report.render import render_report
+
+        return render_report(run.run_dir)
+    except Exception as exc:  # a run without a page still has its journal and summary
+        run.history.meta.versions["report_error"] = f"{type(exc).__name__}: {exc}"
+        return None
+
+
+async def _sleep_until(deadline: float) -> None:
+    delay = deadline - time.monotonic()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+async def _post(session: aiohttp.ClientSession, url: str, body: Mapping[str, Any]) -> Any:
+    return await _call(session, "POST", url, body)
+
+
+async def _put(session: aiohttp.ClientSession, url: str, body: Mapping[str, Any]) -> Any:
+    return await _call(session, "PUT", url, body)
+
+
+async def _call(
+    session: aiohttp.ClientSession, method: str, url: str, body: Mapping[str, Any]
+) -> Any:
+    try:
+        async with session.request(
+            method, url, json=dict(body), timeout=aiohttp.ClientTimeout(total=5.0)
+        ) as resp:
+            text = await resp.text()
+            if resp.status >= 300:
+                raise FaultError(f"{method} {url}: HTTP {resp.status}: {text[:200]}")
+            return json.loads(text) if text.strip() else None
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise FaultError(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
+
+
+ConsoleFactory = Callable[[], Any]
