@@ -406,11 +406,10 @@ def _write_summary(run: _Run) -> tuple[dict[str, Any] | None, str]:
 
 
 def _write_junit(run: _Run, summary: Mapping[str, Any]) -> None:
-    try:
-        import importlib
+    from lab.scenario.junit import write_junit
 
-        junit: Any = importlib.import_module("lab.scenario.junit")
-        junit.write_junit(summary, run.run_dir / "junit.xml")
+    try:
+        write_junit(run.run_dir, summary)
     except Exception as exc:  # the summary and report carry the verdict all the same
         run.history.meta.versions["junit_error"] = f"{type(exc).__name__}: {exc}"
 

@@ -204,6 +204,7 @@ async def test_a_run_injects_on_time_tells_the_oracle_and_writes_everything(
     summary = json.loads((result.run_dir / "summary.json").read_text())
     assert summary["verdict"] == "pass"
     assert (result.run_dir / "report.html").exists()
+    assert "<testsuite" in next(result.run_dir.glob("*.xml")).read_text()
     assert not (tmp_path / MARKER).exists()
     assert ToxiproxyAdapter(runtime.toxiproxy_api()).toxics("worker-2") == []
 
