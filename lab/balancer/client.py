@@ -153,7 +153,7 @@ class BalancedClient:
                 results = await self._hedged(
                     pick, service, payload, t_attempt, delay, tried, deadline
                 )
-            for done in results:
+            for done in sorted(results, key=lambda d: d.attempt.start):
                 attempts.append(done.attempt)
                 tried.add(done.attempt.peer)
             for done in results:

@@ -110,13 +110,17 @@ class PeerMetrics:
     def finished(self, now: float, rtt: float, ok: bool) -> None:
         """An attempt ended after ``rtt`` seconds; timeouts come here with ``ok=False``.
 
-        A failure's elapsed time is a latency sample too: a timeout says the peer took at
-        least that long, and a refused connection that it answered (uselessly) fast.
+        Only answers feed the latency estimate. A failure's elapsed time says little
+        about latency (a refused connection is "fast", a timeout is just the timeout we
+        chose) and failures are the breaker's business: were a timeout a latency
+        sample, the first one would price a blackholed peer out of the draw for
+        seconds, the breaker would never see the second, and the peer would come back
+        by slow decay instead of by a probe once it is healthy.
         """
         self.in_flight = max(0, self.in_flight - 1)
-        self.ewma.observe(rtt, now)
         self.last_sample = now
         if ok:
+            self.ewma.observe(rtt, now)
             self._successes.add(now)
             self.consecutive_failures = 0
             self.last_success = now

@@ -68,11 +68,11 @@ def test_peer_metrics_counts_timeouts_as_failures_and_tracks_load() -> None:
     m.started()
     assert m.in_flight == 2
     m.finished(1.0, 0.002, ok=True)
-    m.finished(1.1, 0.100, ok=False)  # a timeout: a failure, and a 100 ms sample
+    m.finished(1.1, 0.100, ok=False)  # a timeout: a failure, not a latency sample
     assert m.in_flight == 0
     assert m.counts(1.1) == (1, 1)
     assert m.consecutive_failures == 1
-    assert m.ewma.value(1.1) == pytest.approx(0.100)
+    assert m.ewma.value(1.0) == pytest.approx(0.002)
     assert m.last_failure == 1.1 and m.last_success == 1.0 and m.last_sample == 1.1
     assert m.failure_rate(1.1) == (0.5, 2)
     m.started()
