@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_valid_files_print_ok_and_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
-    files = [str(ROOT / "scenarios" / n) for n in ("partition.yaml", "chaos.yaml")]
+    files = [str(ROOT / "scenarios" / n) for n in ("partition.yaml", "chaos-mix.yaml")]
     assert main(["validate", *files]) == 0
     out = capsys.readouterr().out
     assert out.count("OK ") == 2
