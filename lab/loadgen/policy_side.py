@@ -1,0 +1,168 @@
+"""The one module of the client service that knows ``lab.grenache`` and ``lab.balancer``.
+
+It opens the grape Link (discovery), the pooled RPC transport, the policy's client and
+the gossip socket, and turns them into what the app needs (:mod:`lab.loadgen.parts`):
+``send`` returning a :class:`~lab.loadgen.load.Sent`, the peer set, per-peer views for
+``/peers`` and the gauges, the oracle's fault list, gossip on/off and its counters.
+Breaker transitions (kind ``breaker``) and gossip hints that changed what we hold
+(kind ``gossip_hint``) reach the recorder as ``ClientEvent`` through the event sink.
+
+Every policy gets a gossip socket, so every client announces the same way; only the
+adaptive policy has verdicts to send and uses the hints it receives.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from lab.balancer.adaptive import AdaptivePolicy
+from lab.balancer.client import BalancedClient, Transport
+from lab.balancer.gossip import GossipConfig, Message
+from lab.balancer.gossip_net import GossipNode
+from lab.balancer.policies import make_policy
+from lab.clock import Clock
+from lab.errors import LabError, NoPeerAvailable, RpcTimeout
+from lab.history import ClientEvent, Outcome
+from lab.loadgen.load import Sent
+from lab.loadgen.metrics import GossipCounts, PeerStats
+from lab.loadgen.parts import Discovery, EventSink, PolicySideLike
+from lab.loadgen.settings import ClientSettings
+
+
+def outcome_of(exc: BaseException) -> Outcome:
+    """How a failed request ended, from the lab error that ended it."""
+    if isinstance(exc, RpcTimeout):
+        return Outcome.TIMEOUT
+    if isinstance(exc, NoPeerAvailable):
+        return Outcome.REJECTED
+    return Outcome.ERROR
+
+
+class PolicySide:
+    """The policy side of one client process (see the module docstring)."""
+
+    def __init__(
+        self, settings: ClientSettings, clock: Clock, transport: Transport, on_event: EventSink
+    ) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._on_event = on_event
+        self.policy = make_policy(settings.policy, clock=clock, rng=random.Random(settings.seed))
+        self.client = BalancedClient(
+            self.policy,
+            transport,
+            clock=clock,
+            on_event=on_event,
+            name=settings.name,
+        )
+        config = (
+            self.policy.gossip_config if isinstance(self.policy, AdaptivePolicy) else GossipConfig()
+        )
+        self.gossip = GossipNode(
+            bind=settings.bind,
+            port=settings.gossip_port,
+            advertise=settings.gossip_host(),
+            clock=clock,
+            rng=random.Random(settings.seed + 1),
+            config=config,
+            outgoing=self.policy.verdicts,
+            incoming=self._hints,
+            enabled=settings.gossip,
+        )
+        self.policy.set_hints_enabled(settings.gossip)
+
+    async def start(self) -> None:
+        """Bind the gossip socket and start its timer."""
+        await self.gossip.start()
+
+    async def aclose(self) -> None:
+        """Stop gossip; the transport is closed by its owner."""
+        await self.gossip.aclose()
+
+    async def send(self, service: str, payload: Any, budget_s: float) -> Sent:
+        try:
+            result = await self.client.request(service, payload, timeout=budget_s)
+        except LabError as exc:
+            attempts = tuple(getattr(exc, "attempts", ()))
+            return Sent(outcome_of(exc), attempts, str(exc) or type(exc).__name__)
+        return Sent(Outcome.OK, result.attempts)
+
+    def set_peers(self, peers: Sequence[str]) -> None:
+        self.client.set_peers(list(peers))
+
+    def peers(self) -> Sequence[PeerStats]:
+        return self.client.peers()
+
+    def faulty(self) -> Sequence[str]:
+        return self.policy.faulty()
+
+    def set_faulty(self, peers: Sequence[str]) -> None:
+        self.policy.set_faulty(peers)
+
+    def gossip_enabled(self) -> bool:
+        return self.gossip.enabled
+
+    def set_gossip(self, enabled: bool) -> None:
+        self.gossip.enabled = enabled
+        self.policy.set_hints_enabled(enabled)
+
+    def gossip_port(self) -> int:
+        return self.gossip.port
+
+    def set_gossip_members(self, members: Sequence[str]) -> None:
+        self.gossip.set_members(members)
+
+    def gossip_counts(self) -> GossipCounts:
+        return self.gossip.counts()
+
+    def health(self) -> dict[str, Any]:
+        view: dict[str, Any] = {
+            "gossip": self.gossip.enabled,
+            "gossip_address": self.gossip.address,
+            "gossip_members": len(self.gossip.members()),
+            "peers": len(self.policy.known()),
+        }
+        if isinstance(self.policy, AdaptivePolicy):
+            view["retry_budget"] = self.policy.budget_view()
+        return view
+
+    def _hints(self, message: Message) -> None:
+        now = self._clock.monotonic()
+        for hint in self.policy.take_hints(message):
+            self._on_event(
+                ClientEvent(
+                    self._settings.name,
+                    self.policy.name,
+                    now,
+                    "gossip_hint",
+                    hint.peer,
+                    {
+                        "sender": message.sender,
+                        "verdict": hint.verdict.value,
+                        "age": hint.age,
+                        "ttl": hint.ttl,
+                    },
+                )
+            )
+
+
+@asynccontextmanager
+async def open_parts(
+    settings: ClientSettings, clock: Clock, on_event: EventSink
+) -> AsyncIterator[tuple[Discovery, PolicySideLike]]:
+    """Discovery through the grapes and the policy side; closed in reverse on exit."""
+    from lab.grenache.link import Link
+    from lab.grenache.transport import HttpTransport
+
+    async with AsyncExitStack() as stack:
+        link = Link(list(settings.grapes), clock=clock)
+        stack.push_async_callback(link.aclose)
+        transport = HttpTransport()
+        stack.push_async_callback(transport.aclose)
+        side = PolicySide(settings, clock, transport, on_event)
+        await side.start()
+        stack.push_async_callback(side.aclose)
+        yield link, side
