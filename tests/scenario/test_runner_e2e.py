@@ -1,0 +1,124 @@
+"""`lab run --runtime local` as a real subprocess: real grapes, workers, clients, Toxiproxy."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from engine_support import ROOT, toxiproxy_binary
+
+from lab.history import read_journal
+from lab.procs import wait_until
+from lab.scenario.rollback import MARKER, cleanup_leftovers
+
+pytestmark = pytest.mark.toxiproxy
+
+SCENARIO = """
+name: e2e-partition
+seed: 5
+runtime: local
+topology: {{grapes: 1, workers: 3}}
+clients: [adaptive, random, oracle]
+load: {{rate: 50}}
+duration: {duration}
+warmup: 0.5s
+settle: 0.5s
+timeline:
+  - {{at: 1.5s, fault: partition, target: worker-2}}
+  - {{at: 3s, heal: worker-2}}
+expect:
+  adaptive: {{detection_s: "<= 0.001"}}
+"""
+
+
+def start(tmp_path: Path, duration: str) -> tuple[subprocess.Popen[str], Path]:
+    toxiproxy_binary()
+    path = tmp_path / "e2e.yaml"
+    path.write_text(SCENARIO.format(duration=duration))
+    reports = tmp_path / "reports"
+    env = {**os.environ, "LAB_TOXIPROXY_BIN": str(toxiproxy_binary()), "COLUMNS": "120"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lab", "run", str(path), "--reports", str(reports)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    return proc, reports
+
+
+def test_an_impossible_expectation_makes_lab_run_exit_1(tmp_path: Path) -> None:
+    proc, reports = start(tmp_path, "4.5s")
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1, out
+    (run_dir,) = [d for d in reports.iterdir() if d.is_dir()]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["verdict"] == "fail"
+    assert {e["metric"]: e["verdict"] for e in summary["expectations"]} == {"detection_s": "fail"}
+    history = read_journal(run_dir / "journal.jsonl")
+    assert {r.policy for r in history.requests} == {"adaptive", "random", "oracle"}
+    (fault,) = history.faults
+    assert fault.started is not None and fault.ended is not None
+    assert not (reports / MARKER).exists()
+
+
+def _wait_injected(reports: Path) -> dict[str, object]:
+    marker = reports / MARKER
+
+    def injected() -> bool:
+        try:
+            return bool(json.loads(marker.read_text()).get("faults"))
+        except (OSError, ValueError):
+            return False
+
+    wait_until(injected, 30.0, interval=0.05, what="the partition to be injected")
+    return dict(json.loads(marker.read_text()))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_mid_fault_aborts_with_exit_2_and_rolls_back(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    proc, reports = start(tmp_path, "60s")
+    try:
+        _wait_injected(reports)
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 2, out
+    assert not (reports / MARKER).exists()
+    (run_dir,) = [d for d in reports.iterdir() if d.is_dir()]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["verdict"] == "aborted" and sig.name in summary["abort_reason"]
+    assert (run_dir / "report.html").exists()
+
+
+def test_kill_9_leaves_a_marker_that_cleanup_acts_on(tmp_path: Path) -> None:
+    proc, reports = start(tmp_path, "60s")
+    try:
+        marker = _wait_injected(reports)
+        proc.kill()
+        proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    pids = [int(p) for p in marker["local_pids"]]  # type: ignore[attr-defined]
+    assert pids and (reports / MARKER).exists()
+    report = cleanup_leftovers(reports)
+    assert report.found and any("lab-f1" in a for a in report.actions)
+    assert not (reports / MARKER).exists()
+    wait_until(lambda: not any(_alive(p) for p in pids), 10.0, what="the dead run's processes gone")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return False
