@@ -16,7 +16,10 @@ How the parts meet (constants and reasons in ``docs/balancer.md``):
 - **breaker half-open**: the latency history is forgotten, so the probe is priced
   like a typical peer and gets drawn soon (an old timeout-sized estimate would
   otherwise keep the recovered peer away for seconds after the breaker allowed it).
-- **breaker closes**: the slow-start ramp begins.
+- **breaker closes**: the slow-start ramp begins; while it ramps, the peer is priced
+  at no more than the median latency (its first answers come over fresh connections
+  and, peak-EWMA being what it is, would otherwise keep it out of every comparison for
+  seconds: on the local cluster a healed worker took 7 s to get half its share back).
 - **attempt timeout**: ``max(floor, multiplier x min(peer latency, typical latency))``
   bounded by the request's remaining time; "typical" is the median latency of the
   peers with closed breakers. Using the peer's own estimate alone would give a peer
@@ -164,7 +167,12 @@ class AdaptivePolicy(Policy):
         factor = 1.0
         if self._hints_enabled:
             factor = self.hints.factor(p.breaker.peer, now, m.last_sample)
-        return cost(self._latency(p, now, None), m.in_flight, factor)
+        latency = self._latency(p, now, None)
+        if p.ramp_since is not None and self.slow_start.weight(p.ramp_since, now) < 1.0:
+            # Ramping: the weight sets its share. Its first answers come over fresh
+            # connections and would price it out of every comparison (a cliff again).
+            latency = min(latency, self.typical_latency(now))
+        return cost(latency, m.in_flight, factor)
 
     def choose(self, exclude: AbstractSet[str] = frozenset()) -> Pick:
         now = self._clock.monotonic()

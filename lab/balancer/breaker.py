@@ -12,8 +12,9 @@
   and is jittered downward by up to ``jitter`` (so clients that tripped together do not
   probe together, and the cap is never exceeded). The trip count resets after the peer
   has stayed closed for ``reset_after_s``.
-- **half-open** admits at most ``half_open_probes`` probes in flight; that many
-  successes close the breaker, any failure re-opens it (a further trip).
+- **half-open** admits at most ``half_open_probes`` probes in flight (1: every probe
+  of a still-broken peer costs one request a timeout and a retry, so one at a time);
+  ``half_open_successes`` successes close the breaker, any failure re-opens it.
 
 The cap is deliberately low (2 s, against Linkerd's 60 s): the time from a worker's
 recovery to its first probe is at most the cap, and the lab's target is half a fair
@@ -62,7 +63,8 @@ class BreakerConfig:
     open_factor: float = 2.0
     open_cap_s: float = 2.0
     jitter: float = 0.2
-    half_open_probes: int = 2
+    half_open_probes: int = 1  # in flight at once
+    half_open_successes: int = 2  # in a row, to close
     reset_after_s: float = 10.0
 
     def __post_init__(self) -> None:
@@ -74,8 +76,9 @@ class BreakerConfig:
         for name in ("buckets", "min_calls", "consecutive_failures", "consecutive_timeouts"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be at least 1, not {getattr(self, name)!r}")
-        if self.half_open_probes < 1:
-            raise ValueError(f"half_open_probes: must be at least 1, not {self.half_open_probes}")
+        for name in ("half_open_probes", "half_open_successes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be at least 1, not {getattr(self, name)!r}")
         if not 0 < self.failure_rate <= 1:
             raise ValueError(f"failure_rate: must be in (0, 1], not {self.failure_rate!r}")
         if self.open_factor < 1:
@@ -196,7 +199,7 @@ class Breaker:
                 self._trip(now, f"probe failed: {reason}")
                 return
             self._probe_successes += 1
-            if self._probe_successes >= self._config.half_open_probes:
+            if self._probe_successes >= self._config.half_open_successes:
                 self._move(now, State.CLOSED, f"{self._probe_successes} probes succeeded")
             return
         if state is State.CLOSED and not ok:

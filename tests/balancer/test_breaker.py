@@ -20,6 +20,7 @@ CFG = BreakerConfig(
     open_cap_s=2.0,
     jitter=0.2,
     half_open_probes=2,
+    half_open_successes=2,
     reset_after_s=10.0,
 )
 
@@ -204,6 +205,20 @@ def test_force_half_open_only_after_the_base_open_time() -> None:
     assert b.force_half_open(1.0 + 0.41)
     assert b.state(1.41) is State.HALF_OPEN
     assert "early probe" in events[-1].reason
+
+
+def test_default_half_open_sends_one_probe_at_a_time() -> None:
+    b, _ = make(BreakerConfig())
+    open_breaker(b, 1.0)
+    t = b.open_until
+    first = b.acquire(t)
+    assert first is not None and first.probe
+    assert b.acquire(t) is None
+    b.record(first, t, Result.SUCCESS, 0.001)
+    second = b.acquire(t)
+    assert second is not None and second.probe  # one success is not enough
+    b.record(second, t, Result.SUCCESS, 0.001)
+    assert b.state(t) is State.CLOSED
 
 
 def test_config_errors_name_the_field() -> None:
