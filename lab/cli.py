@@ -29,10 +29,14 @@ class Subcommand:
 
 SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("grape", "lab.grape.command", "run a grape: a DHT node with Grenache's HTTP API"),
-    Subcommand("worker", "lab.worker.command", "run a worker: a Grenache RPC service with fault knobs"),
+    Subcommand(
+        "worker", "lab.worker.command", "run a worker: a Grenache RPC service with fault knobs"
+    ),
     Subcommand("client", "lab.loadgen.command", "run a client service: load generator + policy"),
     Subcommand("up", "lab.stack.up", "build what is missing and start the Compose lab"),
-    Subcommand("down", "lab.stack.down", "stop the lab and remove its containers, networks, toxics"),
+    Subcommand(
+        "down", "lab.stack.down", "stop the lab and remove its containers, networks, toxics"
+    ),
     Subcommand("status", "lab.stack.status", "show the lab's health, discovery, proxies and load"),
     Subcommand("logs", "lab.stack.logs", "show (or follow) the lab services' logs"),
     Subcommand("validate", "lab.scenario.validate_command", "check scenario files; touch nothing"),
@@ -76,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cmd = by_name.get(args[0])
     if cmd is None:
         top.print_usage(sys.stderr)
-        print(f"lab: unknown command {args[0]!r}; try one of: {', '.join(by_name)}", file=sys.stderr)
+        known = ", ".join(by_name)
+        print(f"lab: unknown command {args[0]!r}; try one of: {known}", file=sys.stderr)
         return 2
     try:
         parser, module = _subparser(cmd)

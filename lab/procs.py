@@ -100,7 +100,9 @@ class ServiceProcess:
                 )
             except TimeoutError:
                 self.stop()
-                raise RuntimeUnavailable(f"{self.name} did not become healthy: {self.tail()}")
+                raise RuntimeUnavailable(
+                    f"{self.name} did not become healthy: {self.tail()}"
+                ) from None
             if self.exited():
                 raise RuntimeUnavailable(
                     f"{self.name} exited with {self.proc.returncode}: {self.tail()}"
