@@ -247,12 +247,13 @@ def test_error_matrix_side_by_side(
     assert _comparable(upstream) != _comparable(ours), f"upstream now matches us: {upstream}"
 
 
+@pytest.mark.parametrize("port", [70000, -1])
 def test_out_of_range_port_kills_the_node_grape_but_not_ours(
-    logdir: Path, our_pair: LocalCluster
+    port: int, logdir: Path, our_pair: LocalCluster
 ) -> None:
     """Kept out of the matrix: upstream answers 500 with a RangeError text (or nothing),
     as its DHT announce throws the same error uncaught and the whole grape process exits."""
-    body = _env(["interop_port_range", 70000])
+    body = _env(["interop_port_range", port])
     for url in our_pair.grape_urls:
         ours = http_raw(url + "/announce", body)
         assert (ours.status, ours.text) == (200, '"ERR_GRAPE_SERVICE_PORT"')
