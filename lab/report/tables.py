@@ -336,11 +336,15 @@ def expectations_table(summary: Mapping[str, object]) -> Table:
 
 
 def steady_state_table(summary: Mapping[str, object]) -> Table:
-    """The steady-state checks; their exact keys belong to the checker, so show them all."""
+    """The steady-state checks, one row per client, phase and metric.
+
+    ``bound_value``, ``op`` and ``client`` repeat what ``bound`` and ``policy`` already say
+    (see lab/scenario/summary.py), so they stay out; ``detail`` shows only when some check
+    has one.
+    """
     entries = [dict_of(e) for e in _list(summary.get("steady_state"))]
     preferred = ("policy", "phase", "metric", "measured", "bound", "verdict", "detail")
-    keys = [k for k in preferred if any(k in e for e in entries)]
-    keys += sorted({k for e in entries for k in e} - set(keys))
+    keys = [k for k in preferred if any(e.get(k) not in (None, "") for e in entries)]
     first = keys[0] if keys else "check"
     rows = []
     for e in entries:
