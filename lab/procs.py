@@ -133,13 +133,18 @@ class ServiceProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        self._close_log()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL (a crash, as a fault injects it); the log is closed like after stop()."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        self._close_log()
+
+    def _close_log(self) -> None:
         if self._log is not None:
             with contextlib.suppress(OSError):
                 self._log.close()
             self._log = None
-        return self.proc.returncode
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
