@@ -5,88 +5,31 @@ speaking Grenache's HTTP RPC format), so they take the path every client takes: 
 ``lab`` network, Toxiproxy's listener, then the worker. ``test_down_*`` runs last and
 takes the lab down (and up again if it was up before the session).
 
-The lab comes up once per session (reused when already up). These tests skip loudly, with
-the reason, where no Docker engine answers or a service the lab needs is not written yet;
-a lab that fails to come up is an error, not a skip.
+The lab comes up once per session (reused when already up) through ``tests/compose_lab.py``,
+shared with the scenario engine's Compose tests; it skips loudly, with the reason, where no
+Docker engine answers or a service the lab needs is not written yet.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import statistics
-import subprocess
-import sys
 import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from compose_lab import Lab, lab_session
 
-from lab.errors import RuntimeUnavailable
-from lab.stack import health, toxiapi
-from lab.stack.engine import PROJECT, PROJECT_LABEL, Engine, service_name
-
-LAB = [sys.executable, "-m", "lab"]
-CORE = ("grape-1", "grape-2", "grape-3", "worker-1", "worker-2", "worker-3", "toxiproxy")
-NEEDED_MODULES = {"lab.grape.command": "lab grape", "lab.worker.command": "lab worker"}
-
-
-@dataclass
-class Lab:
-    engine: Engine
-    was_up: bool  # the lab was up before the session: leave it up at the end
-
-    def up(self) -> subprocess.CompletedProcess[str]:
-        return lab("up", "--quiet", "--skip", "client" if not client_ready() else "")
-
-    def down(self) -> subprocess.CompletedProcess[str]:
-        return lab("down")
-
-
-def lab(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*LAB, *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-    )
-
-
-def _has(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:  # a parent package is missing
-        return False
-
-
-def client_ready() -> bool:
-    return _has("lab.loadgen.command") and _has("lab.grenache.link")
-
-
-def _already_up(engine: Engine) -> bool:
-    st = health.states(engine, CORE)
-    return all(s.ready for s in st.values())
+from lab.stack import toxiapi
+from lab.stack.engine import PROJECT, PROJECT_LABEL, service_name
 
 
 @pytest.fixture(scope="session")
 def compose_lab() -> Iterator[Lab]:
-    try:
-        engine = Engine.connect()
-    except RuntimeUnavailable as exc:
-        pytest.skip(f"Docker lab tests skipped: {exc}")
-    handle = Lab(engine=engine, was_up=_already_up(engine))
-    missing = [cmd for mod, cmd in NEEDED_MODULES.items() if not _has(mod)]
-    if missing and not handle.was_up:
-        pytest.skip(f"Docker lab tests skipped: `{'`, `'.join(missing)}` not written yet")
-    if not handle.was_up:
-        done = handle.up()
-        if done.returncode != 0:
-            pytest.fail(f"`lab up` failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
-    try:
-        yield handle
-    finally:
-        engine.close()
+    yield from lab_session()
 
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
