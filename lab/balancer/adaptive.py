@@ -184,7 +184,13 @@ class AdaptivePolicy(Policy):
                 continue
             if p.breaker.allows(now):
                 eligible.append(p)
-                weights.append(self.slow_start.weight(p.ramp_since, now))
+                weight = self.slow_start.weight(p.ramp_since, now)
+                if self._hints_enabled:
+                    # Probation acts on the draw too: an idle client's latencies have
+                    # all decayed toward zero, and a multiplied near-zero is still cheap.
+                    hint = self.hints.factor(p.breaker.peer, now, p.metrics.last_sample)
+                    weight /= hint
+                weights.append(weight)
             else:
                 blocked.append(p)
         if not eligible:
