@@ -7,7 +7,7 @@ import random
 from typing import Any
 
 import pytest
-from conftest import ScriptedTransport
+from scripted_transport import ScriptedTransport
 
 from lab.balancer.adaptive import AttemptConfig
 from lab.balancer.budget import BudgetConfig

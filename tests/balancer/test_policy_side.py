@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from conftest import ScriptedTransport
+from scripted_transport import ScriptedTransport
 
 from lab.clock import FakeClock
 from lab.history import ClientEvent, Outcome

@@ -8,10 +8,11 @@ happened; logs stay in the test's tmp directory for a failure's post-mortem.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from interop_support import NodeServerFactory, our_grapes
 from node_harness import (
     NodeGrape,
     NodeServer,
@@ -19,10 +20,9 @@ from node_harness import (
     start_node_grapes,
     start_node_server,
     stop_all,
-    wait_joined,
 )
 
-from lab.loadgen.local_cluster import ClusterSpec, LocalCluster
+from lab.loadgen.local_cluster import LocalCluster
 from lab.procs import ServiceProcess
 
 _MISSING = missing_reason()
@@ -35,32 +35,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.interop)
             if _MISSING is not None:
                 item.add_marker(pytest.mark.skip(reason=f"interop: {_MISSING}"))
-
-
-def _host_cycle() -> Iterator[str]:
-    """127.0.0.150-254 over and over (ports are checked free per host anyway)."""
-    while True:
-        yield from (f"127.0.0.{i}" for i in range(150, 255))
-
-
-_CYCLE = _host_cycle()
-
-
-def hosts() -> Iterator[str]:
-    return _CYCLE
-
-
-def our_grapes(logdir: Path, count: int, peer_max_age: str = "120s") -> LocalCluster:
-    """``count`` ``lab grape`` processes bootstrapped off each other, joined."""
-    spec = ClusterSpec(grapes=count, workers=0, peer_max_age=peer_max_age)
-    cluster = LocalCluster(spec, logdir, hosts=hosts()).start()
-    try:
-        if count > 1:
-            wait_joined(cluster.grape_urls)
-    except BaseException:
-        cluster.stop()
-        raise
-    return cluster
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +56,6 @@ def our_pair(module_logdir: Path) -> Iterator[LocalCluster]:
     cluster = our_grapes(module_logdir, 2)
     yield cluster
     cluster.stop()
-
-
-NodeServerFactory = Callable[..., NodeServer]
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import our_grapes
+from interop_support import our_grapes
 from node_harness import (
     PAYLOAD_LIMIT,
     Answer,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import NodeServerFactory, hosts
+from interop_support import NodeServerFactory, hosts
 from node_harness import (
     NodeGrape,
     http_raw,
