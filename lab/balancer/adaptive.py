@@ -42,7 +42,7 @@ from lab.balancer.budget import BudgetConfig, RetryBudget
 from lab.balancer.gossip import GossipConfig, Hint, HintBook, Message, Verdict
 from lab.balancer.metrics import MetricsConfig, PeerMetrics
 from lab.balancer.policies import Pick, Policy
-from lab.balancer.scoring import cost, p2c
+from lab.balancer.scoring import ChoiceConfig, cost, p2c
 from lab.balancer.slowstart import SlowStartConfig
 from lab.clock import Clock
 from lab.errors import NoPeerAvailable
@@ -95,6 +95,7 @@ class AdaptivePolicy(Policy):
         "slow_start": SlowStartConfig,
         "gossip": GossipConfig,
         "attempts": AttemptConfig,
+        "choice": ChoiceConfig,
     }
 
     def __init__(
@@ -108,6 +109,7 @@ class AdaptivePolicy(Policy):
         slow_start: SlowStartConfig | None = None,
         gossip: GossipConfig | None = None,
         attempts: AttemptConfig | None = None,
+        choice: ChoiceConfig | None = None,
     ) -> None:
         super().__init__(clock=clock, rng=rng, metrics=metrics)
         self.breaker_config = breaker or BreakerConfig()
@@ -115,6 +117,7 @@ class AdaptivePolicy(Policy):
         self.slow_start = slow_start or SlowStartConfig()
         self.gossip_config = gossip or GossipConfig()
         self.attempts = attempts or AttemptConfig()
+        self.choice = choice or ChoiceConfig()
         self.hints = HintBook(self.gossip_config)
         self._hints_enabled = True
         self._peers: dict[str, _Peer] = {}
@@ -172,6 +175,7 @@ class AdaptivePolicy(Policy):
             # Ramping: the weight sets its share. Its first answers come over fresh
             # connections and would price it out of every comparison (a cliff again).
             latency = min(latency, self.typical_latency(now))
+        latency = max(latency, self.choice.latency_floor_s)
         return cost(latency, m.in_flight, factor)
 
     def choose(self, exclude: AbstractSet[str] = frozenset()) -> Pick:
@@ -206,7 +210,8 @@ class AdaptivePolicy(Policy):
                     f"next probe allowed in {wait:.2f}s"
                 )
             eligible, weights = [soonest], [1.0]
-        chosen = eligible[p2c(weights, lambda i: self._cost(eligible[i], now), self._rng)]
+        tie = self.choice.tie_ratio
+        chosen = eligible[p2c(weights, lambda i: self._cost(eligible[i], now), self._rng, tie)]
         permit = chosen.breaker.acquire(now)
         return Pick(chosen.breaker.peer, permit)
 

@@ -87,12 +87,26 @@ def _serve(p: AdaptivePolicy, clock: FakeClock, latency: dict[str, float], n: in
 def test_p2c_prefers_the_fast_peer(clock: FakeClock) -> None:
     p = policy("adaptive", clock)
     assert isinstance(p, AdaptivePolicy)
-    latency = {A: 0.001, B: 0.0012, C: 0.020}
+    latency = {A: 0.001, B: 0.0012, C: 0.100}
     _serve(p, clock, latency, 100)  # learn
     sent = _serve(p, clock, latency, 1000)
     assert sent[C] / 1000 < 0.05  # only the decay's occasional probes
     assert sent[C] > 0  # ...but not starved outright
     assert sent[A] > sent[B] * 0.6
+
+
+def test_latency_noise_below_the_floor_does_not_herd(clock: FakeClock) -> None:
+    """1, 4 and 15 ms are all 'fast' (under the 20 ms floor): each gets about a third.
+
+    Without the floor and the tie band the 1 ms peer took nearly everything and the
+    15 ms one starved, which is what made healed workers' shares keep dipping.
+    """
+    p = policy("adaptive", clock)
+    latency = {A: 0.001, B: 0.004, C: 0.015}
+    _serve(p, clock, latency, 100)
+    sent = _serve(p, clock, latency, 1500)
+    for peer in (A, B, C):
+        assert 0.25 < sent[peer] / 1500 < 0.42, sent
 
 
 def test_a_new_peer_is_priced_at_the_median_and_ramps(clock: FakeClock) -> None:
