@@ -23,7 +23,8 @@ that were healthy before the fault.
   "before" is the steady state after warmup and before the first fault; p99_ratio =
   p99 during / p99 before.
 - recovery time: the first t >= t1 after which share(P) stays at or above half of 1/N
-  until the next fault begins or the run ends, as seconds after t1.
+  for RECOVERY_HOLD_S (3 s, or half the time left before the next fault begins or the
+  run ends; see recovery() for why not "until the end"), as seconds after t1.
 - errors and retries: failed requests and retry attempts (hedges excluded).
 - faulty share: attempts to P / all attempts started in [t0, t1); max_faulty_share is
   the largest over a client's faults (flapping and chaos runs judge it).
@@ -51,6 +52,7 @@ from lab.history import Attempt, FaultRecord, History, Outcome, RequestRecord
 SHARE_WINDOW_S = 0.5
 DETECTION_SHARE = 0.05
 HEALTHY_LOOKBACK_S = 5.0
+RECOVERY_HOLD_S = 3.0  # how long share(P) must stay up to count as recovered
 _EPS = 1e-9
 
 
@@ -133,7 +135,15 @@ def detection(attempts: Sequence[Attempt], peers: Sequence[str], t0: float, t1: 
 def recovery(
     attempts: Sequence[Attempt], peers: Sequence[str], t1: float, t_end: float, healthy: int
 ) -> Measure:
-    """Seconds after t1 from which share(P) stays >= half of 1/N until ``t_end``."""
+    """Seconds after t1 from which share(P) stays >= half of 1/N for ``RECOVERY_HOLD_S``.
+
+    "Stays" is judged over a hold of 3 s (or half the time left before ``t_end`` when
+    that is shorter, as between the steps of a flapping fault), not until the end of
+    the run: with 500 ms windows at 100 req/s a perfectly uniform choice among three
+    peers dips below half its fair share in about 1 % of windows, so "until the end"
+    measured that noise - the oracle, which is told the heal and recovers at once,
+    scored 9 s on a 12 s tail.
+    """
     if not peers:
         return Measure(None, "the fault names no peer")
     if healthy < 1:
@@ -144,14 +154,22 @@ def recovery(
     steps = share_steps(attempts, peers, t1, t_end)
     if all(s is None for _, _, s in steps):
         return Measure(None, "no attempts after the heal")
-    bad_end = max((b for _, b, s in steps if s is not None and s < need), default=t1)
-    if bad_end >= t_end - _EPS:
+    hold = min(RECOVERY_HOLD_S, (t_end - t1) / 2)
+    bad = [(a, b) for a, b, s in steps if s is not None and s < need]
+    t = t1
+    for a, b in bad:  # in time order: each dip inside the hold pushes t past it
+        if b <= t:
+            continue
+        if a >= t + hold:
+            break
+        t = b
+    if t + hold > t_end + _EPS:
         return Measure(
             None,
             f"share of {', '.join(peers)} never stayed >= {need:.3f} "
-            f"(half of 1/{healthy}) in the {t_end - t1:.1f} s after the heal",
+            f"(half of 1/{healthy}) for {hold:.1f} s in the {t_end - t1:.1f} s after the heal",
         )
-    return Measure(bad_end - t1)
+    return Measure(t - t1)
 
 
 def in_window(requests: Iterable[RequestRecord], lo: float, hi: float) -> list[RequestRecord]:

@@ -249,3 +249,22 @@ def test_detection_holds_its_definition(attempts: list[tuple[float, str]]) -> No
     # ... and not from any earlier instant (unless it was below from t0)
     if m.value > 0:
         assert any(s is not None and s >= 0.05 and b == at for a, b, s in steps)
+
+
+def _every_third_to_b(dip: tuple[float, float]) -> list[Attempt]:
+    """100/s for 10 s from T0; B gets every third attempt except during ``dip``."""
+    out = []
+    for i in range(1000):
+        t = T0 + i / 100
+        in_dip = T0 + dip[0] <= t < T0 + dip[1]
+        out.append(Attempt(B if i % 3 == 0 and not in_dip else A, t, t + 0.005, Outcome.OK))
+    return out
+
+
+def test_recovery_tolerates_a_dip_after_the_hold_but_not_inside_it() -> None:
+    # a dip 5 s after the heal is past the 3 s hold: recovered at once
+    assert recovery(_every_third_to_b((5, 6)), (B,), T0, T0 + 10, 3) == Measure(0.0)
+    # the same dip 1 s after the heal is inside it: recovery waits until it has passed
+    # (the last window holding a dip attempt ends 0.5 s after it)
+    measured = recovery(_every_third_to_b((1, 2)), (B,), T0, T0 + 10, 3).value
+    assert measured is not None and 2.0 <= measured <= 2.5
