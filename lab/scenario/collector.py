@@ -5,6 +5,14 @@ is the single source of truth, and an aborted run must keep what it saw; the cli
 rings are bounded, so a long run read only at the end could also lose its start. Each
 client is paged with its own cursors (``GET /history?cursor=N``, ``GET /events?cursor=N``);
 ``dropped`` (records evicted before we read them) is counted and reported, never hidden.
+
+Why ``skip_existing`` and ``not_before``: Compose clients outlive runs, so their rings
+still hold earlier runs' records (a run read from cursor 0 counted a previous run's
+requests and errors as its own, and its report's timeline began minutes early). Before
+the load starts, every cursor is moved to the client's newest record (the control API
+clamps a cursor past the end); records issued and events stamped before ``not_before``
+(a dead run's requests still in flight) are dropped and counted as ``stale``. Both sides
+read the same CLOCK_MONOTONIC, so the cut is exact.
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ from lab.history import (
 from lab.scenario.runtime import Target
 
 PAGE = 5000
+PAST_THE_END = 2**53
+"""A cursor beyond any ring: the control API answers with its newest position."""
 
 
 @dataclass
@@ -36,6 +46,7 @@ class _Cursor:
     history: int = 0
     events: int = 0
     dropped: int = 0
+    stale: int = 0
     errors: int = 0
     last_error: str | None = None
 
@@ -49,6 +60,7 @@ class Collector:
     history: History
     interval: float = 0.5
     recent_size: int = 20_000
+    not_before: float | None = None
     recent: deque[RequestRecord] = field(init=False)
     _cursors: dict[str, _Cursor] = field(init=False)
 
@@ -58,6 +70,32 @@ class Collector:
 
     def dropped(self) -> dict[str, int]:
         return {n: c.dropped for n, c in self._cursors.items()}
+
+    def stale(self) -> dict[str, int]:
+        """Per client: records and events left out as older than ``not_before``."""
+        return {n: c.stale for n, c in self._cursors.items()}
+
+    async def skip_existing(self, session: aiohttp.ClientSession) -> None:
+        """Start each cursor at the client's newest record and event (see the docstring).
+
+        A client that does not clamp (answers the cursor it was given) keeps cursor 0;
+        ``not_before`` still keeps its old records out.
+        """
+
+        async def one(client: Target) -> None:
+            cur = self._cursors[client.name]
+            try:
+                for path in ("history", "events"):
+                    data = await _get(
+                        session, f"{client.control_url}/{path}", PAST_THE_END, limit=0
+                    )
+                    at = int(data.get("cursor", 0))
+                    if 0 <= at < PAST_THE_END:
+                        setattr(cur, path, at)
+            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
+                cur.last_error = f"{type(exc).__name__}: {exc}"
+
+        await asyncio.gather(*(one(c) for c in self.clients))
 
     def errors(self) -> dict[str, str]:
         return {n: c.last_error for n, c in self._cursors.items() if c.last_error}
@@ -76,19 +114,26 @@ class Collector:
                 records = [request_from_json(r) for r in data.get("records", ())]
                 cur.history = int(data.get("cursor", cur.history))
                 cur.dropped += int(data.get("dropped", 0) or 0)
-                self._add_requests(records)
-                got += len(records)
+                fresh = [r for r in records if self._fresh(r.issued)]
+                cur.stale += len(records) - len(fresh)
+                self._add_requests(fresh)
+                got += len(fresh)
                 if len(records) < PAGE:
                     break
             data = await _get(session, f"{client.control_url}/events", cur.events)
             events = [event_from_json(e) for e in data.get("events", ())]
             cur.events = int(data.get("cursor", cur.events))
-            self._add_events(events)
-            got += len(events)
+            fresh_events = [e for e in events if self._fresh(e.t)]
+            cur.stale += len(events) - len(fresh_events)
+            self._add_events(fresh_events)
+            got += len(fresh_events)
         except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
             cur.errors += 1  # a busy client misses one poll; the cursor keeps our place
             cur.last_error = f"{type(exc).__name__}: {exc}"
         return got
+
+    def _fresh(self, t: float) -> bool:
+        return self.not_before is None or t >= self.not_before
 
     def _add_requests(self, records: list[RequestRecord]) -> None:
         for r in records:
@@ -122,10 +167,12 @@ class Collector:
                 await asyncio.sleep(min(0.2, max(0.0, deadline - loop.time())))
 
 
-async def _get(session: aiohttp.ClientSession, url: str, cursor: int) -> dict[str, Any]:
+async def _get(
+    session: aiohttp.ClientSession, url: str, cursor: int, limit: int = PAGE
+) -> dict[str, Any]:
     async with session.get(
         url,
-        params={"cursor": str(cursor), "limit": str(PAGE)},
+        params={"cursor": str(cursor), "limit": str(limit)},
         timeout=aiohttp.ClientTimeout(total=5.0),
     ) as resp:
         resp.raise_for_status()

@@ -220,6 +220,8 @@ async def _execute(run: _Run, plan: tuple[Any, ...], reports_dir: Path, health_t
                     await _put(session, f"{c.control_url}/oracle", {"faulty": []})
     collector = Collector(run.clients, run.journal, run.history)
     async with aiohttp.ClientSession() as session:
+        await collector.skip_existing(session)  # long-lived (Compose) clients hold old runs
+        collector.not_before = time.monotonic()
         stop = asyncio.Event()
         poller = asyncio.create_task(collector.run(session, stop))
         ticker = asyncio.create_task(run.progress.follow(collector, run))
@@ -257,6 +259,9 @@ async def _execute(run: _Run, plan: tuple[Any, ...], reports_dir: Path, health_t
     dropped = {k: v for k, v in collector.dropped().items() if v}
     if dropped:
         run.history.meta.versions["history_dropped"] = json.dumps(dropped)
+    stale = {k: v for k, v in collector.stale().items() if v}
+    if stale:
+        run.history.meta.versions["history_stale"] = json.dumps(stale)
 
 
 async def _steps(run: _Run, plan: tuple[Any, ...], session: aiohttp.ClientSession) -> None:
