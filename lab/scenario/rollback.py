@@ -13,7 +13,8 @@ Two layers, because one is not enough:
    killed with ``-9`` leaves it behind, and :func:`cleanup_leftovers` (called first by the
    next ``lab run`` and by ``lab down``) undoes it from the file alone: removes our toxics
    (named ``lab-...``) and re-enables our proxies, unpauses, starts and reconnects
-   containers, restores worker behaviour, and stops a dead local run's processes.
+   containers, restores worker behaviour, stops a dead local run's processes, and stops
+   the load of a dead Compose run's clients (their containers outlive the run).
 """
 
 from __future__ import annotations
@@ -276,6 +277,7 @@ def cleanup_leftovers(
                     report.errors.append(f"restore behaviour of {f.get('target')}: {exc}")
     if runtime == "local":
         _stop_local(data.get("local_pids") or [], report)
+    _quiet_clients(data.get("clients") or [], report)
     for a in report.actions:
         log(f"cleanup: {a}")
     for e in report.errors if force else ():
@@ -333,6 +335,26 @@ def _clean_toxiproxy(
                 report.actions.append(f"re-enabled proxy {proxy}")
             except FaultError as exc:
                 report.errors.append(str(exc))
+
+
+def _quiet_clients(clients: list[dict[str, Any]], report: CleanupReport) -> None:
+    """Stop a dead run's load and clear the oracle's faulty list (Compose clients live on).
+
+    Best effort: a client that does not answer has no load to stop that matters (the next
+    run's ``/load/start`` replaces any load, and its prepare resets the oracle), so this
+    is an action, never an error that would keep the marker.
+    """
+    for c in clients:
+        url, name = c.get("control_url"), c.get("name")
+        if not url:
+            continue
+        try:
+            http_json("POST", f"{url}/load/stop", {}, timeout=2.0)
+            if c.get("policy") == "oracle":
+                http_json("PUT", f"{url}/oracle", {"faulty": []}, timeout=2.0)
+            report.actions.append(f"stopped the load of {name}")
+        except RuntimeUnavailable as exc:
+            report.actions.append(f"could not stop the load of {name}: {exc}")
 
 
 def _stop_local(pids: list[int], report: CleanupReport) -> None:

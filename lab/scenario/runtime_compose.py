@@ -167,10 +167,16 @@ class ComposeRuntime:
             raise RuntimeUnavailable(f"the Compose lab is not healthy ({UP_FIRST}): {exc}") from exc
 
     def inflight_info(self) -> dict[str, Any]:
+        """Also the clients: a dead run's load and oracle list outlive it in their containers."""
         return {
             "runtime": self.name,
             "toxiproxy_api": self.toxiproxy_api(),
             "network": self.network.name,
+            "clients": [
+                {"name": t.name, "control_url": t.control_url, "policy": t.policy}
+                for t in self._targets.values()
+                if t.kind == "client" and t.control_url
+            ],
         }
 
     def close(self) -> None:

@@ -446,6 +446,13 @@ def test_kill_9_mid_fault_leaves_a_marker_the_next_run_cleans_up(
     assert report.found and report.errors == []
     assert any("removed toxic lab-f1" in a for a in report.actions), report.actions
     assert "unpaused worker-3" in report.actions
+    # The dead run's clients had 28 s of load left; cleanup stopped it.
+    assert {"stopped the load of client-adaptive", "stopped the load of client-random"} <= set(
+        report.actions
+    )
+    for c in clients(whole_lab, ["client-adaptive", "client-random"]):
+        with urllib.request.urlopen(f"{c.control_url}/load", timeout=2) as resp:
+            assert json.loads(resp.read())["running"] is False, c.name
     assert not (reports / MARKER).exists()
     assert toxics_left(whole_lab) == {}
     assert docker_view(whole_lab.engine, "worker-3")[0] == "running"
