@@ -7,9 +7,14 @@ translated here (``RuntimeUnavailable`` when the lab is not there, ``FaultError`
 action fails), and nothing above sees docker-py.
 
 Grape partitions disconnect the container from the lab network and reconnect it with the
-aliases it had, so other services resolve its name again. Docker may hand it a new IP on
-reconnect (the Compose network has no fixed subnet); grapes that bootstrapped from its
-old IP then relearn it from its own traffic.
+aliases it had, so other services resolve its name again. The address cannot be pinned
+(Docker refuses ``ipv4_address`` on a network without a configured subnet, and
+compose.yaml configures none); Docker gives the old address back when it is still free
+(seen on the lab: grape-3 kept 172.19.0.13 over repeated reconnects). Should another
+container have taken it meanwhile, the other grapes relearn the grape's address from its
+own DHT traffic (Kademlia keys contacts by node id, which does not change).
+tests/scenario/test_compose_runtime.py checks the rejoin: lookups complete on every
+grape and DHT values cross between the rejoined grape and the others both ways.
 """
 
 from __future__ import annotations
