@@ -333,6 +333,23 @@ class RuntimeFault(Fault):
     def _confirm_removed(self) -> None:
         self._expect("running")
 
+    def undo(self) -> None:
+        """Rollback's heal; a target found running has nothing to reverse.
+
+        Why: an inject that failed before taking effect (Docker refused the pause, the
+        container was gone) is still armed, and ``docker unpause`` of a running container
+        fails, which would turn a clean abort into "rollback failed".
+        """
+        if (
+            self.injected
+            and not self.healed
+            and self.state_in != "running"
+            and self.ctx.runtime.state(self.target.name) == "running"
+        ):
+            self.healed = True
+            return
+        super().undo()
+
     def _expect(self, state: str) -> None:
         found = self.ctx.runtime.state(self.target.name)
         if found != state:

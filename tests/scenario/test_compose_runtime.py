@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 from compose_lab import Lab, lab_session
 
-from lab.errors import RuntimeUnavailable
+from lab.errors import FaultError, RuntimeUnavailable
 from lab.history import Outcome, read_journal
 from lab.procs import wait_until
 from lab.scenario.adapter import ToxiproxyAdapter
@@ -307,6 +307,23 @@ def test_a_container_fault_shows_in_docker_and_heals(
         assert docker_view(rt.engine, name)[0] == "running"
     finally:
         fault.undo()
+
+
+def test_undo_of_a_pause_that_never_took_leaves_the_container_running(
+    ctx: FaultContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rt = ctx.runtime
+    assert isinstance(rt, ComposeRuntime)
+
+    def refused(name: str) -> None:
+        raise FaultError(f"docker pause {name}: 409 Conflict (simulated)")
+
+    monkeypatch.setattr(rt, "pause", refused)
+    fault = make_fault("t-refused", "pause", target(rt, "worker-3"), {}, ctx)
+    with pytest.raises(FaultError, match="simulated"):
+        fault.inject()
+    fault.undo()  # armed, never took: nothing to unpause, and no error
+    assert docker_view(rt.engine, "worker-3")[0] == "running"
 
 
 def test_a_grape_partition_disconnects_it_and_it_rejoins_discovery(ctx: FaultContext) -> None:
