@@ -297,7 +297,9 @@ def _is_lab_process(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return True  # cannot tell: be careful, assume it is
-    return b"python" in cmdline or b"lab" in cmdline
+    # Empty while the process is in the middle of exec (seen when a run had just been
+    # spawned; its comm then is still the parent's): cannot tell either.
+    return not cmdline or b"python" in cmdline or b"lab" in cmdline
 
 
 def _is_ours(pid: int) -> bool:
