@@ -260,6 +260,19 @@ def fault_windows(history: History) -> tuple[list[Window], list[tuple[FaultRecor
     return out, skipped
 
 
+def steady_until(history: History, windows: Sequence[Window]) -> float:
+    """Where "before the first fault" ends: when the first fault was *requested*.
+
+    A fault bites before it is confirmed: ``docker kill`` resets connections while its
+    API call is still returning, 100-200 ms before the engine's read-back confirms it.
+    Requests caught in that gap are the fault's, not the steady state's (on the Compose
+    lab they failed the "before" availability of every policy without retries).
+    """
+    if not windows:
+        return run_end(history)
+    return min(min(w.t0, w.fault.requested) for w in windows)
+
+
 @dataclass(frozen=True, slots=True)
 class FaultFigures:
     fault_id: str
@@ -378,7 +391,7 @@ def client_figures(
     """Every client's figures, keyed by client name, in order of first appearance."""
     windows, _ = fault_windows(history)
     start = history.meta.started_mono
-    first_t0 = min((w.t0 for w in windows), default=run_end(history))
+    first_t0 = steady_until(history, windows)
     by_client: dict[str, list[RequestRecord]] = {}
     policy_of: dict[str, str] = {}
     for r in history.requests:

@@ -26,6 +26,7 @@ from lab.scenario.checks import (
     latencies_ms,
     quantile,
     run_end,
+    steady_until,
 )
 from lab.scenario.quantities import Bound
 from lab.scenario.spec import Scenario
@@ -97,7 +98,7 @@ def steady_windows(history: History, scenario: Scenario) -> dict[str, tuple[floa
     windows, _ = fault_windows(history)
     if not windows:
         return {"before": (start + scenario.warmup_s, end)}
-    first = min(w.t0 for w in windows)
+    first = steady_until(history, windows)
     last = max(w.t1 for w in windows)  # an unhealed fault's t1 is the run's end
     return {
         "before": (start + scenario.warmup_s, first),

@@ -268,3 +268,32 @@ def test_recovery_tolerates_a_dip_after_the_hold_but_not_inside_it() -> None:
     # (the last window holding a dip attempt ends 0.5 s after it)
     measured = recovery(_every_third_to_b((1, 2)), (B,), T0, T0 + 10, 3).value
     assert measured is not None and 2.0 <= measured <= 2.5
+
+
+def test_requests_between_a_fault_request_and_its_confirmation_are_not_steady_state() -> None:
+    """A kill bites while ``docker kill`` returns: 0.25 s before the read-back confirms it.
+
+    The failures in that gap belong to the fault: "before" ends at the request, so the
+    steady-state latency before the fault stays that of the healthy requests.
+    """
+    import dataclasses
+
+    from histbuild import request
+
+    reqs = stream("client-random", "random", 0, 20, RR)
+    reqs += [
+        request(
+            "client-random",
+            "random",
+            900 + k,
+            9.75 + k * STEP,
+            B,
+            latency=1.0,
+            outcome=Outcome.TIMEOUT,
+        )
+        for k in range(2)
+    ]
+    f = dataclasses.replace(fault(start=10.0), requested=T0 + 9.75)
+    figs = client_figures(history(reqs, [f], duration=20.0))
+    p99 = figs["client-random"].p99_ms_before
+    assert p99 is not None and abs(p99 - 10.0) < 1e-6  # the healthy 10 ms answers only
