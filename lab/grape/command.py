@@ -20,21 +20,19 @@ from lab.grape import settings as grape_settings
 from lab.grape.api import create_app
 from lab.grape.node import GrapeNode
 from lab.grape.settings import GrapeSettings
+from lab.service_logging import add_log_level_option, setup_logging
 
 log = logging.getLogger("lab.grape")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     grape_settings.configure(parser)
-    parser.add_argument("--log-level", default="INFO", help="logging level [default INFO]")
+    add_log_level_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     settings = grape_settings.from_args(args)  # SettingsError -> exit 2 in lab.cli
-    logging.basicConfig(
-        level=str(args.log_level).upper(),
-        format=f"%(asctime)s %(levelname)s grape:{settings.api_port} %(name)s: %(message)s",
-    )
+    setup_logging(args.log_level, f"grape:{settings.api_port}")
     # rpcudp logs every expected timeout as an error and kademlia every dead peer as a
     # warning; the node reports what matters (joined / left) itself.
     logging.getLogger("rpcudp").setLevel(logging.CRITICAL)

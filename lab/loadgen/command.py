@@ -8,22 +8,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 
 from lab.loadgen import settings as client_settings
+from lab.service_logging import add_log_level_option, setup_logging
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     client_settings.configure(parser)
-    parser.add_argument("--log-level", default="INFO", help="logging level [default INFO]")
+    add_log_level_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     settings = client_settings.from_args(args)  # SettingsError -> exit 2 in lab.cli
-    logging.basicConfig(
-        level=str(args.log_level).upper(),
-        format=f"%(asctime)s %(levelname)s {settings.name} %(name)s: %(message)s",
-    )
+    setup_logging(args.log_level, settings.name)
     from lab.loadgen.app import serve  # heavy imports only once the options are valid
 
     return asyncio.run(serve(settings))
