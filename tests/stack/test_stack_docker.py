@@ -105,6 +105,40 @@ def test_an_rpc_through_toxiproxy_reaches_each_worker(compose_lab: Lab) -> None:
         assert replies[0][2]["echo"] == {"i": 0}
 
 
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+@pytest.mark.parametrize("client", ["client-random", "client-adaptive"])
+def test_an_rpc_through_a_client_reaches_each_worker(compose_lab: Lab, client: str) -> None:
+    """A short load through the client's control API; its history names every worker."""
+    index = {"client-random": 2, "client-adaptive": 1}[client]
+    api = f"http://127.0.0.1:850{index}"
+    cursor = _get(f"{api}/history?cursor={10**12}")["cursor"]
+    _post(f"{api}/load/start", {"rate": 90, "duration_s": 2, "seed": 5, "timeout_s": 1.0})
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        load = _get(f"{api}/load")
+        if not load["running"] and load["in_flight"] == 0:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"{client}: load still running after 20 s: {load}")
+    records = []
+    while True:
+        page = _get(f"{api}/history?cursor={cursor}&limit=1000")
+        records += page["records"]
+        if not page["records"]:
+            break
+        cursor = page["cursor"]
+    assert len(records) >= 150, len(records)
+    ok = [r for r in records if r["outcome"] == "ok"]
+    assert len(ok) == len(records), [r["error"] for r in records if r["outcome"] != "ok"][:5]
+    peers = {a["peer"] for r in ok for a in r["attempts"]}
+    assert peers == set(WORKERS.values()), peers
+
+
 def test_a_latency_toxic_shows_in_that_workers_latency_only(compose_lab: Lab) -> None:
     name = f"lab-test-latency-{uuid.uuid4().hex[:6]}"
     toxic = {
