@@ -169,7 +169,7 @@ class AdaptivePolicy(Policy):
         m = p.metrics
         factor = 1.0
         if self._hints_enabled:
-            factor = self.hints.factor(p.breaker.peer, now, m.last_sample)
+            factor = self.hints.factor(p.breaker.peer, now, m.last_success)
         latency = self._latency(p, now, None)
         if p.ramp_since is not None and self.slow_start.weight(p.ramp_since, now) < 1.0:
             # Ramping: the weight sets its share. Its first answers come over fresh
@@ -192,7 +192,7 @@ class AdaptivePolicy(Policy):
                 if self._hints_enabled:
                     # Probation acts on the draw too: an idle client's latencies have
                     # all decayed toward zero, and a multiplied near-zero is still cheap.
-                    hint = self.hints.factor(p.breaker.peer, now, p.metrics.last_sample)
+                    hint = self.hints.factor(p.breaker.peer, now, p.metrics.last_success)
                     weight /= hint
                 weights.append(weight)
             else:

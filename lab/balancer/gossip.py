@@ -9,9 +9,10 @@ purpose:
   drops it once ``age`` exceeds ``ttl``;
 - a bad hint multiplies the peer's cost by up to ``penalty``, decaying linearly to 1
   over its ttl (probation that fades, not a ban);
-- it **never outweighs our own fresh observations**: if this client itself finished an
-  attempt to the peer within ``own_fresh_s``, hints about that peer are ignored, so one
-  wrong (or hostile) report cannot herd every client away from a healthy peer;
+- it **never outweighs our own fresh observations**: if the peer answered this client
+  within ``own_fresh_s`` and after the sender's observation, that hint is ignored, so one
+  wrong (or hostile) report cannot herd every client away from a healthy peer; our own
+  failures agree with a bad hint and never cancel it;
 - an ``ok`` hint from a sender withdraws that sender's earlier bad hint.
 
 Datagrams are JSON ``{"v": 1, "sender": "host:port", "hints": [{"peer", "verdict",
@@ -221,17 +222,29 @@ class HintBook:
                 changed.append(hint)
         return changed
 
-    def factor(self, peer: str, now: float, own_last_sample: float | None) -> float:
-        """The cost multiplier gossip puts on ``peer`` (1: no effect)."""
+    def factor(self, peer: str, now: float, own_last_success: float | None) -> float:
+        """The cost multiplier gossip puts on ``peer`` (1: no effect).
+
+        Our own observations win only where they are *news*: a success of ours that is
+        fresh (within ``own_fresh_s``) and newer than what a hint reports cancels that
+        hint. Our own failures agree with a bad hint, so they never cancel it. (Any own
+        sample used to cancel hints: a quiet client whose last request to the peer had
+        just timed out ignored the hint that would have kept it away, and sent it two
+        more requests before its own breaker opened, 1.7 s after its neighbour's.)
+        """
         by_sender = self._held.get(peer)
         if not by_sender:
             return 1.0
-        if own_last_sample is not None and now - own_last_sample <= self._config.own_fresh_s:
-            return 1.0  # our own fresh observations win
+        fresh_ok = (
+            own_last_success is not None and now - own_last_success <= self._config.own_fresh_s
+        )
         remaining = 0.0
         for held in by_sender.values():
-            if held.expires_at > now:
-                remaining = max(remaining, (held.expires_at - now) / held.ttl)
+            if held.expires_at <= now:
+                continue
+            if fresh_ok and own_last_success is not None and own_last_success > held.observed_at:
+                continue  # we saw it answer after the sender saw it fail
+            remaining = max(remaining, (held.expires_at - now) / held.ttl)
         return 1.0 + (self._config.penalty - 1.0) * min(1.0, remaining)
 
     def count(self, peer: str, now: float) -> int:

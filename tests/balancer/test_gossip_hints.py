@@ -101,11 +101,15 @@ def test_stale_hints_are_dropped_on_arrival() -> None:
     assert book.factor("10.0.0.1:1", 10.0, None) == 1.0
 
 
-def test_own_fresh_observations_win() -> None:
+def test_own_fresh_successes_newer_than_the_hint_win() -> None:
     book = HintBook(CFG)
-    book.merge(Message("127.0.0.2:7001", (bad(),)), 10.0, PEERS)
-    assert book.factor("10.0.0.1:1", 10.0, own_last_sample=9.5) == 1.0  # we saw it 0.5 s ago
-    assert book.factor("10.0.0.1:1", 10.0, own_last_sample=8.5) == pytest.approx(10.0)
+    book.merge(Message("127.0.0.2:7001", (bad(age=0.5),)), 10.0, PEERS)  # seen bad at 9.5
+    # we saw it answer at 9.8, after the sender saw it fail, and 0.2 s ago: ours wins
+    assert book.factor("10.0.0.1:1", 10.0, own_last_success=9.8) == 1.0
+    # our last success predates the sender's observation: the hint is news, it counts
+    assert book.factor("10.0.0.1:1", 10.0, own_last_success=9.3) > 5.0
+    # a success newer than the hint but no longer fresh (over 1 s ago) does not cancel it
+    assert book.factor("10.0.0.1:1", 11.0, own_last_success=9.8) > 1.0
 
 
 def test_refreshes_repeat_no_event_and_ok_withdraws() -> None:

@@ -156,12 +156,13 @@ def test_breaker_state_shows_in_stats_and_gossip_verdicts(clock: FakeClock) -> N
     assert all(p.choose().peer != C for _ in range(200))
 
 
-def test_hints_steer_choice_unless_we_saw_the_peer_ourselves(clock: FakeClock) -> None:
+def test_hints_steer_choice_unless_we_saw_the_peer_answer_since(clock: FakeClock) -> None:
     p = policy("adaptive", clock)
     assert isinstance(p, AdaptivePolicy)
     _serve(p, clock, {A: 0.001, B: 0.001, C: 0.001}, 60)
-    message = Message("127.0.0.2:7946", (Hint(C, Verdict.BAD, 0.0, 3.0),))
-    # we finished an attempt to C within the last second: our view wins
+    message = Message("127.0.0.2:7946", (Hint(C, Verdict.BAD, 0.5, 3.0),))
+    # the sender saw C fail 0.5 s ago; C answered us since, within the last second:
+    # our newer view wins
     assert p.take_hints(message) == list(message.hints)
     assert {s.peer: s.hints for s in p.stats()}[C] == 1
     sent = _serve(p, clock, {A: 0.001, B: 0.001, C: 0.001}, 30)
