@@ -176,6 +176,16 @@ def in_window(requests: Iterable[RequestRecord], lo: float, hi: float) -> list[R
     return [r for r in requests if lo <= r.issued < hi]
 
 
+def settled_before(requests: Iterable[RequestRecord], lo: float, hi: float) -> list[RequestRecord]:
+    """Requests issued in [lo, hi) that had also ended by ``hi``: the steady state.
+
+    One still waiting at ``hi`` (the first fault's request) is the fault's victim: a
+    request to the blackholed worker issued 50 ms before it, answered by its 1 s
+    timeout, made random's p99 "before" 1002 ms in a run with a 1 s baseline.
+    """
+    return [r for r in requests if lo <= r.issued < hi and r.ended <= hi]
+
+
 def availability(requests: Sequence[RequestRecord]) -> Measure:
     if not requests:
         return Measure(None, "no requests issued in the window")
@@ -402,7 +412,7 @@ def client_figures(
     for client, reqs in by_client.items():
         reqs.sort(key=lambda r: r.issued)
         attempts = attempts_of(reqs)
-        before = in_window(reqs, start + warmup_s, first_t0)
+        before = settled_before(reqs, start + warmup_s, first_t0)
         lat_before = latencies_ms(before)
         during_all = [r for r in reqs if any(w.t0 <= r.issued < w.t1 for w in windows)]
         lat_during = latencies_ms(during_all)

@@ -26,6 +26,7 @@ from lab.scenario.checks import (
     latencies_ms,
     quantile,
     run_end,
+    settled_before,
     steady_until,
 )
 from lab.scenario.quantities import Bound
@@ -82,8 +83,11 @@ def evaluate_expectations(
     return out
 
 
-def _steady_measure(history: History, client: str, metric: str, lo: float, hi: float) -> Measure:
-    reqs = in_window((r for r in history.requests if r.client == client), lo, hi)
+def _steady_measure(
+    history: History, client: str, metric: str, lo: float, hi: float, phase: str
+) -> Measure:
+    mine = (r for r in history.requests if r.client == client)
+    reqs = settled_before(mine, lo, hi) if phase == "before" else in_window(mine, lo, hi)
     if metric == "availability":
         return availability(reqs)
     q = {"p50_ms": 0.50, "p99_ms": 0.99, "p999_ms": 0.999}[metric]
@@ -121,6 +125,6 @@ def check_steady_state(history: History, scenario: Scenario) -> list[Verdict]:
                 if hi <= lo:
                     m = Measure(None, f"the {phase} window is empty")
                 else:
-                    m = _steady_measure(history, client, metric, lo, hi)
+                    m = _steady_measure(history, client, metric, lo, hi, phase)
                 out.append(judge(client, metric, bound, m, phase=phase))
     return out
