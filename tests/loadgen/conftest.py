@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
 
 from lab.history import Attempt, Outcome
 from lab.loadgen.load import Sent
-from lab.loadgen.local_cluster import ClientSpec, ClusterSpec, LocalCluster, find_toxiproxy
 from lab.loadgen.metrics import PeerStats
 
 
@@ -70,31 +69,3 @@ def fake_policy_side() -> FakePolicySide:
 
 
 # -- the local cluster shared by the integration tests ------------------------------------
-
-CLIENTS = (ClientSpec("client-1", seed=1), ClientSpec("client-2", seed=2))
-
-
-@pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    """3 grapes, 3 workers behind a real Toxiproxy, 2 adaptive clients, for the session."""
-    binary = find_toxiproxy()
-    if binary is None:
-        pytest.skip(
-            "!!! TOXIPROXY SERVER BINARY NOT FOUND: the fault-recovery integration tests "
-            "did NOT run. Build it with `make` (.cache/bin/toxiproxy-server) or set "
-            "LAB_TOXIPROXY_BIN. !!!"
-        )
-    logdir = tmp_path_factory.mktemp("cluster-logs")
-    spec = ClusterSpec(grapes=3, workers=3, toxiproxy=True, clients=CLIENTS)
-    cluster = LocalCluster(spec, logdir, toxiproxy_binary=binary)
-    try:
-        cluster.start()
-    except Exception:
-        for f in sorted(logdir.glob("*.log")):
-            print(f"--- {f.name}\n{f.read_text(errors='replace')[-3000:]}")
-        raise
-    print(f"\ncluster logs in {logdir}")
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
