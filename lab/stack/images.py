@@ -273,7 +273,7 @@ class Builder:
         tag = self._toxiproxy_tag()
         if self.exists(tag):
             return tag
-        binary = self._toxiproxy_binary()
+        binary = self.toxiproxy_binary()
         ctx = self.cache / "build" / "toxiproxy"
         shutil.rmtree(ctx, ignore_errors=True)
         ctx.mkdir(parents=True)
@@ -282,8 +282,13 @@ class Builder:
         self._build(ctx, tag, {}, "toxiproxy-build.log")
         return tag
 
-    def _toxiproxy_binary(self) -> Path:
-        """Toxiproxy's server, built once with the Go toolchain (static, version stamped)."""
+    def toxiproxy_binary(self) -> Path:
+        """Toxiproxy's server, built once with the Go toolchain (static, version stamped).
+
+        Also what the local runtime and the tests run (``lab.loadgen.local_cluster``
+        finds it in ``.cache/toxiproxy``), so ``lab up --images-only`` makes sure of it
+        even when the Toxiproxy image already exists.
+        """
         out = self.cache / "toxiproxy" / TOXIPROXY_VERSION / platform.machine()
         binary = out / "toxiproxy"
         if binary.is_file():

@@ -114,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
     engine = Engine.connect()
     try:
         engine.check_disk()
-        images = Builder(engine, _log).ensure(
+        builder = Builder(engine, _log)
+        images = builder.ensure(
             source=args.source,
             python_base=args.python_base or None,
             toxiproxy=args.toxiproxy_image or None,
@@ -128,6 +129,10 @@ def run(args: argparse.Namespace) -> int:
         write_env_file(engine.paths.state_env, images.env())
         engine.env = images.env()
         if args.images_only:
+            try:  # the local runtime and the tests run the same Toxiproxy as a process
+                _log(f"images: Toxiproxy binary {builder.toxiproxy_binary()}")
+            except RuntimeUnavailable as exc:
+                _log(f"images: no local Toxiproxy binary (the local runtime needs one): {exc}")
             return 0
         model = compose_model(engine)
         known = set(model["services"]) | {service_kind(n) for n in model["services"]}
