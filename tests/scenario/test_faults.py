@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from engine_support import echo_server, round_trip, toxiproxy_server
+from engine_support import echo_server, round_trip
 
 from lab.errors import FaultError
 from lab.procs import free_port
@@ -73,12 +73,6 @@ class ProcessRuntime:
             if self.paused:
                 self.unpause("worker-1")
             self.kill("worker-1")
-
-
-@pytest.fixture(scope="module")
-def toxi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ToxiproxyAdapter]:
-    with toxiproxy_server(tmp_path_factory.mktemp("tp")) as tp:
-        yield ToxiproxyAdapter(tp.api)
 
 
 @pytest.fixture

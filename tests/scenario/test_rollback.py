@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from engine_support import echo_server, round_trip, toxiproxy_server
+from engine_support import echo_server, round_trip
 
 from lab.errors import FaultError
 from lab.procs import free_port, wait_until
@@ -82,12 +82,6 @@ def test_cleanup_refuses_while_the_run_is_alive(tmp_path: Path) -> None:
 
 
 # -- against a real Toxiproxy -----------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def toxi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ToxiproxyAdapter]:
-    with toxiproxy_server(tmp_path_factory.mktemp("tp")) as tp:
-        yield ToxiproxyAdapter(tp.api)
 
 
 @pytest.fixture
