@@ -54,7 +54,7 @@ class Result(Enum):
 class BreakerConfig:
     window_s: float = 2.0
     buckets: int = 10
-    failure_rate: float = 0.5
+    failure_rate: float = 0.25  # Finagle success-rate accrual trips below 80 % success
     min_calls: int = 10
     consecutive_failures: int = 5
     consecutive_timeouts: int = 2
