@@ -355,8 +355,31 @@ class RuntimeFault(Fault):
         if found != state:
             raise FaultError(f"{self.target.name} is {found}, expected {state}")
 
+    closes_proxy: ClassVar[bool] = False  # see _close_proxy
+
     def leftover(self) -> dict[str, Any]:
-        return {**super().leftover(), "undo": self.undo_action}
+        out = {**super().leftover(), "undo": self.undo_action}
+        if self.closes_proxy and self.target.proxy:
+            out |= {"proxy": self.target.proxy, "disabled": True}
+        return out
+
+    def _close_proxy(self) -> None:
+        """Make the worker's address refuse connections (workers only), as a dead process does.
+
+        Why not leave the dead container's address as it is: nothing answers there, so
+        Toxiproxy's dials to it sit in SYN retransmission back-off, and Toxiproxy dials
+        inside its accept loop: on the Compose lab every request through worker-2's
+        proxy kept timing out for ~15 s after the worker was back and healthy, and
+        disabling the proxy then blocked behind the stuck dial. With the proxy closed
+        first, clients see what a crashed process on a live host gives them
+        (connection refused) and the path is whole again the moment it reopens.
+        """
+        if self.target.proxy:
+            self.ctx.toxiproxy.set_enabled(self.target.proxy, False)
+
+    def _open_proxy(self) -> None:
+        if self.target.proxy:
+            self.ctx.toxiproxy.set_enabled(self.target.proxy, True)
 
 
 class Kill(RuntimeFault):
@@ -365,12 +388,15 @@ class Kill(RuntimeFault):
     kind = "kill"
     state_in = "stopped"
     undo_action = "start"
+    closes_proxy = True
 
     def _apply(self) -> None:
+        self._close_proxy()
         self.ctx.runtime.kill(self.target.name)
 
     def _remove(self) -> None:
         self.ctx.runtime.start(self.target.name)
+        self._open_proxy()
 
 
 class Stop(Kill):
@@ -379,6 +405,7 @@ class Stop(Kill):
     kind = "stop"
 
     def _apply(self) -> None:
+        self._close_proxy()
         self.ctx.runtime.stop(self.target.name)
 
 
@@ -420,11 +447,14 @@ class Restart(RuntimeFault):
     kind = "restart"
     state_in = "running"
     undo_action = "start"
+    closes_proxy = True
 
     def _apply(self) -> None:
+        self._close_proxy()
         self.ctx.runtime.stop(self.target.name)
         self._down_at = self.ctx.now()
         self.ctx.runtime.start(self.target.name)
+        self._open_proxy()
 
     def _started(self, t: float) -> float:
         self.record = replace(self.record, ended=t)  # the start returned at t

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -200,12 +201,29 @@ async def run_scenario(
         journal.close()
 
 
+def _clean_network(toxi: ToxiproxyAdapter) -> None:
+    """Start from whole network paths: every proxy enabled, no toxic anywhere.
+
+    The marker cleanup undoes what a crashed run of ours recorded; this catches the rest
+    (a hand-made toxic, a run of an older version, an abort in the middle of an API
+    call), which would otherwise fail the steady state before any fault. Said on stderr.
+    """
+    dirty = [name for name, p in toxi.proxies().items() if not p.enabled or p.toxics]
+    if dirty:
+        print(
+            f"lab run: proxies {', '.join(dirty)} were disabled or had toxics: reset",
+            file=sys.stderr,
+        )
+        toxi.reset()
+
+
 async def _execute(run: _Run, plan: tuple[Any, ...], reports_dir: Path, health_t: float) -> None:
     sc, rt = run.scenario, run.runtime
     with run.phase("prepare"):
         await asyncio.to_thread(cleanup_leftovers, reports_dir)
         run.toxi = ToxiproxyAdapter(rt.toxiproxy_api())
         run.history.meta.versions["toxiproxy"] = await asyncio.to_thread(run.toxi.check_version)
+        await asyncio.to_thread(_clean_network, run.toxi)
         await asyncio.to_thread(rt.check_health, health_t)
         run.clients = clients(rt, list(sc.client_names()))
         for step in plan:  # every target exists before anything is touched

@@ -7,12 +7,11 @@ translated here (``RuntimeUnavailable`` when the lab is not there, ``FaultError`
 action fails), and nothing above sees docker-py.
 
 Grape partitions disconnect the container from the lab network and reconnect it with the
-aliases it had, so other services resolve its name again. The address cannot be pinned
-(Docker refuses ``ipv4_address`` on a network without a configured subnet, and
-compose.yaml configures none); Docker gives the old address back when it is still free
-(seen on the lab: grape-3 kept 172.19.0.13 over repeated reconnects). Should another
-container have taken it meanwhile, the other grapes relearn the grape's address from its
-own DHT traffic (Kademlia keys contacts by node id, which does not change).
+aliases it had and, since compose.yaml fixes the lab's subnet, at the address it had
+(workers must keep theirs: Toxiproxy's upstreams are addresses). Should another container
+have taken it meanwhile, it gets any address, and the other grapes relearn the grape's
+address from its own DHT traffic (Kademlia keys contacts by node id, which does not
+change).
 tests/scenario/test_compose_runtime.py checks the rejoin: lookups complete on every
 grape and DHT values cross between the rejoined grape and the others both ways.
 """
@@ -66,6 +65,7 @@ class ComposeRuntime:
         self._containers: dict[str, Any] = {}
         self._targets: dict[str, Target] = {}
         self._aliases: dict[str, list[str]] = {}
+        self._addresses: dict[str, str] = {}  # address before a disconnect, to reconnect at
         self.refresh()
         if "toxiproxy" not in self._targets or not any(
             t.kind == "worker" for t in self._targets.values()
@@ -137,6 +137,7 @@ class ComposeRuntime:
         nets = (c.attrs.get("NetworkSettings") or {}).get("Networks") or {}
         entry = nets.get(self.network.name) or {}
         self._aliases[name] = [a for a in entry.get("Aliases") or [] if a] or [name]
+        self._addresses[name] = str(entry.get("IPAddress") or "")
         try:
             self.network.disconnect(c)
             c.reload()
@@ -145,8 +146,15 @@ class ComposeRuntime:
 
     def reconnect(self, name: str) -> None:
         c = self._container(name)
+        aliases = self._aliases.get(name, [name])
+        address = self._addresses.get(name) or None
         try:
-            self.network.connect(c, aliases=self._aliases.get(name, [name]))
+            try:  # the same address (the lab's subnet is fixed, so Docker can pin it)
+                self.network.connect(c, aliases=aliases, ipv4_address=address)
+            except docker.errors.APIError:
+                if address is None:
+                    raise
+                self.network.connect(c, aliases=aliases)  # taken meanwhile: any address
             c.reload()
         except docker.errors.DockerException as exc:
             raise FaultError(f"docker network connect {name}: {_short(exc)}") from exc

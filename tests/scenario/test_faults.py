@@ -312,3 +312,24 @@ def test_confirmed_start_follows_the_api_call(toxi: ToxiproxyAdapter, worker: Ta
     assert rec.started is not None
     assert before <= rec.requested <= rec.started <= after
     toxi.reset()
+
+
+@pytest.mark.parametrize("kind", ["kill", "stop", "restart"])
+def test_a_dead_worker_refuses_through_its_proxy_and_the_heal_reopens_it(
+    toxi: ToxiproxyAdapter, runtime: ProcessRuntime, worker: Target, kind: str
+) -> None:
+    """Kill/stop close the worker's proxy first (refused, not a blackholed address that
+    wedges Toxiproxy's accept loop); the heal starts the worker, then reopens the proxy;
+    the marker says so, for a crashed run's cleanup."""
+    from dataclasses import replace
+
+    target = replace(runtime.targets()["worker-1"], proxy=worker.proxy, peer=worker.peer)
+    fault = make_fault("k", kind, target, {}, ctx(toxi, runtime))
+    fault.inject()
+    assert fault.leftover()["disabled"] is True and fault.leftover()["proxy"] == "worker-1"
+    if kind != "restart":
+        assert not toxi.proxy("worker-1").enabled
+        assert round_trip(worker.peer)[0] == "refused"
+    fault.heal()
+    assert runtime.state("worker-1") == "running" and toxi.proxy("worker-1").enabled
+    assert round_trip(worker.peer)[0] == "ok"
