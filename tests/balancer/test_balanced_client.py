@@ -22,11 +22,18 @@ A, B, C = PEERS
 
 
 def client(
-    name: str, clock: FakeClock, transport: ScriptedTransport, seed: int = 1, **options: Any
+    name: str,
+    clock: FakeClock,
+    transport: ScriptedTransport,
+    seed: int = 1,
+    probe_aside: bool = True,
+    **options: Any,
 ) -> tuple[BalancedClient, list[ClientEvent]]:
     events: list[ClientEvent] = []
     policy = make_policy(name, clock=clock, rng=random.Random(seed), **options)
-    c = BalancedClient(policy, transport, clock=clock, on_event=events.append, name="c1")
+    c = BalancedClient(
+        policy, transport, clock=clock, on_event=events.append, name="c1", probe_aside=probe_aside
+    )
     c.set_peers(PEERS)
     return c, events
 
@@ -69,7 +76,7 @@ async def test_the_random_baseline_never_retries(
 async def test_when_every_peer_fails_the_last_error_is_raised_with_every_attempt(
     clock: FakeClock, transport: ScriptedTransport
 ) -> None:
-    c, _ = client("adaptive", clock, transport)
+    c, _ = client("adaptive", clock, transport, probe_aside=False)  # probes in line: attempts
     transport.mode = {A: "refused", B: "reply_error", C: "timeout"}
     kinds = {A: RpcTransportError, B: RpcReplyError, C: RpcTimeout}
     for _ in range(5):
@@ -144,7 +151,7 @@ async def test_breaker_transitions_become_client_events(
     for _ in range(300):
         await c.request("rpc_test", 1, timeout=1.0)
         clock.advance(0.01)
-    opened = [e for e in events if e.peer == C and e.detail["to"] == "open"]
+    opened = [e for e in events if e.peer == C and e.kind == "breaker" and e.detail["to"] == "open"]
     assert opened, events
     e = opened[0]
     assert (e.client, e.policy, e.kind) == ("c1", "adaptive", "breaker")
@@ -194,7 +201,11 @@ async def test_adaptive_routes_away_from_a_timing_out_peer_and_lets_it_back_slow
     t1 = clock.monotonic()
     sends, failed = await _run(c, clock, transport, 6.0)
     assert failed == 0
-    closed = [e.t for e in events if e.peer == C and e.detail["to"] == "closed" and e.t > t1]
+    closed = [
+        e.t
+        for e in events
+        if e.peer == C and e.kind == "breaker" and e.detail["to"] == "closed" and e.t > t1
+    ]
     assert closed and closed[0] - t1 <= 2.5  # the next probe finds it well
     tc = closed[0]
     early = _share(sends, C, tc, tc + 0.5)
@@ -248,3 +259,25 @@ async def test_hedging_answers_from_the_second_peer_and_cancels_the_first() -> N
     assert first.outcome is Outcome.CANCELLED and not first.hedge
     assert first.end - first.start < 0.5
     assert all(s.in_flight == 0 for s in c.peers())
+
+
+async def test_a_half_open_probe_goes_aside_and_costs_the_request_nothing(
+    clock: FakeClock, transport: ScriptedTransport
+) -> None:
+    c, events = client("adaptive", clock, transport)
+    transport.mode = {C: "timeout"}
+    while not any(e.kind == "breaker" and e.detail["to"] == "open" for e in events):
+        await c.request("rpc_test", 1, timeout=1.0)
+        clock.advance(0.01)
+    clock.advance(0.6)  # past the first open period: C's next pick is a probe
+    probes_before = sum(1 for p, _ in transport.calls if p == C)
+    for _ in range(50):
+        result = await c.request("rpc_test", 1, timeout=1.0)
+        assert [a.peer for a in result.attempts] != [C] and len(result.attempts) == 1
+        assert result.attempts[0].outcome is Outcome.OK
+        clock.advance(0.01)
+    await asyncio.gather(*c._probes)
+    assert sum(1 for p, _ in transport.calls if p == C) > probes_before  # C was probed...
+    probes = [e for e in events if e.kind == "probe" and e.peer == C]
+    assert probes and probes[0].detail["outcome"] == "timeout"  # ...aside, and said so
+    assert {s.peer: s.breaker for s in c.peers()}[C] == "open"  # and it failed: open again
