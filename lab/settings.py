@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from lab.errors import SettingsError
 
@@ -84,3 +86,70 @@ def add_option(
         metavar=metavar,
         help=f"{help} [env {env}; default {default!r}]",
     )
+
+
+# -- parsers the services share (addresses, ports, names) --------------------------------
+
+WILDCARDS = frozenset({"0.0.0.0", "::", ""})
+
+
+def parse_grapes(text: str) -> tuple[str, ...]:
+    """``http://host:port,...`` into a tuple of base URLs (a bare ``host:port`` gets http)."""
+    urls: list[str] = []
+    for part in text.split(","):
+        part = part.strip().rstrip("/")
+        if not part:
+            continue
+        url = part if "://" in part else f"http://{part}"
+        split = urlsplit(url)
+        if split.scheme != "http" or not split.hostname or split.port is None:
+            raise SettingsError(f"not a grape address: {part!r} (try http://127.0.0.1:30001)")
+        urls.append(url)
+    if not urls:
+        raise SettingsError("no grape address given (try http://127.0.0.1:30001)")
+    return tuple(urls)
+
+
+def parse_port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise SettingsError(f"not a port: {text!r}")
+    return port
+
+
+def parse_positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise SettingsError(f"must be at least 1: {text!r}")
+    return value
+
+
+def parse_name(text: str) -> str:
+    name = text.strip()
+    if not name:
+        raise SettingsError("must not be empty")
+    return name
+
+
+def reachable_host(bind: str, advertise: str | None = None) -> str:
+    """The address other hosts reach this process at: ``advertise``, else derived.
+
+    Derived: the bind address when it is a specific one, else the address of the
+    interface that routes outwards (found with an unconnected UDP socket; no packet is
+    sent), else the host name's address. A grape records it for announces and a client
+    announces its gossip socket at it; a loopback answer would strand both.
+    """
+    if advertise:
+        return advertise
+    if bind not in WILDCARDS:
+        return bind
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("10.254.254.254", 9))
+            return str(s.getsockname()[0])
+        except OSError:
+            pass
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"

@@ -15,16 +15,14 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import re
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from lab.errors import SettingsError
-from lab.settings import add_option, parse_duration
+from lab.settings import WILDCARDS, add_option, parse_duration, reachable_host
 
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?$")
-WILDCARDS = frozenset({"0.0.0.0", "::", ""})
 
 
 def parse_port(text: str) -> int:
@@ -127,26 +125,8 @@ class GrapeSettings:
             raise SettingsError(f"ksize: must be at least 1, not {self.ksize}")
 
     def advertised_host(self) -> str:
-        """The address other hosts reach this grape at: ``--advertise``, else derived.
-
-        Derived: the bind address when it is a specific one, else the address of the
-        interface that routes outwards (found with an unconnected UDP socket; no packet
-        is sent), else the host name's address.
-        """
-        if self.advertise:
-            return self.advertise
-        if self.bind not in WILDCARDS:
-            return self.bind
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            try:
-                s.connect(("10.254.254.254", 9))
-                return str(s.getsockname()[0])
-            except OSError:
-                pass
-        try:
-            return socket.gethostbyname(socket.gethostname())
-        except OSError:
-            return "127.0.0.1"
+        """The address other hosts reach this grape at (``lab.settings.reachable_host``)."""
+        return reachable_host(self.bind, self.advertise)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

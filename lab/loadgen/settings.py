@@ -9,12 +9,19 @@ knobs at the end have defaults that suit the lab and rarely need touching.
 from __future__ import annotations
 
 import argparse
-import socket
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from lab.errors import SettingsError
-from lab.settings import add_option, parse_bool, parse_duration
+from lab.settings import (
+    add_option,
+    parse_bool,
+    parse_duration,
+    parse_grapes,
+    parse_name,
+    parse_port,
+    parse_positive_int,
+    reachable_host,
+)
 
 POLICIES = ("adaptive", "random", "round_robin", "oracle")
 
@@ -23,44 +30,6 @@ def parse_policy(text: str) -> str:
     name = text.strip().lower()
     if name not in POLICIES:
         raise SettingsError(f"unknown policy {text!r}; try one of: {', '.join(POLICIES)}")
-    return name
-
-
-def parse_grapes(text: str) -> tuple[str, ...]:
-    """``http://host:port,...`` into a tuple of base URLs (a bare ``host:port`` gets http)."""
-    urls: list[str] = []
-    for part in text.split(","):
-        part = part.strip().rstrip("/")
-        if not part:
-            continue
-        url = part if "://" in part else f"http://{part}"
-        split = urlsplit(url)
-        if split.scheme != "http" or not split.hostname or split.port is None:
-            raise SettingsError(f"not a grape address: {part!r} (try http://127.0.0.1:30001)")
-        urls.append(url)
-    if not urls:
-        raise SettingsError("no grape address given (try http://127.0.0.1:30001)")
-    return tuple(urls)
-
-
-def parse_port(text: str) -> int:
-    port = int(text)
-    if not 0 <= port <= 65535:
-        raise SettingsError(f"not a port: {text!r}")
-    return port
-
-
-def parse_positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise SettingsError(f"must be at least 1: {text!r}")
-    return value
-
-
-def parse_name(text: str) -> str:
-    name = text.strip()
-    if not name:
-        raise SettingsError("must not be empty")
     return name
 
 
@@ -101,14 +70,7 @@ class ClientSettings:
         otherwise record the HTTP caller's source address, which on 127.0.0.x and behind
         NAT is not the address the gossip socket is bound to.
         """
-        if self.advertise:
-            return self.advertise
-        if self.bind not in {"0.0.0.0", "::", ""}:
-            return self.bind
-        try:
-            return socket.gethostbyname(socket.gethostname())
-        except OSError:
-            return "127.0.0.1"
+        return reachable_host(self.bind, self.advertise)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

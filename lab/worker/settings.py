@@ -1,8 +1,8 @@
 """Settings of ``lab worker``: flags that fall back to ``LAB_WORKER_*`` variables.
 
 Validated once before any socket is bound (``lab.settings`` reads the environment);
-the options are exactly those of ``docs/contracts.md``. The address parsers are the
-client service's, so both services accept the same grape lists and ports.
+the options are exactly those of ``docs/contracts.md``. The address parsers are
+``lab.settings``'s, so every service accepts the same grape lists and ports.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ import socket
 from dataclasses import dataclass
 
 from lab.errors import SettingsError
-from lab.loadgen.settings import parse_grapes, parse_name, parse_port
-from lab.settings import add_option, parse_duration
+from lab.settings import WILDCARDS, add_option, parse_duration, parse_grapes, parse_name, parse_port
 from lab.worker.behaviour import Behaviour, Latency, parse_latency
 
 NO_LATENCY = Latency()
@@ -72,7 +71,7 @@ class WorkerSettings:
         A grape records the announcing caller's address; on 127.0.0.x that must be the
         address this worker listens on, not 127.0.0.1.
         """
-        return None if self.bind in {"", "0.0.0.0", "::"} else self.bind
+        return None if self.bind in WILDCARDS else self.bind
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
