@@ -1,8 +1,10 @@
 """``lab run FILE``: one scenario on the Compose lab (default) or on local processes.
 
 Exit codes: 0 every expectation met, 1 an expectation failed, 2 the run could not be
-carried out (bad file, lab not up, a fault that would not take, interrupted). Before
-anything else the leftovers of a crashed run are undone (``reports/.inflight.json``).
+carried out (bad file, lab not up, another run holds the lab, a fault that would not
+take, interrupted). Before anything else the run takes the lab's run lock
+(:mod:`lab.scenario.runlock`; a second run is refused), then the leftovers of a crashed
+run are undone (``reports/.inflight.json``) and the run's own folder is reserved.
 ``--dry-run`` prints the resolved plan and touches nothing.
 """
 
@@ -18,7 +20,8 @@ from rich.console import Console
 
 from lab.errors import LabError
 from lab.scenario.rollback import cleanup_leftovers, default_reports_dir
-from lab.scenario.runner import make_run_id, run_scenario
+from lab.scenario.runlock import acquire, lock_path, reserve_run_dir
+from lab.scenario.runner import run_scenario
 from lab.scenario.runtime import Runtime
 
 
@@ -51,27 +54,34 @@ def run(args: argparse.Namespace) -> int:
         Console().print(describe_plan(scenario))
         return 0
     reports: Path = args.reports or default_reports_dir()
-    report = cleanup_leftovers(reports, log=lambda m: console.log(m))
-    if report.found:
-        console.log(f"cleaned up after run {report.run_id}")
     kind = args.runtime or getattr(scenario, "runtime", "compose")
-    run_id = make_run_id(scenario.name)
-    runtime = _runtime(kind, scenario, reports / run_id / "logs", args.seed)
+    command = shlex.join(["lab", "run", *sys.argv[2:]])
+    lock = acquire(lock_path(kind, reports), scenario=scenario.name, command=command)
     try:
-        result = asyncio.run(
-            run_scenario(
-                scenario,
-                runtime=runtime,
-                reports_dir=reports,
-                seed=args.seed,
-                fail_fast=args.fail_fast,
-                console=console,
-                run_id=run_id,
-                command=shlex.join(["lab", "run", *sys.argv[2:]]),
+        if lock.stale is not None:
+            console.log(f"a dead run's lock was left behind: {lock.stale.describe()}; taken over")
+        report = cleanup_leftovers(reports, log=lambda m: console.log(m))
+        if report.found:
+            console.log(f"cleaned up after run {report.run_id}")
+        run_id, run_dir = reserve_run_dir(reports, scenario.name)
+        runtime = _runtime(kind, scenario, run_dir / "logs", args.seed)
+        try:
+            result = asyncio.run(
+                run_scenario(
+                    scenario,
+                    runtime=runtime,
+                    reports_dir=reports,
+                    seed=args.seed,
+                    fail_fast=args.fail_fast,
+                    console=console,
+                    run_id=run_id,
+                    command=command,
+                )
             )
-        )
+        finally:
+            runtime.close()
     finally:
-        runtime.close()
+        lock.release()
     for r in result.rollback:
         if not r.ok:
             console.print(f"[red]rollback: {r.label}: {r.error}[/red]")

@@ -39,6 +39,7 @@ from lab.scenario.collector import Collector
 from lab.scenario.faults import Fault, FaultContext, make_fault
 from lab.scenario.progress import NullProgress, Progress
 from lab.scenario.rollback import MARKER, Rollback, UndoResult, cleanup_leftovers
+from lab.scenario.runlock import reserve_run_dir, run_stamp
 from lab.scenario.runtime import ClockProbe, Runtime, Target, clients, probe_clock, target
 
 CLOCK_BOUND_S = 0.005
@@ -76,8 +77,8 @@ class RunAborted(LabError):
 
 
 def make_run_id(name: str, wall: float | None = None) -> str:
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if wall is None else wall))
-    return f"{stamp}-{name}"
+    """A run id to the millisecond; :func:`reserve_run_dir` adds the collision check."""
+    return f"{run_stamp(time.time() if wall is None else wall)}-{name}"
 
 
 @dataclass
@@ -128,9 +129,11 @@ async def run_scenario(
     wall0, mono0 = time.time(), time.monotonic()
     seed = scenario.seed if seed is None else seed
     plan = tuple(scenario.plan(seed))
-    run_id = run_id or make_run_id(scenario.name, wall0)
-    run_dir = reports_dir / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if run_id is None:
+        run_id, run_dir = reserve_run_dir(reports_dir, scenario.name, wall0)
+    else:  # the caller reserved it (reserve_run_dir), e.g. to put the runtime's logs there
+        run_dir = reports_dir / run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
     if getattr(scenario, "text", ""):
         (run_dir / "scenario.yaml").write_text(scenario.text)
     meta = RunMeta(
