@@ -73,6 +73,7 @@ from lab.scenario.yamlsource import (
     describe,
     did_you_mean,
     load_text,
+    quote,
     read_file,
 )
 
@@ -120,6 +121,8 @@ EXPECT_METRICS: tuple[str, ...] = (
     "max_faulty_share",
 )
 STEADY_METRICS: tuple[str, ...] = ("availability", "p50_ms", "p99_ms", "p999_ms")
+MAX_CLIENTS = 32
+"""Clients a scenario may list (the Compose lab has 5; each local one is a process)."""
 _TOP_KEYS = (
     "name",
     "description",
@@ -227,7 +230,7 @@ def parse_scenario(text: str, label: str = "<scenario>") -> Scenario:
     for key in top.extra_keys():
         if key not in _TOP_KEYS:
             raise top.at.key(top.map, key).error(
-                f"unknown key {key!r}{did_you_mean(key, _TOP_KEYS)}"
+                f"unknown key {quote(key)}{did_you_mean(key, _TOP_KEYS)}"
             )
 
     name_v, at = top.need("name")
@@ -348,6 +351,8 @@ def _policy(value: Any, at: Field) -> str:
 def _clients(value: Any, at: Field, runtime: str) -> tuple[ClientSpec, ...]:
     if not isinstance(value, YList) or not value:
         raise at.error(f"expected a non-empty list of policies or clients, got {describe(value)}")
+    if len(value) > MAX_CLIENTS:
+        raise at.error(f"{len(value)} clients; a scenario may have at most {MAX_CLIENTS}")
     out: list[ClientSpec] = []
     for i, item in enumerate(value):
         iat = at.item(value, i)
@@ -376,12 +381,12 @@ def _clients(value: Any, at: Field, runtime: str) -> tuple[ClientSpec, ...]:
             spec = ClientSpec(n_v, policy, g_v, rate)
         if runtime == "compose" and spec.name not in COMPOSE_CLIENTS:
             raise iat.error(
-                f"the compose lab has no client {spec.name!r}"
+                f"the compose lab has no client {quote(spec.name)}"
                 f"{did_you_mean(spec.name, COMPOSE_CLIENTS)}; clients: "
                 f"{', '.join(COMPOSE_CLIENTS)}"
             )
         if any(c.name == spec.name for c in out):
-            raise iat.error(f"client {spec.name!r} is listed twice")
+            raise iat.error(f"client {quote(spec.name)} is listed twice")
         out.append(spec)
     return tuple(out)
 
@@ -416,7 +421,7 @@ def _bounds(value: Any, at: Field, metrics: tuple[str, ...]) -> dict[str, Bound]
         if key not in metrics:
             name = str(key)
             raise at.key(s.map, name).error(
-                f"unknown metric {name!r}{did_you_mean(name, metrics)}; metrics: "
+                f"unknown metric {quote(name)}{did_you_mean(name, metrics)}; metrics: "
                 f"{', '.join(metrics)}"
             )
         v, v_at = s.get(key)
@@ -433,7 +438,7 @@ def _expect(value: Any, at: Field, clients: tuple[ClientSpec, ...]) -> dict[str,
         name = str(key)
         if name not in names:
             raise at.key(s.map, name).error(
-                f"no client or policy {name!r} in this run{did_you_mean(name, names)}; "
+                f"no client or policy {quote(name)} in this run{did_you_mean(name, names)}; "
                 f"clients: {', '.join(c.name for c in clients)}"
             )
         v, v_at = s.get(key)

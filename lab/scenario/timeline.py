@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import random
 import re
 from dataclasses import dataclass, field
@@ -20,7 +21,15 @@ from typing import Any
 from lab.errors import ScenarioError
 from lab.scenario.kinds import KINDS, KindInfo, Params, check_target_type, kind_info
 from lab.scenario.quantities import format_duration, parse_duration, parse_number
-from lab.scenario.yamlsource import Field, Section, YList, YMap, describe, did_you_mean
+from lab.scenario.yamlsource import (
+    Field,
+    Section,
+    YList,
+    YMap,
+    describe,
+    did_you_mean,
+    quote,
+)
 
 CHAOS = "chaos"
 # Every key a step may carry, for the did-you-mean of a misspelt one.
@@ -44,6 +53,14 @@ STEP_KEYS: tuple[str, ...] = tuple(
     )
 )
 NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+MIN_FAULT_S = 0.1
+"""The shortest a fault may be held (``for``, ``hold``): injecting and confirming one
+takes milliseconds of API calls, so a 2 ms fault would measure the engine, not the lab."""
+MAX_STEPS = 1000
+"""Steps a timeline may list."""
+MAX_INJECTIONS = 1000
+"""Faults a plan may inject in all, repetitions and chaos included: a step repeating
+every 2 ms once expanded to 28,000 injections."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +164,8 @@ def _target(value: Any, at: Field, topology: Topology, info: KindInfo | None) ->
 def parse_timeline(value: Any, at: Field, topology: Topology, duration: float) -> tuple[Step, ...]:
     if not isinstance(value, YList):
         raise at.error(f"expected a list of steps, got {describe(value)}")
+    if len(value) > MAX_STEPS:
+        raise at.error(f"{len(value)} steps; a timeline may have at most {MAX_STEPS}")
     raw: list[FaultStep | ChaosStep | tuple[int, float, str, Field]] = []
     auto = 0
     explicit: dict[str, Field] = {}
@@ -162,7 +181,7 @@ def parse_timeline(value: Any, at: Field, topology: Topology, duration: float) -
         for key in s.extra_keys():
             if key not in STEP_KEYS:
                 raise iat.key(s.map, key).error(
-                    f"unknown key {key!r}{did_you_mean(key, STEP_KEYS)}"
+                    f"unknown key {quote(key)}{did_you_mean(key, STEP_KEYS)}"
                 )
         is_fault, is_heal = s.has("fault"), s.has("heal")
         if is_fault == is_heal:
@@ -197,7 +216,31 @@ def parse_timeline(value: Any, at: Field, topology: Topology, duration: float) -
     for fid, id_at in explicit.items():
         if ids.count(fid) > 1:
             raise id_at.error(f"id {fid!r} is also the automatic id of another step")
+    _check_injections(raw, at)
     return _resolve_heals(raw, duration)
+
+
+def _check_injections(raw: list[Any], at: Field) -> None:
+    """Refuse a plan of more than :data:`MAX_INJECTIONS` faults, naming the step that tips it."""
+    total = 0
+    for r in raw:
+        if isinstance(r, ChaosStep):
+            total += r.count
+            line = r.line
+        elif isinstance(r, FaultStep):
+            assert r.until_s is not None or not r.repeating
+            total += (
+                _repeats(r.at_s, r.every_s, r.until_s)
+                if r.every_s is not None and r.until_s is not None
+                else 1
+            )
+            line = r.line
+        else:
+            continue
+        if total > MAX_INJECTIONS:
+            raise Field(at.file, line, at.path).error(
+                f"the plan would inject {total} faults by this step; at most {MAX_INJECTIONS}"
+            )
 
 
 def _fault(
@@ -210,7 +253,7 @@ def _fault(
         f_v, f_at = s.need("for")
         if info.instant:
             raise f_at.error(f"{info.name} heals itself; it takes no 'for'")
-        for_ = parse_duration(f_v, f_at, allow_zero=False)
+        for_ = parse_duration(f_v, f_at, allow_zero=False, low=MIN_FAULT_S)
     if s.has("every") or s.has("until"):
         e_v, e_at = s.need("every")
         every = parse_duration(e_v, e_at, allow_zero=False)
@@ -248,8 +291,10 @@ def _fault(
 
 def _repeats(start: float, every: float, until: float) -> int:
     """How many repetitions start before ``until`` (at start, start+every, ...)."""
-    n = 0
-    while start + n * every < until - 1e-9 and n < 100_000:
+    n = max(0, math.ceil((until - 1e-9 - start) / every))
+    while n > 0 and start + (n - 1) * every >= until - 1e-9:  # float rounding at the edge
+        n -= 1
+    while start + n * every < until - 1e-9:
         n += 1
     return n
 
@@ -292,7 +337,7 @@ def _chaos(
     c_v, c_at = s.need("count")
     count = int(parse_number(c_v, c_at, low=1, high=1000, integer=True))
     h_v, h_at = s.need("hold")
-    hold = parse_duration(h_v, h_at, allow_zero=False)
+    hold = parse_duration(h_v, h_at, allow_zero=False, low=MIN_FAULT_S)
     e_v, e_at = s.get("every", format_duration(2 * hold))
     every = parse_duration(e_v, e_at, allow_zero=False)
     if every <= hold:
@@ -336,7 +381,7 @@ def _resolve_heals(
             if not on_target:
                 known = sorted(set(singles) | {f.target for f in singles.values()})
                 raise h_at.error(
-                    f"no fault {ref!r} to heal{did_you_mean(ref, known)}; fault ids and "
+                    f"no fault {quote(ref)} to heal{did_you_mean(ref, known)}; fault ids and "
                     f"targets: {', '.join(known) or 'none'}"
                 )
             active = [f for f in on_target if f.at_s < t and f.id not in ends]

@@ -6,6 +6,15 @@ where each value came from. :class:`LineLoader` is PyYAML's ``SafeLoader`` (no
 arbitrary objects) whose mappings and sequences remember the line of each key and item.
 :class:`Field` then carries (file, line, dotted path) down the validator so every
 message is built in one place.
+
+Limits, because a scenario file may come from anyone and ``lab validate`` must answer
+within a second with a ``file:line`` error, never a traceback or gigabytes of memory:
+the file's size (:data:`MAX_BYTES`), nesting depth (:data:`MAX_DEPTH`, PyYAML composes
+recursively), number of nodes (:data:`MAX_NODES`), digits of an integer
+(:data:`MAX_INT_DIGITS`); no anchors or aliases (``&a``/``*a``: with merge keys they
+expand exponentially, and a scenario has no use for them); values quoted in messages
+are cut to :data:`QUOTE_CHARS`, and no did-you-mean is computed for a word longer than
+:data:`MAX_SUGGEST_CHARS` (difflib indexes the word: 50 MB took 22 s and 2.2 GB).
 """
 
 from __future__ import annotations
@@ -17,8 +26,23 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.events import AliasEvent
+from yaml.nodes import Node
 
 from lab.errors import ScenarioError
+
+MAX_BYTES = 128 * 1024
+"""A scenario file's size limit: the library's largest is ~2 KB; PyYAML reads ~1 MB/s."""
+MAX_DEPTH = 32
+"""Nesting limit: a scenario needs 4 levels (timeline, step, chaos kinds, params)."""
+MAX_NODES = 5_000
+"""Values in one file (every scalar, list and mapping)."""
+MAX_INT_DIGITS = 30
+"""Digits of an integer: ints beyond 2**63 are refused by the schema anyway."""
+QUOTE_CHARS = 60
+"""A value quoted in an error message is cut to this many characters."""
+MAX_SUGGEST_CHARS = 64
+"""No did-you-mean for longer words: no schema word is close to them."""
 
 
 class YMap(dict[Any, Any]):
@@ -45,7 +69,52 @@ class YList(list[Any]):
 
 
 class LineLoader(yaml.SafeLoader):
-    """``SafeLoader`` building :class:`YMap` / :class:`YList` with line numbers (1-based)."""
+    """``SafeLoader`` building :class:`YMap` / :class:`YList` with line numbers (1-based).
+
+    Errors raised while composing or constructing are ``ScenarioError("line N: ...")``;
+    :func:`load_text` puts the file's label in front.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        line = event.start_mark.line + 1 if event.start_mark is not None else 1
+        if isinstance(event, AliasEvent) or getattr(event, "anchor", None):
+            raise ScenarioError(f"line {line}: anchors and aliases (&name, *name) are not allowed")
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise ScenarioError(f"line {line}: more than {MAX_NODES} values in one file")
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise ScenarioError(f"line {line}: nested deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        """A value PyYAML cannot build (a day 31 of February, ...) is a ScenarioError too."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except ScenarioError:
+            raise
+        except (ValueError, OverflowError, TypeError) as exc:
+            line = node.start_mark.line + 1
+            what, why = quote(str(node.value)), quote_text(str(exc))
+            raise ScenarioError(f"line {line}: cannot read {what}: {why}") from None
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        digits = sum(ch.isdigit() for ch in str(node.value))
+        if digits > MAX_INT_DIGITS:
+            raise ScenarioError(
+                f"line {node.start_mark.line + 1}: an integer of {digits} digits; "
+                f"at most {MAX_INT_DIGITS}"
+            )
+        return int(super().construct_yaml_int(node))
 
 
 def _construct_map(loader: LineLoader, node: yaml.MappingNode) -> Iterator[YMap]:
@@ -79,26 +148,43 @@ def _construct_seq(loader: LineLoader, node: yaml.SequenceNode) -> Iterator[YLis
 
 LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 LineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+LineLoader.add_constructor("tag:yaml.org,2002:int", LineLoader.construct_yaml_int)
 
 
 def load_text(text: str, label: str) -> Any:
     """Parse YAML text; syntax errors become ``ScenarioError("<label>:<line>: ...")``."""
+    size = len(text.encode("utf-8", errors="replace"))
+    if size > MAX_BYTES:
+        raise ScenarioError(
+            f"{label}:1: {size} bytes; a scenario file may have at most {MAX_BYTES} "
+            f"({MAX_BYTES // 1024} KiB)"
+        )
     try:
         return yaml.load(text, Loader=LineLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
         problem = exc.problem or exc.context or "invalid YAML"
-        raise ScenarioError(f"{label}:{line}: invalid YAML: {problem}") from None
+        raise ScenarioError(f"{label}:{line}: invalid YAML: {quote_text(problem)}") from None
     except yaml.YAMLError as exc:
-        raise ScenarioError(f"{label}:1: invalid YAML: {exc}") from None
+        raise ScenarioError(f"{label}:1: invalid YAML: {quote_text(str(exc))}") from None
+    except RecursionError:  # the depth limit should make this unreachable; never a traceback
+        raise ScenarioError(f"{label}:1: nested too deeply") from None
     except ScenarioError as exc:
         raise ScenarioError(f"{label}:{str(exc).removeprefix('line ')}") from None
 
 
 def read_file(path: Path) -> str:
+    """The file's text; one more byte than :data:`MAX_BYTES` is read at most."""
     try:
-        return path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            raw = f.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
+            raise ScenarioError(
+                f"{path}:1: more than {MAX_BYTES} bytes ({MAX_BYTES // 1024} KiB), "
+                "the most a scenario file may have"
+            )
+        return raw.decode("utf-8")
     except FileNotFoundError:
         raise ScenarioError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -107,6 +193,8 @@ def read_file(path: Path) -> str:
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """``" (did you mean 'target'?)"`` when a choice is close, else ``""``."""
+    if len(word) > MAX_SUGGEST_CHARS:
+        return ""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -119,7 +207,21 @@ def describe(value: Any) -> str:
         return "a list"
     if value is None:
         return "nothing"
-    return repr(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**QUOTE_CHARS:
+        return f"an integer of {len(str(abs(value)))} digits"
+    return quote_text(repr(value))
+
+
+def quote(value: str) -> str:
+    """A string as a message quotes it: ``'text'``, cut to :data:`QUOTE_CHARS`."""
+    return quote_text(repr(value))
+
+
+def quote_text(text: str) -> str:
+    """``text`` cut to :data:`QUOTE_CHARS` characters (with how much was left out)."""
+    if len(text) <= QUOTE_CHARS:
+        return text
+    return f"{text[:QUOTE_CHARS]}... ({len(text)} characters)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +253,8 @@ class Section:
             raise at.error(f"expected {what}, got {describe(value)}")
         if value.duplicates:
             key, line = value.duplicates[0]
-            raise Field(at.file, line, at.key(value, str(key)).path).error(f"duplicate key {key!r}")
+            where = Field(at.file, line, at.key(value, str(key)).path)
+            raise where.error(f"duplicate key {quote(str(key))}")
         self.map = value
         self.at = at
         self.known: list[str] = []
@@ -179,5 +282,5 @@ class Section:
             if key not in self.known:
                 name = str(key)
                 raise self.at.key(self.map, key).error(
-                    f"unknown key {name!r}{did_you_mean(name, self.known)}"
+                    f"unknown key {quote(name)}{did_you_mean(name, self.known)}"
                 )
