@@ -118,14 +118,50 @@ async def clock(request: web.Request) -> web.Response:
     return web.json_response({"monotonic": _controls(request).clock.monotonic()})
 
 
+MIN_LEASE_S = 0.5
+MAX_LEASE_S = 60.0
+"""A load lease (``lease_s``) lies within these: shorter cannot be renewed in time over a
+busy host, longer keeps an orphaned load running too long."""
+
+
+def _lease_s(data: dict[str, Any]) -> float | None:
+    """The ``lease_s`` field (removed from ``data``): None, or seconds within the bounds."""
+    value = data.pop("lease_s", None)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _bad("lease_s: expected a number of seconds")
+    if not MIN_LEASE_S <= value <= MAX_LEASE_S:  # NaN fails both comparisons
+        raise _bad(f"lease_s: must be within {MIN_LEASE_S:g}..{MAX_LEASE_S:g} seconds")
+    return float(value)
+
+
 async def load_start(request: web.Request) -> web.Response:
     c = _controls(request)
+    data = await _body(request)
+    lease_s = _lease_s(data)
     try:
-        spec = LoadSpec.from_json(await _body(request))
+        spec = LoadSpec.from_json(data)
     except SettingsError as exc:
         raise _bad(str(exc)) from None
-    started = await c.load.start(spec)
-    return web.json_response({"started": started, "spec": spec.to_json()})
+    started = await c.load.start(spec, lease_s=lease_s)
+    return web.json_response(
+        {"started": started, "spec": spec.to_json(), "lease_until": c.load.lease_until}
+    )
+
+
+async def load_lease(request: web.Request) -> web.Response:
+    """Renew the running load's lease: ``{"lease_s": 3}``; 409 when no load runs."""
+    c = _controls(request)
+    lease_s = _lease_s(await _body(request))
+    if lease_s is None:
+        raise _bad("lease_s: required")
+    if not c.load.running:
+        raise web.HTTPConflict(
+            text=json.dumps({"error": "no load is running", **c.load.status()}),
+            content_type="application/json",
+        )
+    return web.json_response({"lease_until": c.load.lease(lease_s)})
 
 
 async def load_stop(request: web.Request) -> web.Response:
@@ -241,6 +277,7 @@ def add_routes(app: web.Application) -> None:
             web.get("/clock", clock),
             web.post("/load/start", load_start),
             web.post("/load/stop", load_stop),
+            web.post("/load/lease", load_lease),
             web.patch("/load", load_patch),
             web.get("/load", load_status),
             web.get("/history", history),

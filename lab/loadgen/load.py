@@ -8,6 +8,10 @@ the in-flight bound are recorded as ``REJECTED`` at once.
 
 The runner owns every task it starts: :meth:`LoadRunner.aclose` stops the loop and
 waits for (then cancels) the requests still in flight.
+
+A load may carry a *lease* (:meth:`LoadRunner.lease`): it stops by itself when the lease
+runs out unless renewed. The scenario engine takes one and renews it while the run
+lives, so a ``kill -9`` of ``lab run`` leaves no client loading into a fault for long.
 """
 
 from __future__ import annotations
@@ -80,6 +84,8 @@ class LoadRunner:
         self._requests: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self.started_at: float | None = None
+        self.lease_until: float | None = None  # None: no lease, runs until stopped/over
+        self.lease_expired = False
 
     # -- control --------------------------------------------------------------------------
 
@@ -99,10 +105,16 @@ class LoadRunner:
     def in_flight(self) -> int:
         return self.limit.in_flight
 
-    async def start(self, spec: LoadSpec) -> float:
-        """Start ``spec`` now (stopping any running load); return the start time."""
+    async def start(self, spec: LoadSpec, lease_s: float | None = None) -> float:
+        """Start ``spec`` now (stopping any running load); return the start time.
+
+        With ``lease_s`` the load stops by itself ``lease_s`` seconds from now unless
+        :meth:`lease` renews it.
+        """
         await self.stop()
         now = self._clock.monotonic()
+        self.lease_until = None if lease_s is None else now + lease_s
+        self.lease_expired = False
         end = None if spec.duration_s is None else now + spec.duration_s
         self._spec = spec
         self._pad = "x" * spec.payload_bytes
@@ -118,6 +130,12 @@ class LoadRunner:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    def lease(self, seconds: float) -> float:
+        """Renew the running load's lease to ``seconds`` from now; return its new end."""
+        self.lease_until = self._clock.monotonic() + seconds
+        self._wake.set()
+        return self.lease_until
 
     def patch(self, *, rate: float | None = None, payload_bytes: int | None = None) -> LoadSpec:
         """Change the running load's rate or payload from now on."""
@@ -142,6 +160,8 @@ class LoadRunner:
             "issued": self._seq,
             "in_flight": self.limit.in_flight,
             "rejected": self.limit.rejected,
+            "lease_until": self.lease_until,
+            "lease_expired": self.lease_expired,
         }
 
     async def aclose(self, grace: float = 2.0) -> None:
@@ -165,6 +185,10 @@ class LoadRunner:
         service = spec.service or self._service
         while True:
             now = self._clock.monotonic()
+            if self.lease_until is not None and now >= self.lease_until:
+                self.lease_expired = True
+                log.warning("load lease ran out (nobody renewed it): load stopped")
+                return
             for scheduled in schedule.due(now, limit=MAX_BATCH):
                 self._issue(service, scheduled, now)
             if schedule.finished(now):
@@ -172,6 +196,8 @@ class LoadRunner:
             nxt = schedule.next_at()
             if nxt is None:
                 nxt = schedule.end  # no more arrivals: wake when the load is over
+            if self.lease_until is not None:
+                nxt = self.lease_until if nxt is None else min(nxt, self.lease_until)
             self._wake.clear()
             if nxt is None:
                 await self._wake.wait()  # paused at rate 0 until a patch
