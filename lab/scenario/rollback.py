@@ -275,9 +275,10 @@ def cleanup_leftovers(
             except RuntimeUnavailable as exc:
                 if runtime != "local":  # a dead local run's workers are gone anyway
                     report.errors.append(f"restore behaviour of {f.get('target')}: {exc}")
-    if runtime == "local":
+    if runtime == "local":  # its clients are among the processes stopped
         _stop_local(data.get("local_pids") or [], report)
-    _quiet_clients(data.get("clients") or [], report)
+    else:
+        _quiet_clients(data.get("clients") or [], report)
     for a in report.actions:
         log(f"cleanup: {a}")
     for e in report.errors if force else ():

@@ -5,9 +5,11 @@ Phases (each recorded in ``RunMeta.phases`` with its monotonic start and end):
 1. ``prepare``: undo a crashed run's leftovers, check Toxiproxy (>= 2.5) and the lab's
    health, probe every client's clock against the host's (the offset bound goes into
    the run's meta), reset the oracle and set each client's gossip switch;
-2. ``load``: start the load on every client with the same seed-derived arrivals, then
-   execute the plan's inject/heal steps at their times (deadline-based, from the load's
-   start) while the collector streams histories into the journal;
+2. ``load``: start the load on every client with the same seed-derived arrivals (each
+   load on a lease the watch renews), then execute the plan's inject/heal steps at their
+   times (deadline-based, from the load's start) while the collector streams histories
+   into the journal and the watch (:mod:`lab.scenario.watch`) aborts the run within ~1 s
+   if Toxiproxy or a client is lost;
 3. ``drain``: stop the load, collect until the clients have nothing new;
 4. ``report``: summary.json (``lab.scenario.summary``), JUnit XML, report.html.
 
@@ -41,6 +43,7 @@ from lab.scenario.progress import NullProgress, Progress
 from lab.scenario.rollback import MARKER, Rollback, UndoResult, cleanup_leftovers
 from lab.scenario.runlock import reserve_run_dir, run_stamp
 from lab.scenario.runtime import ClockProbe, Runtime, Target, clients, probe_clock, target
+from lab.scenario.watch import Watch
 
 CLOCK_BOUND_S = 0.005
 """A clock probe worse than this (offset beyond its bracket + this) aborts the run."""
@@ -240,15 +243,28 @@ async def _execute(run: _Run, plan: tuple[Any, ...], reports_dir: Path, health_t
                 if c.policy == "oracle":
                     await _put(session, f"{c.control_url}/oracle", {"faulty": []})
     collector = Collector(run.clients, run.journal, run.history)
+    watch = Watch(rt.toxiproxy_api(), run.clients)
+    main = asyncio.current_task()
+
+    def lost(reason: str) -> None:  # the watch's verdict: the lab is broken, abort
+        if run.abort_reason is None:
+            run.abort_reason = reason
+            if main is not None:
+                main.cancel()
+
     async with aiohttp.ClientSession() as session:
         await collector.skip_existing(session)  # long-lived (Compose) clients hold old runs
         collector.not_before = time.monotonic()
         stop = asyncio.Event()
         poller = asyncio.create_task(collector.run(session, stop))
         ticker = asyncio.create_task(run.progress.follow(collector, run))
+        watcher: asyncio.Task[None] | None = None
         try:
             with run.phase("load"):
-                body = sc.load.control_body(float(sc.duration_s), run.seed)
+                body = {
+                    **sc.load.control_body(float(sc.duration_s), run.seed),
+                    **watch.start_body(),
+                }
                 rates = {c.name: getattr(c, "rate", None) for c in sc.clients}
                 run.load_t0 = time.monotonic()
                 await asyncio.gather(
@@ -261,9 +277,15 @@ async def _execute(run: _Run, plan: tuple[Any, ...], reports_dir: Path, health_t
                         for c in run.clients
                     )
                 )
+                watcher = asyncio.create_task(watch.run(session, lost), name="watch")
                 await _steps(run, plan, session)
                 await _sleep_until(run.load_t0 + float(sc.duration_s))
         finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await watcher
+            _record_watch(run, watch)
             with run.phase("drain"):
                 with contextlib.suppress(Exception):  # a dead client must not block the drain
                     await asyncio.gather(
@@ -377,6 +399,19 @@ def _record_clock(run: _Run, probes: list[ClockProbe]) -> None:
         raise RunAborted(
             "clients do not share the host's CLOCK_MONOTONIC: "
             + ", ".join(f"{p.client} offset {p.offset * 1e3:.1f} ms" for p in bad)
+        )
+
+
+def _record_watch(run: _Run, watch: Watch) -> None:
+    """What the watch did, in the run's meta; a loss also as a phase with its time."""
+    run.history.meta.versions["watch"] = (
+        f"Toxiproxy polled every {watch.poll_s:g}s (lost after {watch.lost_after_s:g}s silent); "
+        f"client leases {watch.lease_s:g}s renewed every {watch.renew_s:g}s, "
+        f"{watch.renewals} rounds"
+    )
+    if watch.lost_reason is not None:
+        run.history.meta.phases.append(
+            {"name": "watch-lost", "t": watch.lost_at, "reason": watch.lost_reason}
         )
 
 

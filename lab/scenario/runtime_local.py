@@ -180,10 +180,16 @@ class LocalRuntime:
         return [p.proc.pid for p in procs if p.proc is not None and not p.exited()]
 
     def inflight_info(self) -> dict[str, Any]:
+        """The processes to stop after a ``kill -9``, and the clients (for ``lab status``)."""
         return {
             "runtime": self.name,
             "toxiproxy_api": self.toxiproxy_api(),
             "local_pids": self.pids(),
+            "clients": [
+                {"name": t.name, "control_url": t.control_url, "policy": t.policy}
+                for t in self.targets().values()
+                if t.kind == "client" and t.control_url
+            ],
         }
 
     def close(self) -> None:

@@ -45,6 +45,7 @@ class StandInClient:
         self.records: list[dict[str, Any]] = []
         self.faulty: list[str] = []
         self.gossip = True
+        self.posts: list[str] = []
         self.lock = threading.Lock()
         self.loading = threading.Event()
         self._stop = threading.Event()
@@ -92,8 +93,9 @@ class StandInClient:
                 self._body()
                 if self.path == "/load/start":
                     outer.loading.set()
-                else:
+                elif self.path == "/load/stop":  # not /load/lease: that renews
                     outer.loading.clear()
+                outer.posts.append(self.path)
                 self._send({"ok": True})
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
