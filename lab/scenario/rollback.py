@@ -228,6 +228,12 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def marker_owner_alive(data: dict[str, Any]) -> bool:
+    """Whether the run that wrote a marker is still running (not this process)."""
+    pid = int(data.get("pid", 0) or 0)
+    return bool(pid) and pid != os.getpid() and _alive(pid) and _is_lab_process(pid)
+
+
 def cleanup_leftovers(
     reports_dir: Path | None = None,
     log: Callable[[str], None] = lambda _m: None,
@@ -253,7 +259,7 @@ def cleanup_leftovers(
     report.found = True
     report.run_id = data.get("run_id")
     pid = int(data.get("pid", 0) or 0)
-    if pid and pid != os.getpid() and _alive(pid) and _is_lab_process(pid) and not force:
+    if marker_owner_alive(data) and not force:
         raise FaultError(
             f"run {report.run_id} (pid {pid}) is still in flight on this lab; "
             f"stop it first (kill {pid}) or wait for it"

@@ -6,6 +6,11 @@ Toxiproxy's proxies and any toxics on them (a leftover toxic is the classic "why
 slow"); and each client's request rate, from two samples of its ``/health`` a second
 apart. Services that are down or not written yet show as such; nothing here raises
 because one of them is missing.
+
+Then what is wrong, in sentences, and the exit code says it: 0 the lab is up and
+healthy with no dead run's leftovers, 1 otherwise (a service missing, exited, paused
+or unhealthy; Toxiproxy's API down; a dead run's faults still injected or its lock
+left behind, with how to clean them), so scripts and CI can gate on ``lab status``.
 """
 
 from __future__ import annotations
@@ -18,12 +23,13 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from lab.errors import RuntimeUnavailable
+from lab.errors import LabError, RuntimeUnavailable
 from lab.stack import health, toxiapi
 from lab.stack.engine import CONTROL_LABEL, Engine, service_kind, service_name
 
@@ -33,6 +39,9 @@ SERVICE = "rpc_test"
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead")
     parser.add_argument("--service", default=SERVICE, help=f"service to look up [{SERVICE}]")
+    parser.add_argument(
+        "--reports", type=Path, default=None, help="reports directory [reports/ of the repo]"
+    )
 
 
 def _http(method: str, url: str, body: Any = None, timeout: float = 2.0) -> Any:
@@ -187,6 +196,59 @@ def render(data: dict[str, Any], console: Console, service: str = SERVICE) -> No
     console.print(cl)
 
 
+def problems(data: dict[str, Any]) -> list[str]:
+    """What keeps the lab from working, one sentence each (empty: healthy)."""
+    out: list[str] = []
+    for name, st in data["services"].items():
+        ready = st["state"] == "running" and st["health"] in {"healthy", "none"}
+        if not ready:
+            code = f", exit code {st['exit_code']}" if st.get("exit_code") is not None else ""
+            out.append(f"{name} is {st['state']} (health: {st['health']}{code})")
+    if isinstance(data["proxies"], str):
+        out.append(f"Toxiproxy's API: {data['proxies'].removeprefix('error: ')}")
+    for c, r in data["clients"].items():
+        if "error" in r:
+            out.append(f"{c} does not answer on its control port: {r['error'][:80]}")
+    return out
+
+
+def leftovers(reports_dir: Path | None = None) -> list[str]:
+    """A dead run's leftovers: its in-flight marker (faults still injected) and its lock."""
+    from lab.scenario.rollback import MARKER, default_reports_dir, marker_owner_alive
+    from lab.scenario.runlock import COMPOSE_LOCK_NAME, holder, state_dir
+
+    out: list[str] = []
+    clean = "clean them with `lab down` or the next `lab run`"
+    marker = (reports_dir or default_reports_dir()) / MARKER
+    try:
+        data = json.loads(marker.read_text())
+    except FileNotFoundError:
+        data = None
+    except (OSError, ValueError):
+        out.append(f"{marker} is unreadable; {clean}")
+        data = None
+    if isinstance(data, dict) and not marker_owner_alive(data):
+        faults = [
+            f"{f.get('kind', 'fault')} {f.get('id', '?')} on {f.get('target', '?')}"
+            for f in data.get("faults") or []
+            if isinstance(f, dict)
+        ]
+        what = f"{len(faults)} fault(s) still in place: {', '.join(faults)}" if faults else (
+            "no fault recorded, but its clients may still hold its load"
+        )  # fmt: skip
+        out.append(
+            f"run {data.get('run_id')} (pid {data.get('pid')}) died and left {what} "
+            f"({marker}); {clean}"
+        )
+    try:
+        owner, alive = holder(state_dir() / COMPOSE_LOCK_NAME)
+    except LabError:
+        owner, alive = None, False
+    if owner is not None and not alive:
+        out.append(f"a dead run's lock names {owner.describe()}; the next `lab run` takes it over")
+    return out
+
+
 def print_status(
     engine: Engine, services: Sequence[str] | None = None, service: str = SERVICE
 ) -> None:
@@ -198,14 +260,25 @@ def run(args: argparse.Namespace) -> int:
     engine = Engine.connect()
     try:
         names = sorted(service_name(c) for c in engine.containers())
+        left = leftovers(args.reports)
         if not names:
             print("the lab is not running: start it with `lab up`")
-            return 0
+            for line in left:
+                print(f"leftover: {line}")
+            return 1
         data = asyncio.run(gather(engine, names, args.service))
+        wrong = problems(data)
         if args.json:
-            print(json.dumps(data, indent=2, default=str))
+            print(json.dumps({**data, "problems": wrong, "leftovers": left}, indent=2, default=str))
         else:
-            render(data, Console(), args.service)
-        return 0
+            console = Console()
+            render(data, console, args.service)
+            for line in wrong:
+                console.print(f"[red]not ok[/]: {line}")
+            for line in left:
+                console.print(f"[yellow]leftover[/]: {line}")
+            if not wrong and not left:
+                console.print("[green]ok[/]: every service up and healthy, no leftovers")
+        return 1 if wrong or left else 0
     finally:
         engine.close()
