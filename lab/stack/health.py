@@ -2,8 +2,9 @@
 
 Why Docker's health and not our own probes: compose.yaml's healthchecks run inside each
 container against the service's health endpoint, so "healthy" means the same thing to
-``lab up``, ``docker ps`` and the scenario engine. Toxiproxy (FROM scratch: nothing to
-probe with inside) is judged from the host by its API: running, and its proxies present.
+``lab up``, ``docker ps`` and the scenario engine. Toxiproxy's own healthcheck is its
+CLI (``toxiproxy-cli inspect worker-3``: no shell in its image); it is also judged from
+the host by its API (running, and every proxy present), which is what the host reaches.
 A container that exits fails the wait at once with its last log lines, never after the
 deadline.
 """
@@ -64,6 +65,8 @@ def states(engine: Engine, services: Sequence[str]) -> dict[str, ServiceState]:
 
 
 def _toxiproxy_state(s: ServiceState) -> ServiceState:
+    if s.health == "unhealthy":  # its own healthcheck fails: that stands
+        return s
     try:
         missing = toxiapi.missing_proxies(toxiapi.proxies(timeout=1.0))
     except RuntimeUnavailable as exc:

@@ -279,6 +279,7 @@ class Builder:
         ctx.mkdir(parents=True)
         shutil.copy2(self.paths.images / "toxiproxy" / "Dockerfile", ctx / "Dockerfile")
         shutil.copy2(binary, ctx / "toxiproxy")
+        shutil.copy2(self.toxiproxy_cli_binary(), ctx / "toxiproxy-cli")
         self._build(ctx, tag, {}, "toxiproxy-build.log")
         return tag
 
@@ -289,8 +290,16 @@ class Builder:
         finds it in ``.cache/toxiproxy``), so ``lab up --images-only`` makes sure of it
         even when the Toxiproxy image already exists.
         """
+        return self._go_install("server", "toxiproxy")
+
+    def toxiproxy_cli_binary(self) -> Path:
+        """Toxiproxy's CLI: the image's healthcheck (``FROM scratch`` has no shell or curl;
+        upstream's image ships the CLI at the same path)."""
+        return self._go_install("cli", "toxiproxy-cli")
+
+    def _go_install(self, command: str, name: str) -> Path:
         out = self.cache / "toxiproxy" / TOXIPROXY_VERSION / platform.machine()
-        binary = out / "toxiproxy"
+        binary = out / name
         if binary.is_file():
             return binary
         go = shutil.which("go") or next(
@@ -306,7 +315,7 @@ class Builder:
         gobin = out / "gobin"
         gobin.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "GOBIN": str(gobin), "CGO_ENABLED": "0"}
-        self.log(f"images: building Toxiproxy {TOXIPROXY_VERSION} with {go}")
+        self.log(f"images: building Toxiproxy {TOXIPROXY_VERSION} {command} with {go}")
         self._run(
             [
                 go,
@@ -314,13 +323,13 @@ class Builder:
                 "-trimpath",
                 "-ldflags",
                 f"-s -w -X {TOXIPROXY_MODULE}.Version={TOXIPROXY_VERSION}",
-                f"{TOXIPROXY_MODULE}/cmd/server@v{TOXIPROXY_VERSION}",
+                f"{TOXIPROXY_MODULE}/cmd/{command}@v{TOXIPROXY_VERSION}",
             ],
-            "Toxiproxy build",
-            "toxiproxy-go.log",
+            f"Toxiproxy {command} build",
+            f"toxiproxy-go-{command}.log",
             env=env,
         )
-        (gobin / "server").replace(binary)
+        (gobin / command).replace(binary)
         return binary
 
     # -- the services image -----------------------------------------------------------
