@@ -23,6 +23,7 @@ from lab.scenario.rollback import cleanup_leftovers, default_reports_dir
 from lab.scenario.runlock import acquire, lock_path, reserve_run_dir
 from lab.scenario.runner import run_scenario
 from lab.scenario.runtime import Runtime
+from lab.scenario.validate_command import seed_arg
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="where to run: the Compose lab (`lab up`) or local processes [the file's, compose]",
     )
-    parser.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+    parser.add_argument("--seed", type=seed_arg, default=None, help="override the scenario's seed")
     parser.add_argument("--dry-run", action="store_true", help="print the plan; touch nothing")
     parser.add_argument(
         "--fail-fast", action="store_true", help="abort at the first failed expectation"

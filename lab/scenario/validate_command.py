@@ -14,11 +14,22 @@ from lab.errors import ScenarioError
 from lab.scenario.quantities import format_duration
 from lab.scenario.spec import Scenario, load_scenario
 
+MAX_SEED = 2**63 - 1
+
+
+def seed_arg(text: str) -> int:
+    """``--seed``: an integer within 0..2**63-1, as a scenario's ``seed`` (argparse says so)."""
+    if len(text) > 30 or not text.strip().isdigit() or int(text) > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected an integer within 0..{MAX_SEED}")
+    return int(text)
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="scenario YAML files")
     parser.add_argument("--plan", action="store_true", help="also print each file's resolved plan")
-    parser.add_argument("--seed", type=int, default=None, help="resolve chaos steps with this seed")
+    parser.add_argument(
+        "--seed", type=seed_arg, default=None, help="resolve chaos steps with this seed"
+    )
 
 
 def _params(params: dict[str, object]) -> str:

@@ -17,6 +17,9 @@ import resource
 import time
 from pathlib import Path
 
+import pytest
+
+from lab.cli import main
 from lab.errors import ScenarioError
 from lab.scenario.spec import Scenario, parse_scenario
 from lab.scenario.validate_command import describe_plan
@@ -220,3 +223,13 @@ def test_brackets_in_quoted_text_and_comments_are_not_nesting() -> None:
         "clients: [adaptive]\nload: {rate: 10}\nduration: 30s\n"
     )
     assert parse_scenario(text, "q.yaml").description == "[" * 40
+
+
+def test_a_seed_flag_out_of_range_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    spec = str(ROOT / "scenarios" / "partition.yaml")
+    for bad in ("9" * 5000, "-1", str(2**63), "1e3"):
+        with pytest.raises(SystemExit) as exc:
+            main(["validate", "--seed", bad, spec])
+        assert exc.value.code == 2
+        assert "--seed: expected an integer within 0..9223372036854775807" in capsys.readouterr().err
+    assert main(["validate", "--seed", str(2**63 - 1), spec]) == 0
