@@ -231,5 +231,6 @@ def test_a_seed_flag_out_of_range_is_a_usage_error(capsys: pytest.CaptureFixture
         with pytest.raises(SystemExit) as exc:
             main(["validate", "--seed", bad, spec])
         assert exc.value.code == 2
-        assert "--seed: expected an integer within 0..9223372036854775807" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert "--seed: expected an integer within 0..9223372036854775807" in err
     assert main(["validate", "--seed", str(2**63 - 1), spec]) == 0
