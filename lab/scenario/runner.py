@@ -40,6 +40,7 @@ from lab.scenario.faults import Fault, FaultContext, make_fault
 from lab.scenario.progress import NullProgress, Progress
 from lab.scenario.rollback import MARKER, Rollback, UndoResult, cleanup_leftovers
 from lab.scenario.runtime import ClockProbe, Runtime, Target, clients, probe_clock, target
+from lab.scenario.verdict import Verdict
 
 CLOCK_BOUND_S = 0.005
 """A clock probe worse than this (offset beyond its bracket + this) aborts the run."""
@@ -56,12 +57,13 @@ class PlannedStepLike(Protocol):
 
 @dataclass
 class RunResult:
-    """How a run ended; ``exit_code`` is the CLI's (0 met, 1 an expectation failed, 2 aborted)."""
+    """How a run ended; ``exit_code`` is the CLI's (``Verdict.exit_code``: 0 pass, 1 fail,
+    2 aborted or could not be judged, 3 unknown)."""
 
     run_id: str
     run_dir: Path
     status: str  # completed | aborted
-    verdict: str  # pass | fail | aborted | unknown
+    verdict: Verdict
     exit_code: int
     abort_reason: str | None = None
     summary: dict[str, Any] | None = None
@@ -395,15 +397,13 @@ def _finish(run: _Run, results: list[UndoResult], wall0: float) -> RunResult:
     summary, verdict = _write_summary(run)
     report = _render(run)
     if run.abort_reason:
-        code, verdict = 2, "aborted"
-    else:
-        code = 0 if verdict == "pass" else 1 if verdict == "fail" else 2
+        verdict = Verdict.ABORTED
     result = RunResult(
         run_id=meta.run_id,
         run_dir=run.run_dir,
         status=meta.status,
         verdict=verdict,
-        exit_code=code,
+        exit_code=verdict.exit_code,
         abort_reason=run.abort_reason,
         summary=summary,
         rollback=results,
@@ -414,7 +414,7 @@ def _finish(run: _Run, results: list[UndoResult], wall0: float) -> RunResult:
     return result
 
 
-def _write_summary(run: _Run) -> tuple[dict[str, Any] | None, str]:
+def _write_summary(run: _Run) -> tuple[dict[str, Any] | None, Verdict]:
     from lab.scenario.summary import build_summary, write_summary
 
     try:
@@ -423,9 +423,9 @@ def _write_summary(run: _Run) -> tuple[dict[str, Any] | None, str]:
     except Exception as exc:  # no checks, no verdict: say so in the report and exit 2
         if run.abort_reason is None:
             run.abort_reason = f"checks failed to run: {type(exc).__name__}: {exc}"
-        return None, "unknown"
+        return None, Verdict.ABORTED
     _write_junit(run, summary)
-    return summary, str(summary.get("verdict", "unknown"))
+    return summary, Verdict.parse(summary.get("verdict"))
 
 
 def _write_junit(run: _Run, summary: Mapping[str, Any]) -> None:
