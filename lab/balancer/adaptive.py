@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 
 from lab.balancer.breaker import Breaker, BreakerConfig, Result, State, Transition
 from lab.balancer.budget import BudgetConfig, RetryBudget
-from lab.balancer.gossip import GossipConfig, Hint, HintBook, Message, HintVerdict
+from lab.balancer.gossip import GossipConfig, Hint, HintBook, HintVerdict, Message
 from lab.balancer.metrics import MetricsConfig, PeerMetrics
 from lab.balancer.policies import Pick, Policy
 from lab.balancer.scoring import ChoiceConfig, cost, p2c

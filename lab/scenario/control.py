@@ -70,7 +70,9 @@ def _check(
     client: str, metric: str, m: Measure, lo: float | None, hi: float | None, fault_id: str = ""
 ) -> ControlCheck:
     bound = " and ".join(
-        part for part in (f">= {lo:g}" if lo is not None else "", f"<= {hi:g}" if hi is not None else "") if part
+        part
+        for part in (f">= {lo:g}" if lo is not None else "", f"<= {hi:g}" if hi is not None else "")
+        if part
     )
     where = f" ({fault_id})" if fault_id else ""
     if m.value is None:

@@ -5,8 +5,9 @@ which promise broke ("adaptive detection_s <= 1: measured 1.43"). An aborted run
 ``<error>`` testcase with the reason (the run could not be carried out: exit code 2, not
 a failed expectation). A run whose control moved (verdict ``unknown``, exit code 3) is
 one ``<error type="unknown">`` testcase with the causes, and its expectations are
-``<skipped>``: they were compared against noise, so they neither pass nor fail. Built from ``summary.json`` rather than from the checks, so it can
-be re-made from a run directory and always agrees with the report.
+``<skipped>``: they were compared against noise, so they neither pass nor fail. Built
+from ``summary.json`` rather than from the checks, so it can be re-made from a run
+directory and always agrees with the report (and serves a series' aggregate as well).
 """
 
 from __future__ import annotations

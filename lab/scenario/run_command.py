@@ -1,9 +1,14 @@
 """``lab run FILE``: one scenario on the Compose lab (default) or on local processes.
 
-Exit codes: 0 every expectation met, 1 an expectation failed, 2 the run could not be
-carried out (bad file, lab not up, a fault that would not take, interrupted). Before
-anything else the leftovers of a crashed run are undone (``reports/.inflight.json``).
-``--dry-run`` prints the resolved plan and touches nothing.
+Exit codes (``lab.scenario.verdict``): 0 pass, 1 an expectation (or steady-state bound)
+failed, 2 the run could not be carried out (bad file, lab not up, a fault that would not
+take, interrupted), 3 unknown (the control, the oracle, missed a known answer, so the
+run could not tell a regression from a bad day). Before anything else the leftovers of a
+crashed run are undone (``reports/.inflight.json``). ``--dry-run`` prints the resolved
+plan and touches nothing. ``--repeat N`` runs it N times with seeds seed..seed+N-1 into
+one folder and judges the series on medians (``lab.scenario.repeat``). After every run
+the per-policy comparison is printed above the verdict, and ``reports/index.html`` is
+refreshed.
 """
 
 from __future__ import annotations
@@ -13,12 +18,13 @@ import asyncio
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
 from lab.errors import LabError
 from lab.scenario.rollback import cleanup_leftovers, default_reports_dir
-from lab.scenario.runner import make_run_id, run_scenario
+from lab.scenario.runner import RunResult, make_run_id, run_scenario
 from lab.scenario.runtime import Runtime
 
 
@@ -31,6 +37,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="where to run: the Compose lab (`lab up`) or local processes [the file's, compose]",
     )
     parser.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+    parser.add_argument(
+        "--repeat",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="run N times (seeds seed..seed+N-1) into one folder; judge on the medians",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the plan; touch nothing")
     parser.add_argument(
         "--fail-fast", action="store_true", help="abort at the first failed expectation"
@@ -38,6 +51,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reports", type=Path, default=None, help="reports directory [reports/ of the repo]"
     )
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of runs, got {text!r}") from None
+    if not 1 <= n <= 1000:
+        raise argparse.ArgumentTypeError(f"expected 1 to 1000 runs, got {n}")
+    return n
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,24 +73,50 @@ def run(args: argparse.Namespace) -> int:
 
         Console().print(describe_plan(scenario))
         return 0
+    _need_analysis()
     reports: Path = args.reports or default_reports_dir()
     report = cleanup_leftovers(reports, log=lambda m: console.log(m))
     if report.found:
         console.log(f"cleaned up after run {report.run_id}")
-    kind = args.runtime or getattr(scenario, "runtime", "compose")
+    command = shlex.join(["lab", "run", *sys.argv[2:]])
+    if args.repeat > 1:
+        from lab.scenario.repeat import run_series
+
+        return run_series(scenario, args, reports, console, command, run_once)
     run_id = make_run_id(scenario.name)
-    runtime = _runtime(kind, scenario, reports / run_id / "logs", args.seed)
+    result = run_once(scenario, args, reports, run_id, args.seed, console, command)
+    _refresh_index(reports, console)
+    return result.exit_code
+
+
+def run_once(
+    scenario: Any,
+    args: argparse.Namespace,
+    reports: Path,
+    run_id: str,
+    seed: int | None,
+    console: Console,
+    command: str,
+    *,
+    marker_dir: Path | None = None,
+    summary_extra: dict[str, Any] | None = None,
+) -> RunResult:
+    """One run into ``reports/run_id``, its outcome printed; the runtime closed after."""
+    kind = args.runtime or getattr(scenario, "runtime", "compose")
+    runtime = _runtime(kind, scenario, reports / run_id / "logs", seed)
     try:
         result = asyncio.run(
             run_scenario(
                 scenario,
                 runtime=runtime,
                 reports_dir=reports,
-                seed=args.seed,
+                seed=seed,
                 fail_fast=args.fail_fast,
                 console=console,
                 run_id=run_id,
-                command=shlex.join(["lab", "run", *sys.argv[2:]]),
+                command=command,
+                marker_dir=marker_dir,
+                summary_extra=summary_extra,
             )
         )
     finally:
@@ -79,10 +128,31 @@ def run(args: argparse.Namespace) -> int:
     if result.abort_reason:
         console.print(f"[red]aborted[/red]: {result.abort_reason}; see {where}")
     else:
-        console.print(f"{result.verdict}: {where} (wall {result.wall_s:.1f}s)")
-    return result.exit_code
+        why = (result.summary or {}).get("verdict_reason")
+        tail = f" ({why})" if why else ""
+        console.print(f"{result.verdict}{tail}: {where} (wall {result.wall_s:.1f}s)")
+    return result
 
 
+def _need_analysis() -> None:
+    """Judging needs the ``analysis`` extra; say so before the lab is touched."""
+    try:
+        import numpy  # noqa: F401
+        import scipy  # noqa: F401
+    except ImportError as exc:
+        raise LabError(
+            f"lab run judges runs with numpy and scipy ({exc.name} is missing): "
+            "pip install 'grenache-lab[analysis]' (make venv installs it)"
+        ) from None
+
+
+def _refresh_index(reports: Path, console: Console) -> None:
+    from lab.report.render import render_index
+
+    try:
+        render_index(reports)
+    except Exception as exc:  # the run's own report and verdict stand without the index
+        console.print(f"[yellow]index not refreshed: {type(exc).__name__}: {exc}[/yellow]")
 def _runtime(kind: str, scenario: object, logdir: Path, seed: int | None) -> Runtime:
     if kind == "compose":
         from lab.scenario.runtime_compose import ComposeRuntime

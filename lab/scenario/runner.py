@@ -101,6 +101,7 @@ class _Run:
     clients: list[Target] = field(default_factory=list)
     load_t0: float | None = None
     abort_reason: str | None = None
+    summary_extra: dict[str, Any] = field(default_factory=dict)
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -125,8 +126,17 @@ async def run_scenario(
     run_id: str | None = None,
     command: str = "",
     health_timeout: float = 30.0,
+    marker_dir: Path | None = None,
+    summary_extra: Mapping[str, Any] | None = None,
 ) -> RunResult:
-    """Run ``scenario`` on ``runtime``; never raises for a run that started (see RunResult)."""
+    """Run ``scenario`` on ``runtime``; never raises for a run that started (see RunResult).
+
+    The run goes to ``reports_dir/run_id``; the crash marker (``.inflight.json``) lives
+    in ``marker_dir`` (default ``reports_dir``), so the runs of a series, one folder
+    down, keep theirs where the next ``lab run`` looks. ``summary_extra`` adds sections
+    to summary.json (a series says which run of how many this is).
+    """
+    marker_dir = reports_dir if marker_dir is None else marker_dir
     wall0, mono0 = time.time(), time.monotonic()
     seed = scenario.seed if seed is None else seed
     plan = tuple(scenario.plan(seed))
@@ -148,7 +158,7 @@ async def run_scenario(
     journal = JournalWriter(run_dir / "journal.jsonl")
     journal.write(meta)
     rollback = Rollback(
-        reports_dir / MARKER,
+        marker_dir / MARKER,
         info={"run_id": run_id, "run_dir": str(run_dir)},
         info_source=runtime.inflight_info,
     )
@@ -163,6 +173,7 @@ async def run_scenario(
         history=History(meta=meta),
         journal=journal,
         rollback=rollback,
+        summary_extra=dict(summary_extra or {}),
     )
     main = asyncio.current_task()
     loop = asyncio.get_running_loop()
@@ -182,7 +193,7 @@ async def run_scenario(
     try:
         with progress:
             try:
-                await _execute(run, plan, reports_dir, health_timeout)
+                await _execute(run, plan, marker_dir, health_timeout)
             except asyncio.CancelledError:
                 run.abort_reason = run.abort_reason or "cancelled"
             except RunAborted as exc:
@@ -419,6 +430,7 @@ def _write_summary(run: _Run) -> tuple[dict[str, Any] | None, Verdict]:
 
     try:
         summary = build_summary(run.history, run.scenario, aborted=run.abort_reason)
+        summary.update(run.summary_extra)
         write_summary(run.run_dir, summary)
     except Exception as exc:  # no checks, no verdict: say so in the report and exit 2
         if run.abort_reason is None:

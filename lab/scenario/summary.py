@@ -73,8 +73,8 @@ from typing import Any
 from lab import __version__
 from lab.history import History
 from lab.scenario.checks import ClientFigures, FaultFigures, Measure, client_figures, fault_windows
-from lab.scenario.spec import Scenario
 from lab.scenario.control import check_control, control_moved
+from lab.scenario.spec import Scenario
 from lab.scenario.steady import Judgement, check_steady_state, evaluate_expectations
 from lab.scenario.verdict import Verdict, combine
 

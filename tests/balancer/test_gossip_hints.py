@@ -10,9 +10,9 @@ from lab.balancer.gossip import (
     GossipConfig,
     Hint,
     HintBook,
+    HintVerdict,
     Message,
     Rejected,
-    HintVerdict,
     decode,
     encode,
 )

@@ -8,7 +8,7 @@ import random
 import socket
 from collections.abc import Callable
 
-from lab.balancer.gossip import GossipConfig, Hint, Message, HintVerdict
+from lab.balancer.gossip import GossipConfig, Hint, HintVerdict, Message
 from lab.balancer.gossip_net import GossipNode
 from lab.clock import SYSTEM_CLOCK
 

@@ -9,7 +9,7 @@ import pytest
 
 from lab.balancer.adaptive import AdaptivePolicy, AttemptConfig
 from lab.balancer.breaker import State
-from lab.balancer.gossip import Hint, Message, HintVerdict
+from lab.balancer.gossip import Hint, HintVerdict, Message
 from lab.balancer.policies import OraclePolicy, Pick, make_policy
 from lab.clock import FakeClock
 from lab.errors import NoPeerAvailable, SettingsError

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
-
+import numpy as np
 from histbuild import (
     STEP,
     T0,
@@ -19,8 +18,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lab.history import Attempt, Outcome
-import numpy as np
-
 from lab.scenario.checks import (
     DETECTION_SHARE,
     Measure,
