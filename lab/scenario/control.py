@@ -18,7 +18,9 @@ Bounds (each a known answer plus the estimator's own error, never tuned to a sce
   container must re-announce before anyone can choose it, the oracle included, so its
   recovery there measures discovery, not the control: not checked.
 - ``0.5 <= p99_ratio <= 2``: the oracle's p99 during the faults over its p99 before,
-  checked when a healthy peer was left (with every peer faulty it cannot avoid harm).
+  checked when at most half the peers are faulty at a time: with more, each healthy
+  worker carries more than twice its load and the oracle's tail grows for a physical
+  reason, not noise (with every peer faulty it cannot avoid harm at all).
   Both p99s are of ~1,000+ requests from the same uniform choice, so sampling moves the
   ratio by ~10-20 %; 0.7-1.4 was the spread over runs on the busy 2-core lab; a factor
   of 2 either way is beyond sampling and means the host changed under the run (15 was
@@ -93,7 +95,7 @@ def check_control(
     """Every known answer of every oracle client in the run (none without an oracle)."""
     out: list[ControlCheck] = []
     by_id = {w.fault.id: w for w in windows}
-    spare = bool(windows) and all(len(w.fault.peers) < w.healthy for w in windows)
+    spare = bool(windows) and all(2 * len(w.fault.peers) <= w.healthy for w in windows)
     for cf in figures.values():
         if cf.policy != CONTROL_POLICY:
             continue
