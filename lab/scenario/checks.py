@@ -383,6 +383,8 @@ class ClientFigures:
     p999_ms_during: float | None
     availability: Measure
     faults: tuple[FaultFigures, ...] = field(default_factory=tuple)
+    latencies_before: int = 0  # how many answers the p*_before quantiles rest on
+    latencies_during: int = 0
 
     def _worst(self, pick: str, *, largest: bool = True) -> Measure:
         """The worst of a per-fault measure over the faults that name a peer."""
@@ -525,6 +527,8 @@ def client_figures(
             p50_ms_during=quantile(lat_during, 0.50),
             p99_ms_during=quantile(lat_during, 0.99),
             p999_ms_during=quantile(lat_during, 0.999),
+            latencies_before=len(lat_before),
+            latencies_during=len(lat_during),
             availability=availability(during_all)
             if windows
             else Measure(None, "no fault was confirmed in place"),

@@ -20,7 +20,9 @@ Bounds (each a known answer plus the estimator's own error, never tuned to a sce
 - ``0.5 <= p99_ratio <= 2``: the oracle's p99 during the faults over its p99 before,
   checked when at most half the peers are faulty at a time: with more, each healthy
   worker carries more than twice its load and the oracle's tail grows for a physical
-  reason, not noise (with every peer faulty it cannot avoid harm at all).
+  reason, not noise (with every peer faulty it cannot avoid harm at all); and when
+  both p99s rest on >= 500 answers (below that a p99 is one of the 5 slowest or the
+  maximum, itself noise: Kayenta wants >= 50 points per metric for a median).
   Both p99s are of ~1,000+ requests from the same uniform choice, so sampling moves the
   ratio by ~10-20 %; 0.7-1.4 was the spread over runs on the busy 2-core lab; a factor
   of 2 either way is beyond sampling and means the host changed under the run (15 was
@@ -41,6 +43,7 @@ CONTROL_POLICY = "oracle"
 CONTROL_DETECTION_S = 0.5
 CONTROL_RECOVERY_S = 0.5
 CONTROL_P99_RATIO = (0.5, 2.0)
+MIN_P99_SAMPLES = 500  # answers on each side: a p99 resting on >= 5 values, not the max
 _PEER_STAYS_KNOWN = frozenset({"toxiproxy", "control"})
 
 
@@ -110,7 +113,8 @@ def check_control(
             if info is not None and info.via in _PEER_STAYS_KNOWN and healed:
                 out.append(_check(cf.client, "recovery_s", ff.recovery, None,
                                   CONTROL_RECOVERY_S, ff.fault_id))  # fmt: skip
-        if spare and any(ff.peers for ff in cf.faults):
+        enough = min(cf.latencies_before, cf.latencies_during) >= MIN_P99_SAMPLES
+        if spare and enough and any(ff.peers for ff in cf.faults):
             lo, hi = CONTROL_P99_RATIO
             out.append(_check(cf.client, "p99_ratio", cf.p99_ratio, lo, hi))
     oracles = {cf.client for cf in figures.values() if cf.policy == CONTROL_POLICY}
