@@ -29,6 +29,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from lab.report.tables import policy_sort_key
+
 ROOT = Path(__file__).resolve().parent.parent
 HEADLINE = ("detection_s", "availability", "p99_ratio", "recovery_s", "errors")
 
@@ -96,7 +98,7 @@ def main(argv: list[str]) -> int:
     keys: list[str] = []
     for s in summaries:
         keys += [k for k in s.get("policies") or {} if k not in keys]
-    for key in keys:
+    for key in sorted(keys, key=policy_sort_key):
         for metric in HEADLINE:
             vals = [((s.get("policies") or {}).get(key) or {}).get(metric) for s in summaries]
             got = [float(v) for v in vals if isinstance(v, int | float)]
