@@ -74,9 +74,9 @@ def _finite(v: object) -> float | None:
 def strip_chart(metric: str, figures: Mapping[str, Any], bounds: Sequence[float]) -> StripChart:
     """Every policy's per-run values of ``metric`` as points, with bounds as lines."""
     names = sorted((k for k in figures if metric in figures[k]), key=policy_sort_key)
-    values = {k: [v for v in figures[k][metric]["values"] if _finite(v) is not None]
-              for k in names}  # fmt: skip
-    every = [v for vs in values.values() for v in vs] + list(bounds)
+    values = {k: [(j, float(v)) for j, v in enumerate(figures[k][metric]["values"], 1)
+                  if _finite(v) is not None] for k in names}  # fmt: skip
+    every = [v for vs in values.values() for _, v in vs] + list(bounds)
     lo, hi = (min(every), max(every)) if every else (0.0, 1.0)
     if hi - lo < 1e-12:
         lo, hi = lo - 0.5 if lo else -0.5, hi + 0.5 if hi else 0.5
@@ -93,9 +93,9 @@ def strip_chart(metric: str, figures: Mapping[str, Any], bounds: Sequence[float]
         x = PAD_L + step * (i + 0.5)
         vs = values[k]
         pts = tuple(
-            Point(x + (j - (len(vs) - 1) / 2) * min(6.0, step / (len(vs) + 1)), y_of(v),
-                  f"{k} run {j + 1}: {fmt_metric(metric, v)}")
-            for j, v in enumerate(vs)
+            Point(x + (i_pt - (len(vs) - 1) / 2) * min(6.0, step / (len(vs) + 1)), y_of(v),
+                  f"{k} run {run_no}: {fmt_metric(metric, v)}")
+            for i_pt, (run_no, v) in enumerate(vs)
         )  # fmt: skip
         med = _finite(figures[k][metric].get("median"))
         cols.append(
