@@ -10,7 +10,7 @@ Rules (what a statistician reviewing a benchmark report expects):
 - Only runs that could judge count: ``pass`` and ``fail``. An ``unknown`` run (its
   control moved) or an ``aborted`` one contributes no figure. When they are half of the
   runs or more, the series is ``unknown`` too: the median of the rest would be a
-  median of the lucky runs.
+  median of the lucky runs (``aborted`` when every run was aborted: nothing ran).
 - An expectation (and each steady-state bound) is judged on the median over the counted
   runs of its per-run ``measured`` against the median of its per-run ``bound_value``,
   with the run's own operator. A run in which the figure could not be measured counts
@@ -242,8 +242,11 @@ def build_aggregate(
     expectations = [_judge_group(g) for g in _group(counted, "expectations")]
     steady = [_judge_group(g) for g in _group(counted, "steady_state")]
     judged = [Verdict.parse(e["verdict"]) for e in expectations + steady]
-    if not summaries:
+    if counts[Verdict.ABORTED.value] == len(summaries):
         verdict, reason = Verdict.ABORTED, "no run was carried out"
+        if summaries:
+            verdict_reasons = {str(r["verdict_reason"]) for r in runs if r["verdict_reason"]}
+            reason += ": " + "; ".join(sorted(verdict_reasons)[:3])
     elif 2 * len(counted) <= len(summaries):
         verdict = Verdict.UNKNOWN
         reason = (

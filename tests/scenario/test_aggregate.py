@@ -71,6 +71,9 @@ def test_unknown_runs_are_not_counted_and_too_many_make_the_series_unknown() -> 
     runs = [run(1, 2.0), run(2, 9.0, verdict="unknown"), run(3, 2.0, verdict="aborted")]
     a = build_aggregate(runs, series_id="s")
     assert a["verdict"] == "unknown" and "only 1 of 3 runs" in a["verdict_reason"]
+    runs = [run(1, None, verdict="aborted"), run(2, None, verdict="aborted")]
+    a = build_aggregate(runs, series_id="s")
+    assert a["verdict"] == "aborted" and a["verdict_reason"].startswith("no run was carried out")
 
 
 def test_adaptive_is_compared_with_each_policy_by_mann_whitney() -> None:
