@@ -27,7 +27,7 @@ Schema (``reports/<series>/summary.json``, ``"kind": "aggregate"``)::
      "status": "completed", "duration_s": float,
      "runs": [{"run_id", "dir", "seed", "verdict", "verdict_reason", "counted": bool}],
      "counts": {"runs", "counted", "unknown", "aborted", "pass", "fail"},
-     "policies": {<key>: {<metric>: median}},      # the shape of a run's, for the index
+     "policies": {<key>: {"policy": str, <metric>: median}},  # a run's shape (index)
      "figures": {<key>: {<metric>: {"values": [float|null], "median", "min", "max",
                                      "ci95": [lo, hi] | null}}},
      "expectations": [{"policy", "client", "key", "metric", "op", "bound", "bound_value",
@@ -239,6 +239,7 @@ def build_aggregate(
         **{v.value: sum(1 for x in verdicts if x is v) for v in Verdict},
     }
     figures = _figures(counted)
+    policy_of = _policy_of(counted)
     expectations = [_judge_group(g) for g in _group(counted, "expectations")]
     steady = [_judge_group(g) for g in _group(counted, "steady_state")]
     judged = [Verdict.parse(e["verdict"]) for e in expectations + steady]
@@ -272,9 +273,12 @@ def build_aggregate(
         "duration_s": sum(float(s.get("duration_s") or 0.0) for s in summaries),
         "runs": runs,
         "counts": counts,
-        "policies": {k: {m: d["median"] for m, d in f.items()} for k, f in figures.items()},
+        "policies": {
+            k: {"policy": policy_of.get(k, k), **{m: d["median"] for m, d in f.items()}}
+            for k, f in figures.items()
+        },
         "figures": figures,
         "expectations": expectations,
         "steady_state": steady,
-        "comparisons": _comparisons(figures, _policy_of(counted)),
+        "comparisons": _comparisons(figures, policy_of),
     }

@@ -91,6 +91,12 @@ def write_series(series: Path, aggregate: dict[str, Any], console: Console) -> N
             render_index(folder)
         except Exception as exc:  # the aggregate stands without an index
             console.print(f"[yellow]index not refreshed: {type(exc).__name__}: {exc}[/yellow]")
+    if aggregate.get("policies"):
+        from lab.scenario.progress import comparison_table
+
+        table = comparison_table(aggregate)
+        table.title = "per policy, medians over the counted runs (the oracle: the limit)"
+        console.print(table)
     console.print(aggregate_table(aggregate))
     why = aggregate.get("verdict_reason")
     tail = f" ({why})" if why else ""
