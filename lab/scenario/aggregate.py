@@ -28,10 +28,12 @@ Schema (``reports/<series>/summary.json``, ``"kind": "aggregate"``)::
      "runs": [{"run_id", "dir", "seed", "verdict", "verdict_reason", "counted": bool}],
      "counts": {"runs", "counted", "unknown", "aborted", "pass", "fail"},
      "policies": {<key>: {"policy": str, <metric>: median}},  # a run's shape (index)
-     "figures": {<key>: {<metric>: {"values": [float|null], "median", "min", "max",
+     "figures": {<key>: {<metric>: {"values": [float|null] (one per run; null: not
+                                     counted or not measured), "median", "min", "max",
                                      "ci95": [lo, hi] | null}}},
      "expectations": [{"policy", "client", "key", "metric", "op", "bound", "bound_value",
-                       "measured" (the median), "values": [...], "bound_values": [...],
+                       "measured" (the median), "values", "bound_values" (one per
+                       counted run),
                        "ci95", "runs_failed", "verdict", "detail"}],
      "steady_state": [... the same, with "phase"],
      "comparisons": [{"metric", "a", "b", "u", "p_value", "n_a", "n_b",
@@ -152,9 +154,15 @@ def _group(summaries: Sequence[Mapping[str, Any]], section: str) -> list[list[Ma
     return list(groups.values())
 
 
-def _figures(summaries: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+def _figures(
+    summaries: Sequence[Mapping[str, Any]], counted: Sequence[bool]
+) -> dict[str, dict[str, Any]]:
+    """Per policy and metric, one value per run of the series (null: not counted or not
+    measured), so the n-th value is run n's."""
     keys: list[str] = []
-    for s in summaries:
+    for s, ok in zip(summaries, counted, strict=True):
+        if not ok:
+            continue
         for k in s.get("policies") or {}:
             if k not in keys:
                 keys.append(k)
@@ -162,8 +170,10 @@ def _figures(summaries: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]
     for key in keys:
         per: dict[str, Any] = {}
         for metric in METRICS:
-            values = [_float(((s.get("policies") or {}).get(key) or {}).get(metric))
-                      for s in summaries]  # fmt: skip
+            values = [
+                _float(((s.get("policies") or {}).get(key) or {}).get(metric)) if ok else None
+                for s, ok in zip(summaries, counted, strict=True)
+            ]
             if any(v is not None for v in values):
                 per[metric] = describe(values)
         out[key] = per
@@ -238,7 +248,7 @@ def build_aggregate(
         "counted": len(counted),
         **{v.value: sum(1 for x in verdicts if x is v) for v in Verdict},
     }
-    figures = _figures(counted)
+    figures = _figures(summaries, [v in COUNTED for v in verdicts])
     policy_of = _policy_of(counted)
     expectations = [_judge_group(g) for g in _group(counted, "expectations")]
     steady = [_judge_group(g) for g in _group(counted, "steady_state")]

@@ -67,7 +67,9 @@ def test_unknown_runs_are_not_counted_and_too_many_make_the_series_unknown() -> 
     runs = [run(1, 2.0), run(2, 9.0, verdict="unknown"), run(3, 2.0)]
     a = build_aggregate(runs, series_id="s")
     assert a["verdict"] == "pass" and a["counts"]["counted"] == 2
-    assert a["figures"]["adaptive"]["recovery_s"]["values"] == [2.0, 2.0]
+    rec = a["figures"]["adaptive"]["recovery_s"]
+    assert rec["values"] == [2.0, None, 2.0]  # run 2 not counted
+    assert a["figures"]["adaptive"]["recovery_s"]["median"] == 2.0
     runs = [run(1, 2.0), run(2, 9.0, verdict="unknown"), run(3, 2.0, verdict="aborted")]
     a = build_aggregate(runs, series_id="s")
     assert a["verdict"] == "unknown" and "only 1 of 3 runs" in a["verdict_reason"]
