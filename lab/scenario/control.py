@@ -17,6 +17,12 @@ Bounds (each a known answer plus the estimator's own error, never tuned to a sce
   discovery (Toxiproxy and worker-control faults). A killed, paused or disconnected
   container must re-announce before anyone can choose it, the oracle included, so its
   recovery there measures discovery, not the control: not checked.
+- ``availability >= 0.99`` during the faults, over >= 500 requests and with at most
+  half the peers faulty: it never chooses a faulty peer, so only the requests already
+  in flight when a fault lands, before the oracle is told (tens of milliseconds), can
+  fail. A client whose own loop stalls past its 1 s deadline fails nearly everything
+  (seen on the overloaded Compose lab: 0 % for every policy): that is the client, not
+  the policy, and this is where it shows.
 - ``0.5 <= p99_ratio <= 2``: the oracle's p99 during the faults over its p99 before,
   checked when at most half the peers are faulty at a time: with more, each healthy
   worker carries more than twice its load and the oracle's tail grows for a physical
@@ -44,6 +50,8 @@ CONTROL_DETECTION_S = 0.5
 CONTROL_RECOVERY_S = 0.5
 CONTROL_P99_RATIO = (0.5, 2.0)
 MIN_P99_SAMPLES = 500  # answers on each side: a p99 resting on >= 5 values, not the max
+CONTROL_AVAILABILITY = 0.99
+MIN_AVAILABILITY_REQUESTS = 500  # 1 % of them is 5 requests, not one unlucky timeout
 _PEER_STAYS_KNOWN = frozenset({"toxiproxy", "control"})
 
 
@@ -113,6 +121,10 @@ def check_control(
             if info is not None and info.via in _PEER_STAYS_KNOWN and healed:
                 out.append(_check(cf.client, "recovery_s", ff.recovery, None,
                                   CONTROL_RECOVERY_S, ff.fault_id))  # fmt: skip
+        during = sum(ff.requests for ff in cf.faults)
+        if spare and during >= MIN_AVAILABILITY_REQUESTS:
+            out.append(_check(cf.client, "availability", cf.availability,
+                              CONTROL_AVAILABILITY, None))  # fmt: skip
         enough = min(cf.latencies_before, cf.latencies_during) >= MIN_P99_SAMPLES
         if spare and enough and any(ff.peers for ff in cf.faults):
             lo, hi = CONTROL_P99_RATIO

@@ -67,7 +67,8 @@ def test_a_control_that_gave_its_known_answers_lets_the_run_pass() -> None:
     assert s["verdict"] == "pass" and exit_code(s) == 0 and s["verdict_reason"] is None
     control = s["control"]
     assert control["moved"] is False and control["client"] == ["client-oracle"]
-    assert {c["metric"] for c in control["checks"]} == {"detection_s", "recovery_s", "p99_ratio"}
+    metrics = {c["metric"] for c in control["checks"]}
+    assert metrics == {"detection_s", "recovery_s", "availability", "p99_ratio"}
 
 
 def test_a_late_oracle_recovery_makes_the_run_unknown_with_the_cause() -> None:
@@ -109,3 +110,17 @@ def test_a_failing_policy_is_not_failed_when_the_control_moved() -> None:
     s = build_summary(history(reqs, [fault()]), scenario())
     assert any(e["verdict"] == "fail" for e in s["expectations"])
     assert s["verdict"] == "unknown"
+
+
+def test_a_stalled_control_failing_its_requests_makes_the_run_unknown() -> None:
+    """A client loop late past its deadline times out requests to healthy peers."""
+
+    def stalled(t: float, peer: str) -> Outcome:
+        return Outcome.TIMEOUT if 12 <= t < 14 else Outcome.OK
+
+    reqs = stream("client-adaptive", "adaptive", 0, 40, avoids_b()) + stream(
+        "client-oracle", "oracle", 0, 40, avoids_b(), outcome=stalled, step=1 / 128
+    )
+    s = build_summary(history(reqs, [fault()]), scenario())
+    assert s["verdict"] == "unknown"
+    assert "availability 0.8" in s["verdict_reason"]
