@@ -16,9 +16,9 @@ that were healthy before the fault.
   at ``CONFIDENCE_Z`` (99 %, two-sided).
 - Binomial noise decides nothing: a window only *contradicts* a state when its interval
   lies wholly on the other side of the threshold. A uniform choice among three peers,
-  50 attempts a window, has a point share below half its fair share in ~1 % of windows
+  50 attempts a window, has a point share below half its fair share in 0.5 % of windows
   (that noise gave the oracle recoveries of 0-2.8 s); its Wilson upper bound is below
-  that line with probability ~1e-5 per window.
+  that line with probability 4e-8 per window (it needs <= 1 hit in 50).
 - detection time: let a be the last window during [t0, t1) whose share is confidently
   >= 5 % (Wilson lower bound > 5 %), and j the first window after a whose point share is
   below 5 %. Detection is the start of the last attempt to P at or before j's midpoint,
@@ -68,7 +68,7 @@ import numpy.typing as npt
 from lab.history import Attempt, FaultRecord, History, Outcome, RequestRecord
 
 SHARE_WINDOW_N = 50  # attempts per share window: 0.5 s at the lab's 100 req/s
-CONFIDENCE_Z = 2.5758  # Wilson interval, 99 % two-sided: one false contradiction per ~1e5
+CONFIDENCE_Z = 2.5758  # Wilson interval, 99 % two-sided (false contradictions: module doc)
 DETECTION_SHARE = 0.05
 HEALTHY_LOOKBACK_S = 5.0
 RECOVERY_HOLD_S = 3.0  # how long share(P) must stay up to count as recovered
