@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 
 from lab.balancer.breaker import Breaker, BreakerConfig, Result, State, Transition
 from lab.balancer.budget import BudgetConfig, RetryBudget
-from lab.balancer.gossip import GossipConfig, Hint, HintBook, Message, Verdict
+from lab.balancer.gossip import GossipConfig, Hint, HintBook, HintVerdict, Message
 from lab.balancer.metrics import MetricsConfig, PeerMetrics
 from lab.balancer.policies import Pick, Policy
 from lab.balancer.scoring import ChoiceConfig, cost, p2c
@@ -326,10 +326,10 @@ class AdaptivePolicy(Policy):
                 p.bad_until = now
                 age = 0.0 if m.last_failure is None else max(0.0, now - m.last_failure)
                 if age < ttl:
-                    out.append(Hint(peer, Verdict.BAD, age, ttl))
+                    out.append(Hint(peer, HintVerdict.BAD, age, ttl))
             elif p.bad_until is not None and now - p.bad_until < ttl:
                 last_ok = m.last_success if m.last_success is not None else now
-                out.append(Hint(peer, Verdict.OK, max(0.0, now - last_ok), ttl))
+                out.append(Hint(peer, HintVerdict.OK, max(0.0, now - last_ok), ttl))
         return out
 
     def take_hints(self, message: Message) -> list[Hint]:

@@ -37,7 +37,7 @@ MAX_NAME = 255
 MAX_SENDERS_PER_PEER = 64
 
 
-class Verdict(StrEnum):
+class HintVerdict(StrEnum):
     BAD = "bad"
     OK = "ok"
 
@@ -74,7 +74,7 @@ class Hint:
     """One claim about one peer, as sent: ``age`` seconds old, valid for ``ttl``."""
 
     peer: str
-    verdict: Verdict
+    verdict: HintVerdict
     age: float
     ttl: float
 
@@ -154,7 +154,7 @@ def decode(data: bytes, *, me: str, max_ttl: float, max_bytes: int = 8192) -> Me
             raise Rejected(f"{where}: not an object")
         peer = _name(item.get("peer"), f"{where}.peer")
         try:
-            verdict = Verdict(str(item.get("verdict")))
+            verdict = HintVerdict(str(item.get("verdict")))
         except ValueError:
             raise Rejected(f"{where}.verdict: not 'bad' or 'ok'") from None
         age = _number(item.get("age"), f"{where}.age")
@@ -203,7 +203,7 @@ class HintBook:
             previous = None if by_sender is None else by_sender.get(message.sender)
             if previous is not None and previous.expires_at <= now:
                 previous = None
-            if hint.verdict is Verdict.OK:
+            if hint.verdict is HintVerdict.OK:
                 if previous is not None and observed >= previous.observed_at and by_sender:
                     del by_sender[message.sender]
                     changed.append(hint)

@@ -133,6 +133,9 @@ class Header:
     duration: str
     versions: tuple[tuple[str, str], ...]
     command: str
+    verdict_reason: str = ""  # why unknown: the control's missed answers
+    aggregate_href: str = ""  # the series' page, for a run of `lab run --repeat`
+    repeat_label: str = ""  # "run 2 of 5"
 
 
 @dataclass(frozen=True, slots=True)
@@ -459,6 +462,7 @@ def build_faults(history: History) -> tuple[FaultView, ...]:
 def build_header(history: History, summary: Mapping[str, object], axis_end: float) -> Header:
     m = history.meta
     status, verdict = run_verdict(m.status, summary)
+    repeat = dict_of(summary.get("repeat"))
     reason = str(summary.get("abort_reason") or m.abort_reason or "")
     # the runner's own end time when it wrote one; requests still in flight may end later
     rec = m.ended_mono - m.started_mono if m.ended_mono is not None else recorded_end(history)
@@ -477,6 +481,9 @@ def build_header(history: History, summary: Mapping[str, object], axis_end: floa
         duration=duration,
         versions=tuple(sorted((str(k), str(v)) for k, v in m.versions.items())),
         command=m.command,
+        verdict_reason=str(summary.get("verdict_reason") or "") if verdict == "unknown" else "",
+        aggregate_href=str(repeat.get("aggregate") or ""),
+        repeat_label=f"run {repeat.get('index')} of {repeat.get('of')}" if repeat else "",
     )
 
 

@@ -234,7 +234,8 @@ def index_entry(run_dir: Path, reports_dir: Path) -> IndexEntry | None:
         except OSError:
             started = 0.0
     status, verdict = run_verdict(meta.status if meta else "", s)
-    href = urllib.parse.quote(run_dir.relative_to(reports_dir).as_posix()) + "/" + REPORT
+    page = "aggregate.html" if s.get("kind") == "aggregate" else REPORT  # a --repeat series
+    href = urllib.parse.quote(run_dir.relative_to(reports_dir).as_posix()) + "/" + page
     return IndexEntry(
         run_id=str(s.get("run_id") or (meta.run_id if meta else run_dir.name)),
         href=href,

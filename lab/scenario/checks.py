@@ -6,25 +6,40 @@ fault is confirmed in place (``FaultRecord.started``), t1 when it is confirmed r
 (``FaultRecord.peers``, as clients see them: ``toxiproxy:21002``), N the number of peers
 that were healthy before the fault.
 
-- share(P, t): attempts sent to P in the 500 ms window before t / all attempts in it.
-  An attempt counts at its start. The window never reaches back across the instant the
-  check is about (t0 for detection, t1 for recovery): attempts begun before the change
-  cannot show a reaction to it, and counting them would add up to 0.43 s of pure
-  window lag to every detection (a third of the window's attempts went to P just before
-  t0). Where a window holds no attempt at all, share is undefined and that stretch
-  neither confirms nor breaks the condition.
-- detection time: the first t >= t0 after which share(P) stays below 5 % until t1, as
-  seconds after t0 (0 when it never reached 5 %). ``None`` with a reason when the share
-  was still >= 5 % at t1 or there was no traffic.
+- share(P) is estimated over windows of ``SHARE_WINDOW_N`` (50) consecutive attempts,
+  not over fixed 500 ms: a window sized by count holds the same evidence at any rate, so
+  a 5 req/s client is judged on as many choices as a 100 req/s one. An attempt counts at
+  its start. A window never reaches back across the instant the check is about (t0 for
+  detection, t1 for recovery): attempts begun before the change cannot show a reaction
+  to it. Each window's share is read at its midpoint (the mean of its first and last
+  attempt's start), where a sliding mean is centred, and carries a Wilson score interval
+  at ``CONFIDENCE_Z`` (99 %, two-sided).
+- Binomial noise decides nothing: a window only *contradicts* a state when its interval
+  lies wholly on the other side of the threshold. A uniform choice among three peers,
+  50 attempts a window, has a point share below half its fair share in 0.5 % of windows
+  (that noise gave the oracle recoveries of 0-2.8 s); its Wilson upper bound is below
+  that line with probability 4e-8 per window (it needs <= 1 hit in 50).
+- detection time: let a be the last window during [t0, t1) whose share is confidently
+  >= 5 % (Wilson lower bound > 5 %), and j the first window after a whose point share is
+  below 5 %. Detection is the start of the last attempt to P at or before j's midpoint,
+  as seconds after t0 (0 when there is none after t0): the moment the policy stopped
+  choosing P. ``None`` with a reason when the last window of the fault is still
+  confidently >= 5 %, when no later window's share fell below 5 %, or with no traffic.
 - availability: successful requests / requests issued in [t0, t1) (REJECTED counts as
   failed: the user got no answer).
 - latency: p50, p99, p99.9 (nearest rank: a value that was observed) of the requests
   issued in the window, REJECTED excluded (they end at once and would flatter the tail);
   "before" is the steady state after warmup and before the first fault; p99_ratio =
   p99 during / p99 before.
-- recovery time: the first t >= t1 after which share(P) stays at or above half of 1/N
-  for RECOVERY_HOLD_S (3 s, or half the time left before the next fault begins or the
-  run ends; see recovery() for why not "until the end"), as seconds after t1.
+- recovery time: the first window j after the heal whose point share is >= half of 1/N
+  and after which no window is confidently below it (Wilson upper bound < half of 1/N)
+  within RECOVERY_HOLD_S (3 s, or half the time left before the next fault begins or the
+  run ends; see recovery() for why not "until the end"); recovery is j's midpoint as
+  seconds after t1, or, when j is the first window after the heal (the share was up
+  from the start), the start of its first attempt to P: the moment the policy chose P
+  again. For a step of the true share from 0 to fair at T the centred window
+  crosses half of it at T: the estimate has no lag, and the hold no longer restarts on
+  binomial dips.
 - errors and retries: failed requests and retry attempts (hedges excluded).
 - faulty share: attempts to P / all attempts started in [t0, t1); max_faulty_share is
   the largest over a client's faults (flapping and chaos runs judge it).
@@ -47,13 +62,20 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+import numpy.typing as npt
+
 from lab.history import Attempt, FaultRecord, History, Outcome, RequestRecord
 
-SHARE_WINDOW_S = 0.5
+SHARE_WINDOW_N = 50  # attempts per share window: 0.5 s at the lab's 100 req/s
+CONFIDENCE_Z = 2.5758  # Wilson interval, 99 % two-sided (false contradictions: module doc)
 DETECTION_SHARE = 0.05
 HEALTHY_LOOKBACK_S = 5.0
 RECOVERY_HOLD_S = 3.0  # how long share(P) must stay up to count as recovered
 _EPS = 1e-9
+
+Floats = npt.NDArray[np.float64]
+Bools = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,55 +103,82 @@ def attempts_of(requests: Iterable[RequestRecord]) -> list[Attempt]:
     return sorted((a for r in requests for a in r.attempts), key=lambda a: a.start)
 
 
-def share_steps(
-    attempts: Sequence[Attempt], peers: Iterable[str], lo: float, hi: float
-) -> list[tuple[float, float, float | None]]:
-    """share(P, t) on [lo, hi) as constant pieces ``(from, to, share)``.
+def wilson(k: Floats, n: Floats, z: float = CONFIDENCE_Z) -> tuple[Floats, Floats]:
+    """Wilson score interval (lower, upper) of the share k/n, elementwise."""
+    p = k / n
+    z2n = z * z / n
+    centre = (p + z2n / 2) / (1 + z2n)
+    half = z / (1 + z2n) * np.sqrt(p * (1 - p) / n + z2n / (4 * n))
+    return centre - half, centre + half
 
-    Only attempts started in [lo, hi) count (the window is truncated at ``lo``); share
-    is ``None`` where the window is empty. An attempt at ``a`` is in the window for
-    t in [a, a + 500 ms).
+
+@dataclass(frozen=True, slots=True)
+class ShareWindows:
+    """share(P) over sliding windows of consecutive attempts (see the module docstring)."""
+
+    times: Floats  # every attempt's start in the span, sorted
+    hits: Bools  # whether it went to P
+    mid: Floats  # each window's instant: midpoint of its first and last attempt
+    share: Floats  # point share of each window
+    low: Floats  # Wilson lower bound
+    high: Floats  # Wilson upper bound
+
+
+def share_windows(
+    times: Floats, hits: Bools, lo: float, hi: float, size: int = SHARE_WINDOW_N
+) -> ShareWindows | None:
+    """Windows of ``size`` attempts started in [lo, hi); one shorter window when fewer.
+
+    ``times`` must be sorted; ``None`` when no attempt started in the span.
     """
+    a, b = np.searchsorted(times, [lo, hi], side="left")
+    t, h = times[a:b], hits[a:b]
+    if len(t) == 0:
+        return None
+    n = min(size, len(t))
+    cum = np.concatenate(([0], np.cumsum(h, dtype=np.int64)))
+    k = (cum[n:] - cum[:-n]).astype(np.float64)
+    mid = (t[: len(t) - n + 1] + t[n - 1 :]) / 2
+    lo_b, hi_b = wilson(k, np.full_like(k, n))
+    return ShareWindows(t, h, mid, k / n, lo_b, hi_b)
+
+
+def as_arrays(attempts: Sequence[Attempt], peers: Iterable[str]) -> tuple[Floats, Bools]:
+    """Attempt starts (sorted) and whether each went to one of ``peers``."""
     pset = set(peers)
-    events: list[tuple[float, int, int]] = []
-    for a in attempts:
-        if lo <= a.start < hi:
-            p = 1 if a.peer in pset else 0
-            events.append((a.start, 1, p))
-            events.append((a.start + SHARE_WINDOW_S, -1, p))
-    events.sort(key=lambda e: e[0])
-    out: list[tuple[float, float, float | None]] = []
-    total = on_p = 0
-    t = lo
-    i = 0
-    while i < len(events) and t < hi:
-        nxt = events[i][0]
-        if nxt > t:
-            end = min(nxt, hi)
-            out.append((t, end, on_p / total if total else None))
-            t = end
-            continue
-        while i < len(events) and events[i][0] <= t:
-            _, d, p = events[i]
-            total += d
-            on_p += d * p
-            i += 1
-    if t < hi:
-        out.append((t, hi, on_p / total if total else None))
-    return out
+    ordered = sorted(attempts, key=lambda a: a.start)
+    times = np.fromiter((a.start for a in ordered), dtype=np.float64, count=len(ordered))
+    hits = np.fromiter((a.peer in pset for a in ordered), dtype=np.bool_, count=len(ordered))
+    return times, hits
 
 
 def detection(attempts: Sequence[Attempt], peers: Sequence[str], t0: float, t1: float) -> Measure:
-    """Seconds after t0 from which share(P) stays below 5 % until t1."""
+    """Seconds after t0 at which the policy stopped choosing P (module docstring)."""
     if not peers:
         return Measure(None, "the fault names no peer")
-    steps = share_steps(attempts, peers, t0, t1)
-    if all(s is None for _, _, s in steps):
+    return detection_of(*as_arrays(attempts, peers), t0, t1, label=", ".join(peers))
+
+
+def detection_of(
+    times: Floats, hits: Bools, t0: float, t1: float, *, label: str = "P"
+) -> Measure:
+    """:func:`detection` on arrays: sorted attempt starts and whether each went to P."""
+    w = share_windows(times, hits, t0, t1)
+    if w is None:
         return Measure(None, "no attempts during the fault")
-    bad_end = max((b for _, b, s in steps if s is not None and s >= DETECTION_SHARE), default=t0)
-    if bad_end >= t1 - _EPS:
-        return Measure(None, f"share of {', '.join(peers)} was still >= 5 % when the fault ended")
-    return Measure(bad_end - t0)
+    confident = np.flatnonzero(w.low > DETECTION_SHARE)
+    if len(confident) and confident[-1] == len(w.mid) - 1:
+        return Measure(None, f"share of {label} was still >= 5 % when the fault ended")
+    after = int(confident[-1]) + 1 if len(confident) else 0
+    below = np.flatnonzero(w.share[after:] < DETECTION_SHARE)
+    if not len(below):
+        return Measure(None, f"share of {label} was still >= 5 % when the fault ended")
+    j = after + int(below[0])
+    upto = int(np.searchsorted(w.times, w.mid[j], side="right"))
+    hit_idx = np.flatnonzero(w.hits[:upto])
+    if not len(hit_idx):
+        return Measure(0.0)
+    return Measure(float(w.times[hit_idx[-1]]) - t0)
 
 
 def recovery(
@@ -139,37 +188,48 @@ def recovery(
 
     "Stays" is judged over a hold of 3 s (or half the time left before ``t_end`` when
     that is shorter, as between the steps of a flapping fault), not until the end of
-    the run: with 500 ms windows at 100 req/s a perfectly uniform choice among three
-    peers dips below half its fair share in about 1 % of windows, so "until the end"
-    measured that noise - the oracle, which is told the heal and recovers at once,
-    scored 9 s on a 12 s tail.
+    the run: a long tail multiplies the chances of a chance dip, and a figure must not
+    grow with the length of the observation. Only a window confidently below the line
+    breaks the hold (module docstring).
     """
     if not peers:
         return Measure(None, "the fault names no peer")
+    return recovery_of(*as_arrays(attempts, peers), t1, t_end, healthy, label=", ".join(peers))
+
+
+def recovery_of(
+    times: Floats, hits: Bools, t1: float, t_end: float, healthy: int, *, label: str = "P"
+) -> Measure:
+    """:func:`recovery` on arrays: sorted attempt starts and whether each went to P."""
     if healthy < 1:
         return Measure(None, "no healthy peers known before the fault")
     if t_end <= t1:
         return Measure(None, "no time observed after the heal")
     need = 0.5 / healthy
-    steps = share_steps(attempts, peers, t1, t_end)
-    if all(s is None for _, _, s in steps):
+    w = share_windows(times, hits, t1, t_end)
+    if w is None:
         return Measure(None, "no attempts after the heal")
     hold = min(RECOVERY_HOLD_S, (t_end - t1) / 2)
-    bad = [(a, b) for a, b, s in steps if s is not None and s < need]
-    t = t1
-    for a, b in bad:  # in time order: each dip inside the hold pushes t past it
-        if b <= t:
-            continue
-        if a >= t + hold:
+    dips = np.flatnonzero(w.high < need)
+    up = w.share >= need
+    j = 0
+    while True:
+        ups = np.flatnonzero(up[j:])
+        if not len(ups):
             break
-        t = b
-    if t + hold > t_end + _EPS:
-        return Measure(
-            None,
-            f"share of {', '.join(peers)} never stayed >= {need:.3f} "
-            f"(half of 1/{healthy}) for {hold:.1f} s in the {t_end - t1:.1f} s after the heal",
-        )
-    return Measure(t - t1)
+        j += int(ups[0])
+        at = float(w.mid[j]) if j else float(w.times[np.flatnonzero(w.hits)[0]])
+        later = dips[dips > j]
+        if not len(later) or w.mid[later[0]] > at + hold:
+            if at + hold <= t_end + _EPS:
+                return Measure(at - t1)
+            break
+        j = int(later[0]) + 1
+    return Measure(
+        None,
+        f"share of {label} never stayed >= {need:.3f} "
+        f"(half of 1/{healthy}) for {hold:.1f} s in the {t_end - t1:.1f} s after the heal",
+    )
 
 
 def in_window(requests: Iterable[RequestRecord], lo: float, hi: float) -> list[RequestRecord]:
@@ -323,6 +383,8 @@ class ClientFigures:
     p999_ms_during: float | None
     availability: Measure
     faults: tuple[FaultFigures, ...] = field(default_factory=tuple)
+    latencies_before: int = 0  # how many answers the p*_before quantiles rest on
+    latencies_during: int = 0
 
     def _worst(self, pick: str, *, largest: bool = True) -> Measure:
         """The worst of a per-fault measure over the faults that name a peer."""
@@ -426,7 +488,8 @@ def client_figures(
             detected_at = None if det.value is None else w.t0 + det.value
             p99_w = quantile(lat_w, 0.99)
             pset = set(f.peers)
-            hits_end = detected_at if detected_at is not None else w.t1
+            # the detection instant is the last attempt to P: it counts as "before"
+            hits_end = detected_at + _EPS if detected_at is not None else w.t1
             faults.append(
                 FaultFigures(
                     fault_id=f.id,
@@ -464,6 +527,8 @@ def client_figures(
             p50_ms_during=quantile(lat_during, 0.50),
             p99_ms_during=quantile(lat_during, 0.99),
             p999_ms_during=quantile(lat_during, 0.999),
+            latencies_before=len(lat_before),
+            latencies_during=len(lat_during),
             availability=availability(during_all)
             if windows
             else Measure(None, "no fault was confirmed in place"),

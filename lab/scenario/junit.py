@@ -3,8 +3,11 @@
 One testcase per expectation and per steady-state bound, so a CI page lists exactly
 which promise broke ("adaptive detection_s <= 1: measured 1.43"). An aborted run is one
 ``<error>`` testcase with the reason (the run could not be carried out: exit code 2, not
-a failed expectation). Built from ``summary.json`` rather than from the checks, so it can
-be re-made from a run directory and always agrees with the report.
+a failed expectation). A run whose control moved (verdict ``unknown``, exit code 3) is
+one ``<error type="unknown">`` testcase with the causes, and its expectations are
+``<skipped>``: they were compared against noise, so they neither pass nor fail. Built
+from ``summary.json`` rather than from the checks, so it can be re-made from a run
+directory and always agrees with the report (and serves a series' aggregate as well).
 """
 
 from __future__ import annotations
@@ -35,7 +38,14 @@ def build_junit(summary: Mapping[str, Any]) -> ET.ElementTree:
     props = ET.SubElement(suite, "properties")
     for key in ("run_id", "seed", "status", "verdict", "scenario_file"):
         ET.SubElement(props, "property", {"name": key, "value": str(summary.get(key, ""))})
-    tests = failures = errors = 0
+    tests = failures = errors = skipped = 0
+    unknown = summary.get("verdict") == "unknown"
+    why = str(summary.get("verdict_reason") or "the control moved")
+    if unknown:
+        case = _case(suite, f"{scenario}.control", "control (the oracle's known answers)")
+        err = ET.SubElement(case, "error", {"message": why, "type": "unknown"})
+        err.text = f"verdict unknown: {why}"
+        tests, errors = 1, 1
 
     if summary.get("status") == "aborted" or summary.get("verdict") == "aborted":
         case = _case(suite, scenario, "run")
@@ -49,7 +59,10 @@ def build_junit(summary: Mapping[str, Any]) -> ET.ElementTree:
         name = f"{e.get('client', e.get('policy', '?'))} {e.get('metric')} {e.get('bound')}"
         case = _case(suite, f"{scenario}.steady_state.{phase}", name)
         tests += 1
-        if e.get("verdict") != "pass":
+        if unknown:
+            skipped += 1
+            ET.SubElement(case, "skipped", {"message": f"verdict unknown: {why}"})
+        elif e.get("verdict") != "pass":
             failures += 1
             msg = f"{name}: measured {_measured(e.get('measured'))}"
             f = ET.SubElement(case, "failure", {"message": msg, "type": "steady_state"})
@@ -62,7 +75,10 @@ def build_junit(summary: Mapping[str, Any]) -> ET.ElementTree:
         tests += 1
         out = ET.SubElement(case, "system-out")
         out.text = f"measured {_measured(e.get('measured'))}, bound {e.get('bound')}"
-        if e.get("verdict") != "pass":
+        if unknown:
+            skipped += 1
+            ET.SubElement(case, "skipped", {"message": f"verdict unknown: {why}"})
+        elif e.get("verdict") != "pass":
             failures += 1
             msg = f"{name}: measured {_measured(e.get('measured'))}"
             f = ET.SubElement(case, "failure", {"message": msg, "type": "expectation"})
@@ -75,7 +91,7 @@ def build_junit(summary: Mapping[str, Any]) -> ET.ElementTree:
     suite.set("tests", str(tests))
     suite.set("failures", str(failures))
     suite.set("errors", str(errors))
-    suite.set("skipped", "0")
+    suite.set("skipped", str(skipped))
     suite.set("time", f"{float(summary.get('duration_s') or 0):.3f}")
     root.set("tests", str(tests))
     root.set("failures", str(failures))

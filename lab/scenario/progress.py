@@ -137,6 +137,8 @@ class Progress(NullProgress):
         return Group(head, table)
 
     def final(self, result: RunResult) -> None:
+        if result.summary and result.summary.get("policies"):
+            self.console.print(comparison_table(result.summary))
         self.console.print(summary_table(result))
 
 
@@ -144,11 +146,44 @@ def _pct(v: float | None) -> str:
     return "-" if v is None else f"{100 * v:.2f}%"
 
 
+COMPARED = (
+    ("detection", "detection_s"),
+    ("availability", "availability"),
+    ("p99 ratio", "p99_ratio"),
+    ("recovery", "recovery_s"),
+    ("errors", "errors"),
+)
+
+
+def comparison_table(summary: dict[str, Any]) -> Table:
+    """Per policy: detection, availability, p99 ratio, recovery, errors; the oracle is the
+    limit any policy could reach (it is told the fault timeline), so it is marked."""
+    from lab.report.tables import fmt_metric, policy_sort_key
+
+    table = Table(title="per policy (the oracle is told the faults: the limit)")
+    table.add_column("policy")
+    for label, _ in COMPARED:
+        table.add_column(label, justify="right")
+    policies = summary.get("policies") or {}
+    for key in sorted(policies, key=policy_sort_key):
+        d = policies[key] if isinstance(policies[key], dict) else {}
+        name = f"{key} (limit)" if d.get("policy") == "oracle" else str(key)
+        cells = []
+        for _, metric in COMPARED:
+            v = d.get(metric)
+            never = metric == "detection_s" and d.get(f"{metric}_reason")
+            cells.append(fmt_metric(metric, v) if v is not None else "never" if never else "-")
+        table.add_row(Text(name, "dim" if d.get("policy") == "oracle" else ""), *cells)
+    return table
+
+
 def summary_table(result: RunResult) -> Table:
     """Every expectation with its measured value and bound, and the run's verdict."""
     title = f"{result.run_id}: {result.verdict.upper()}"
     if result.abort_reason:
         title += f" ({result.abort_reason})"
+    elif (result.summary or {}).get("verdict_reason"):
+        title += f" ({(result.summary or {})['verdict_reason']})"
     table = Table(title=title)
     for col in ("client", "metric", "measured", "bound", "verdict"):
         table.add_column(col)
@@ -159,7 +194,7 @@ def summary_table(result: RunResult) -> Table:
     for _, v in rows:
         if not isinstance(v, dict):
             continue
-        passed = v.get("verdict") == "pass"
+        word = str(v.get("verdict"))
         metric = str(v.get("metric", ""))
         if v.get("phase"):
             metric = f"steady {v['phase']}: {metric}"
@@ -168,7 +203,7 @@ def summary_table(result: RunResult) -> Table:
             metric,
             _fmt(v.get("measured")),
             str(v.get("bound", "")),
-            Text("pass", "green") if passed else Text("FAIL", "red"),
+            Text(word, "green") if word == "pass" else Text(word.upper(), "red"),
         )
     table.caption = f"wall {result.wall_s:.1f}s; report {result.report or '(none)'}"
     return table

@@ -1,11 +1,16 @@
 """``lab run FILE``: one scenario on the Compose lab (default) or on local processes.
 
-Exit codes: 0 every expectation met, 1 an expectation failed, 2 the run could not be
-carried out (bad file, lab not up, another run holds the lab, a fault that would not
-take, interrupted). Before anything else the run takes the lab's run lock
-(:mod:`lab.scenario.runlock`; a second run is refused), then the leftovers of a crashed
-run are undone (``reports/.inflight.json``) and the run's own folder is reserved.
-``--dry-run`` prints the resolved plan and touches nothing.
+Exit codes (``lab.scenario.verdict``): 0 pass, 1 an expectation (or steady-state bound)
+failed, 2 the run could not be carried out (bad file, lab not up, another run holds the
+lab, a fault that would not take, interrupted), 3 unknown (the control, the oracle, missed
+a known answer, so the run could not tell a regression from a bad day). Before anything
+else the run takes the lab's run lock (:mod:`lab.scenario.runlock`; a second run is
+refused), then the leftovers of a crashed run are undone (``reports/.inflight.json``) and
+the run's own folder is reserved. ``--dry-run`` prints the resolved plan and touches
+nothing. ``--repeat N`` runs it N times with seeds seed..seed+N-1 into one folder under
+the same lock and judges the series on medians (``lab.scenario.repeat``). After every run
+the per-policy comparison is printed above the verdict, and ``reports/index.html`` is
+refreshed.
 """
 
 from __future__ import annotations
@@ -15,13 +20,14 @@ import asyncio
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
 from lab.errors import LabError
 from lab.scenario.rollback import cleanup_leftovers, default_reports_dir
 from lab.scenario.runlock import acquire, lock_path, reserve_run_dir
-from lab.scenario.runner import run_scenario
+from lab.scenario.runner import RunResult, run_scenario
 from lab.scenario.runtime import Runtime
 from lab.scenario.validate_command import seed_arg
 
@@ -35,6 +41,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="where to run: the Compose lab (`lab up`) or local processes [the file's, compose]",
     )
     parser.add_argument("--seed", type=seed_arg, default=None, help="override the scenario's seed")
+    parser.add_argument(
+        "--repeat",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="run N times (seeds seed..seed+N-1) into one folder; judge on the medians",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the plan; touch nothing")
     parser.add_argument(
         "--fail-fast", action="store_true", help="abort at the first failed expectation"
@@ -42,6 +55,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reports", type=Path, default=None, help="reports directory [reports/ of the repo]"
     )
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of runs, got {text!r}") from None
+    if not 1 <= n <= 1000:
+        raise argparse.ArgumentTypeError(f"expected 1 to 1000 runs, got {n}")
+    return n
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
 
         Console().print(describe_plan(scenario))
         return 0
+    _need_analysis()
     reports: Path = args.reports or default_reports_dir()
     kind = args.runtime or getattr(scenario, "runtime", "compose")
     command = shlex.join(["lab", "run", *sys.argv[2:]])
@@ -64,25 +88,50 @@ def run(args: argparse.Namespace) -> int:
         report = cleanup_leftovers(reports, log=lambda m: console.log(m))
         if report.found:
             console.log(f"cleaned up after run {report.run_id}")
-        run_id, run_dir = reserve_run_dir(reports, scenario.name)
-        runtime = _runtime(kind, scenario, run_dir / "logs", args.seed)
-        try:
-            result = asyncio.run(
-                run_scenario(
-                    scenario,
-                    runtime=runtime,
-                    reports_dir=reports,
-                    seed=args.seed,
-                    fail_fast=args.fail_fast,
-                    console=console,
-                    run_id=run_id,
-                    command=command,
-                )
-            )
-        finally:
-            runtime.close()
+        if args.repeat > 1:
+            from lab.scenario.repeat import run_series
+
+            return run_series(scenario, args, reports, console, command, run_once)
+        run_id, _ = reserve_run_dir(reports, scenario.name)
+        result = run_once(scenario, args, reports, run_id, args.seed, console, command)
     finally:
         lock.release()
+    _refresh_index(reports, console)
+    return result.exit_code
+
+
+def run_once(
+    scenario: Any,
+    args: argparse.Namespace,
+    reports: Path,
+    run_id: str,
+    seed: int | None,
+    console: Console,
+    command: str,
+    *,
+    marker_dir: Path | None = None,
+    summary_extra: dict[str, Any] | None = None,
+) -> RunResult:
+    """One run into ``reports/run_id``, its outcome printed; the runtime closed after."""
+    kind = args.runtime or getattr(scenario, "runtime", "compose")
+    runtime = _runtime(kind, scenario, reports / run_id / "logs", seed)
+    try:
+        result = asyncio.run(
+            run_scenario(
+                scenario,
+                runtime=runtime,
+                reports_dir=reports,
+                seed=seed,
+                fail_fast=args.fail_fast,
+                console=console,
+                run_id=run_id,
+                command=command,
+                marker_dir=marker_dir,
+                summary_extra=summary_extra,
+            )
+        )
+    finally:
+        runtime.close()
     for r in result.rollback:
         if not r.ok:
             console.print(f"[red]rollback: {r.label}: {r.error}[/red]")
@@ -90,10 +139,31 @@ def run(args: argparse.Namespace) -> int:
     if result.abort_reason:
         console.print(f"[red]aborted[/red]: {result.abort_reason}; see {where}")
     else:
-        console.print(f"{result.verdict}: {where} (wall {result.wall_s:.1f}s)")
-    return result.exit_code
+        why = (result.summary or {}).get("verdict_reason")
+        tail = f" ({why})" if why else ""
+        console.print(f"{result.verdict}{tail}: {where} (wall {result.wall_s:.1f}s)")
+    return result
 
 
+def _need_analysis() -> None:
+    """Judging needs the ``analysis`` extra; say so before the lab is touched."""
+    try:
+        import numpy  # noqa: F401
+        import scipy  # noqa: F401
+    except ImportError as exc:
+        raise LabError(
+            f"lab run judges runs with numpy and scipy ({exc.name} is missing): "
+            "pip install 'grenache-lab[analysis]' (make venv installs it)"
+        ) from None
+
+
+def _refresh_index(reports: Path, console: Console) -> None:
+    from lab.report.render import render_index
+
+    try:
+        render_index(reports)
+    except Exception as exc:  # the run's own report and verdict stand without the index
+        console.print(f"[yellow]index not refreshed: {type(exc).__name__}: {exc}[/yellow]")
 def _runtime(kind: str, scenario: object, logdir: Path, seed: int | None) -> Runtime:
     if kind == "compose":
         from lab.scenario.runtime_compose import ComposeRuntime

@@ -41,8 +41,9 @@ from lab.scenario.collector import Collector
 from lab.scenario.faults import Fault, FaultContext, make_fault
 from lab.scenario.progress import NullProgress, Progress
 from lab.scenario.rollback import MARKER, Rollback, UndoResult, cleanup_leftovers
-from lab.scenario.runlock import reserve_run_dir, run_stamp
+from lab.scenario.runlock import reserve_run_dir
 from lab.scenario.runtime import ClockProbe, Runtime, Target, clients, probe_clock, target
+from lab.scenario.verdict import Verdict
 from lab.scenario.watch import Watch
 
 CLOCK_BOUND_S = 0.005
@@ -60,12 +61,13 @@ class PlannedStepLike(Protocol):
 
 @dataclass
 class RunResult:
-    """How a run ended; ``exit_code`` is the CLI's (0 met, 1 an expectation failed, 2 aborted)."""
+    """How a run ended; ``exit_code`` is the CLI's (``Verdict.exit_code``: 0 pass, 1 fail,
+    2 aborted or could not be judged, 3 unknown)."""
 
     run_id: str
     run_dir: Path
     status: str  # completed | aborted
-    verdict: str  # pass | fail | aborted | unknown
+    verdict: Verdict
     exit_code: int
     abort_reason: str | None = None
     summary: dict[str, Any] | None = None
@@ -77,11 +79,6 @@ class RunResult:
 
 class RunAborted(LabError):
     """The run could not be carried out; the message is the abort reason."""
-
-
-def make_run_id(name: str, wall: float | None = None) -> str:
-    """A run id to the millisecond; :func:`reserve_run_dir` adds the collision check."""
-    return f"{run_stamp(time.time() if wall is None else wall)}-{name}"
 
 
 @dataclass
@@ -103,6 +100,7 @@ class _Run:
     clients: list[Target] = field(default_factory=list)
     load_t0: float | None = None
     abort_reason: str | None = None
+    summary_extra: dict[str, Any] = field(default_factory=dict)
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -127,8 +125,17 @@ async def run_scenario(
     run_id: str | None = None,
     command: str = "",
     health_timeout: float = 30.0,
+    marker_dir: Path | None = None,
+    summary_extra: Mapping[str, Any] | None = None,
 ) -> RunResult:
-    """Run ``scenario`` on ``runtime``; never raises for a run that started (see RunResult)."""
+    """Run ``scenario`` on ``runtime``; never raises for a run that started (see RunResult).
+
+    The run goes to ``reports_dir/run_id``; the crash marker (``.inflight.json``) lives
+    in ``marker_dir`` (default ``reports_dir``), so the runs of a series, one folder
+    down, keep theirs where the next ``lab run`` looks. ``summary_extra`` adds sections
+    to summary.json (a series says which run of how many this is).
+    """
+    marker_dir = reports_dir if marker_dir is None else marker_dir
     wall0, mono0 = time.time(), time.monotonic()
     seed = scenario.seed if seed is None else seed
     plan = tuple(scenario.plan(seed))
@@ -152,7 +159,7 @@ async def run_scenario(
     journal = JournalWriter(run_dir / "journal.jsonl")
     journal.write(meta)
     rollback = Rollback(
-        reports_dir / MARKER,
+        marker_dir / MARKER,
         info={"run_id": run_id, "run_dir": str(run_dir)},
         info_source=runtime.inflight_info,
     )
@@ -167,6 +174,7 @@ async def run_scenario(
         history=History(meta=meta),
         journal=journal,
         rollback=rollback,
+        summary_extra=dict(summary_extra or {}),
     )
     main = asyncio.current_task()
     loop = asyncio.get_running_loop()
@@ -186,7 +194,7 @@ async def run_scenario(
     try:
         with progress:
             try:
-                await _execute(run, plan, reports_dir, health_timeout)
+                await _execute(run, plan, marker_dir, health_timeout)
             except asyncio.CancelledError:
                 run.abort_reason = run.abort_reason or "cancelled"
             except RunAborted as exc:
@@ -433,15 +441,13 @@ def _finish(run: _Run, results: list[UndoResult], wall0: float) -> RunResult:
     summary, verdict = _write_summary(run)
     report = _render(run)
     if run.abort_reason:
-        code, verdict = 2, "aborted"
-    else:
-        code = 0 if verdict == "pass" else 1 if verdict == "fail" else 2
+        verdict = Verdict.ABORTED
     result = RunResult(
         run_id=meta.run_id,
         run_dir=run.run_dir,
         status=meta.status,
         verdict=verdict,
-        exit_code=code,
+        exit_code=verdict.exit_code,
         abort_reason=run.abort_reason,
         summary=summary,
         rollback=results,
@@ -452,18 +458,19 @@ def _finish(run: _Run, results: list[UndoResult], wall0: float) -> RunResult:
     return result
 
 
-def _write_summary(run: _Run) -> tuple[dict[str, Any] | None, str]:
+def _write_summary(run: _Run) -> tuple[dict[str, Any] | None, Verdict]:
     from lab.scenario.summary import build_summary, write_summary
 
     try:
         summary = build_summary(run.history, run.scenario, aborted=run.abort_reason)
+        summary.update(run.summary_extra)
         write_summary(run.run_dir, summary)
     except Exception as exc:  # no checks, no verdict: say so in the report and exit 2
         if run.abort_reason is None:
             run.abort_reason = f"checks failed to run: {type(exc).__name__}: {exc}"
-        return None, "unknown"
+        return None, Verdict.ABORTED
     _write_junit(run, summary)
-    return summary, str(summary.get("verdict", "unknown"))
+    return summary, Verdict.parse(summary.get("verdict"))
 
 
 def _write_junit(run: _Run, summary: Mapping[str, Any]) -> None:

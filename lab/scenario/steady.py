@@ -8,7 +8,8 @@ client on the scenario's ``steady_state`` bounds (availability, p50/p99/p99.9 ms
 
 An expectation names a policy or a client; a policy expands to each of its clients, so
 two adaptive clients are judged separately. A figure that cannot be measured fails the
-expectation with the reason: "unknown" would let a broken run pass.
+expectation with the reason: a check that could not look must not let a broken run pass
+(a run is ``unknown`` only when its control moved: ``lab.scenario.control``).
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ from lab.scenario.checks import (
 )
 from lab.scenario.quantities import Bound
 from lab.scenario.spec import Scenario
+from lab.scenario.verdict import Verdict
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class Judgement:
     """One expectation (or steady-state bound) for one client, with what was measured."""
 
     client: str
@@ -42,10 +44,14 @@ class Verdict:
     op: str
     bound: float
     measured: float | None
-    passed: bool
+    verdict: Verdict
     reason: str = ""
     key: str = ""  # the expectation's key as written (a policy or a client name)
     phase: str = ""  # "before" | "after" for steady-state checks
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict is Verdict.PASS
 
     @property
     def bound_text(self) -> str:
@@ -54,22 +60,23 @@ class Verdict:
 
 def judge(
     client: str, metric: str, bound: Bound, m: Measure, *, key: str = "", phase: str = ""
-) -> Verdict:
+) -> Judgement:
     if m.value is None:
-        return Verdict(
-            client, metric, bound.op, bound.value, None, False,
+        return Judgement(
+            client, metric, bound.op, bound.value, None, Verdict.FAIL,
             f"not measured: {m.reason or 'no data'}", key, phase,
         )  # fmt: skip
     ok = bound.holds(m.value)
     reason = "" if ok else f"measured {m.value:.4g}, bound {bound}"
-    return Verdict(client, metric, bound.op, bound.value, m.value, ok, reason, key, phase)
+    verdict = Verdict.PASS if ok else Verdict.FAIL
+    return Judgement(client, metric, bound.op, bound.value, m.value, verdict, reason, key, phase)
 
 
 def evaluate_expectations(
     scenario: Scenario, figures: Mapping[str, ClientFigures]
-) -> list[Verdict]:
+) -> list[Judgement]:
     """Every expectation of the scenario against the figures (keyed by client name)."""
-    out: list[Verdict] = []
+    out: list[Judgement] = []
     for key, metrics in scenario.expect.items():
         clients = [c.name for c in scenario.clients_for(key)] or [key]
         for client in clients:
@@ -110,7 +117,7 @@ def steady_windows(history: History, scenario: Scenario) -> dict[str, tuple[floa
     }
 
 
-def check_steady_state(history: History, scenario: Scenario) -> list[Verdict]:
+def check_steady_state(history: History, scenario: Scenario) -> list[Judgement]:
     """Each client's steady-state bounds before the first fault and after the last heal."""
     if not scenario.steady_state:
         return []
@@ -118,7 +125,7 @@ def check_steady_state(history: History, scenario: Scenario) -> list[Verdict]:
     for c in scenario.client_names():
         if c not in clients:
             clients.append(c)
-    out: list[Verdict] = []
+    out: list[Judgement] = []
     for phase, (lo, hi) in steady_windows(history, scenario).items():
         for client in clients:
             for metric, bound in scenario.steady_state.items():

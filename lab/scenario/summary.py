@@ -12,7 +12,9 @@ Schema (version 1)::
       "schema": 1,
       "run_id": str, "scenario": str (its name), "scenario_file": str, "seed": int,
       "status": "completed" | "aborted", "abort_reason": str | null,
-      "verdict": "pass" | "fail" | "aborted",
+      "verdict": "pass" | "fail" | "unknown" | "aborted",   # lab.scenario.verdict
+      "verdict_reason": str | null,      # why unknown (the control's missed answers)
+                                          # or aborted; null for pass and fail
       "duration_s": float, "versions": {name: version},
       "grouping": "policy" | "client",   # how "policies" is keyed: by policy when each
                                           # policy has one client, else by client name
@@ -41,12 +43,23 @@ Schema (version 1)::
                         "detail"}],
       "expectations": [{"policy", "key", "client", "metric", "op", "bound": "<= 1",
                         "bound_value", "measured", "verdict": "pass"|"fail", "detail"}],
+      "control": {"client": [str], "moved": bool, "causes": [str],
+                  "checks": [{"client", "fault_id", "metric", "bound", "measured",
+                              "verdict": "pass"|"fail", "detail"}]},
       "counts": {"expectations", "expectations_failed", "steady_state",
-                 "steady_state_failed"}
+                 "steady_state_failed", "control_failed"},
+      "repeat": {"index": int, "of": int, "aggregate": "../aggregate.html"}  # only
+                                          # in a run of `lab run --repeat N`
     }
 
+Other sections may be added beside these (a reader ignores keys it does not know); an
+expectation's verdict is judged from the figures of this one run only, which is what lets
+``lab.scenario.aggregate`` take medians of ``measured`` and ``bound_value`` over runs.
+
 An aborted run keeps its figures (what was seen) but lists no verdicts: a partial
-history would judge expectations on the wrong windows.
+history would judge expectations on the wrong windows. A run whose control (the oracle)
+missed a known answer keeps every verdict listed but its own verdict is ``unknown``
+(``lab.scenario.control``).
 """
 
 from __future__ import annotations
@@ -60,8 +73,10 @@ from typing import Any
 from lab import __version__
 from lab.history import History
 from lab.scenario.checks import ClientFigures, FaultFigures, Measure, client_figures, fault_windows
+from lab.scenario.control import check_control, control_moved
 from lab.scenario.spec import Scenario
-from lab.scenario.steady import Verdict, check_steady_state, evaluate_expectations
+from lab.scenario.steady import Judgement, check_steady_state, evaluate_expectations
+from lab.scenario.verdict import Verdict, combine
 
 SCHEMA = 1
 
@@ -138,7 +153,7 @@ def group_keys(history: History, scenario: Scenario) -> tuple[str, dict[str, str
     return "client", {c: c for c in policy_of}
 
 
-def _verdict_dict(v: Verdict, key_of: dict[str, str]) -> dict[str, Any]:
+def _verdict_dict(v: Judgement, key_of: dict[str, str]) -> dict[str, Any]:
     return {
         "policy": key_of.get(v.client, v.client),
         "client": v.client,
@@ -147,7 +162,7 @@ def _verdict_dict(v: Verdict, key_of: dict[str, str]) -> dict[str, Any]:
         "bound": v.bound_text,
         "bound_value": v.bound,
         "measured": _num(v.measured),
-        "verdict": "pass" if v.passed else "fail",
+        "verdict": v.verdict.value,
         "detail": v.reason,
     }
 
@@ -164,11 +179,11 @@ def build_summary(
     figures = client_figures(history, warmup_s=scenario.warmup_s, gossip=gossip)
     grouping, key_of = group_keys(history, scenario)
 
+    windows, skipped = fault_windows(history)
     policies: dict[str, Any] = {}
     for client, cf in figures.items():
         policies[key_of.get(client, client)] = _client_dict(cf, t0)
 
-    windows, skipped = fault_windows(history)
     faults = [
         {
             "id": w.fault.id,
@@ -197,8 +212,12 @@ def build_summary(
 
     steady: list[dict[str, Any]] = []
     expectations: list[dict[str, Any]] = []
+    judged: list[Verdict] = []
+    causes: list[str] = []
+    control: list[dict[str, object]] = []
     if not is_aborted:
-        for v in check_steady_state(history, scenario):
+        steady_j = check_steady_state(history, scenario)
+        for v in steady_j:
             d = _verdict_dict(v, key_of)
             d["phase"] = v.phase
             steady.append(d)
@@ -206,15 +225,18 @@ def build_summary(
             d = _verdict_dict(v, key_of)
             d["key"] = v.key
             expectations.append(d)
+        judged = [v.verdict for v in steady_j] + [Verdict.parse(e["verdict"]) for e in expectations]
+        checks = check_control(figures, windows, steady_j)
+        control = [c.to_json() for c in checks]
+        causes = control_moved(checks)
 
-    failed_exp = sum(1 for e in expectations if e["verdict"] == "fail")
-    failed_steady = sum(1 for e in steady if e["verdict"] == "fail")
-    if is_aborted:
-        verdict = "aborted"
-    elif failed_exp or failed_steady:
-        verdict = "fail"
-    else:
-        verdict = "pass"
+    failed_exp = sum(1 for e in expectations if e["verdict"] == Verdict.FAIL)
+    failed_steady = sum(1 for e in steady if e["verdict"] == Verdict.FAIL)
+    verdict = Verdict.ABORTED if is_aborted else combine(judged, control_moved=bool(causes))
+    verdict_reason = (
+        reason if is_aborted else "; ".join(causes) if verdict is Verdict.UNKNOWN else None
+    )
+    oracles = [cf.client for cf in figures.values() if cf.policy == "oracle"]
     versions = {"grenache-lab": __version__, **{str(k): str(v) for k, v in meta.versions.items()}}
     return {
         "schema": SCHEMA,
@@ -224,7 +246,8 @@ def build_summary(
         "seed": meta.seed,
         "status": "aborted" if is_aborted else "completed",
         "abort_reason": reason if is_aborted else None,
-        "verdict": verdict,
+        "verdict": verdict.value,
+        "verdict_reason": verdict_reason,
         "duration_s": float(meta.duration_s),
         "versions": versions,
         "grouping": grouping,
@@ -232,18 +255,25 @@ def build_summary(
         "faults": faults,
         "steady_state": steady,
         "expectations": expectations,
+        "control": {
+            "client": oracles,
+            "moved": bool(causes),
+            "causes": causes,
+            "checks": control,
+        },
         "counts": {
             "expectations": len(expectations),
             "expectations_failed": failed_exp,
             "steady_state": len(steady),
             "steady_state_failed": failed_steady,
+            "control_failed": len(causes),
         },
     }
 
 
 def exit_code(summary: dict[str, Any]) -> int:
-    """``lab run``'s exit code: 0 all met, 1 an expectation (or steady state) failed, 2 aborted."""
-    return {"pass": 0, "fail": 1}.get(str(summary.get("verdict")), 2)
+    """``lab run``'s exit code: 0 pass, 1 fail, 2 aborted, 3 unknown (``Verdict.exit_code``)."""
+    return Verdict.parse(summary.get("verdict")).exit_code
 
 
 def write_summary(run_dir: Path, summary: dict[str, Any]) -> Path:

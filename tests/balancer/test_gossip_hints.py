@@ -10,9 +10,9 @@ from lab.balancer.gossip import (
     GossipConfig,
     Hint,
     HintBook,
+    HintVerdict,
     Message,
     Rejected,
-    Verdict,
     decode,
     encode,
 )
@@ -23,14 +23,14 @@ CFG = GossipConfig(hint_ttl_s=2.0, own_fresh_s=1.0, penalty=10.0)
 
 
 def bad(peer: str = "10.0.0.1:1", age: float = 0.0, ttl: float = 2.0) -> Hint:
-    return Hint(peer, Verdict.BAD, age, ttl)
+    return Hint(peer, HintVerdict.BAD, age, ttl)
 
 
 def test_round_trip() -> None:
-    data = encode("127.0.0.2:7001", [bad(age=0.25), Hint("10.0.0.2:1", Verdict.OK, 0.0, 2.0)])
+    data = encode("127.0.0.2:7001", [bad(age=0.25), Hint("10.0.0.2:1", HintVerdict.OK, 0.0, 2.0)])
     m = decode(data, me=ME, max_ttl=30.0)
     assert m.sender == "127.0.0.2:7001"
-    assert m.hints == (bad(age=0.25), Hint("10.0.0.2:1", Verdict.OK, 0.0, 2.0))
+    assert m.hints == (bad(age=0.25), Hint("10.0.0.2:1", HintVerdict.OK, 0.0, 2.0))
 
 
 def test_encode_keeps_under_the_size_limit() -> None:
@@ -119,7 +119,7 @@ def test_refreshes_repeat_no_event_and_ok_withdraws() -> None:
     assert book.merge(Message(sender, (bad(),)), 10.2, PEERS) == []  # a refresh
     assert book.merge(Message("127.0.0.3:7001", (bad(),)), 10.2, PEERS) != []  # another
     assert book.count("10.0.0.1:1", 10.2) == 2
-    ok = Hint("10.0.0.1:1", Verdict.OK, 0.0, 2.0)
+    ok = Hint("10.0.0.1:1", HintVerdict.OK, 0.0, 2.0)
     assert book.merge(Message(sender, (ok,)), 10.4, PEERS) == [ok]
     assert book.count("10.0.0.1:1", 10.4) == 1
     assert book.merge(Message(sender, (ok,)), 10.5, PEERS) == []  # nothing left to withdraw

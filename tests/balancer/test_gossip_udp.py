@@ -8,7 +8,7 @@ import random
 import socket
 from collections.abc import Callable
 
-from lab.balancer.gossip import GossipConfig, Hint, Message, Verdict
+from lab.balancer.gossip import GossipConfig, Hint, HintVerdict, Message
 from lab.balancer.gossip_net import GossipNode
 from lab.clock import SYSTEM_CLOCK
 
@@ -39,7 +39,7 @@ def node(out: list[Hint], got: list[Message], seed: int = 0) -> GossipNode:
 async def test_two_nodes_exchange_hints() -> None:
     got_a: list[Message] = []
     got_b: list[Message] = []
-    hint = Hint("10.0.0.1:1", Verdict.BAD, 0.1, 3.0)
+    hint = Hint("10.0.0.1:1", HintVerdict.BAD, 0.1, 3.0)
     async with node([hint], got_a) as a, node([], got_b, 1) as b:
         assert a.port != 0 and a.address == f"127.0.0.1:{a.port}"
         a.set_members([a.address, b.address])  # our own address is left out
@@ -82,7 +82,7 @@ async def test_hostile_datagrams_are_counted_and_ignored() -> None:
 
 async def test_gossip_off_neither_sends_nor_listens() -> None:
     got_b: list[Message] = []
-    hint = Hint("10.0.0.1:1", Verdict.BAD, 0.0, 3.0)
+    hint = Hint("10.0.0.1:1", HintVerdict.BAD, 0.0, 3.0)
     async with node([hint], []) as a, node([hint], got_b, 1) as b:
         a.enabled = False
         a.set_members([b.address])

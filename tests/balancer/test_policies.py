@@ -9,7 +9,7 @@ import pytest
 
 from lab.balancer.adaptive import AdaptivePolicy, AttemptConfig
 from lab.balancer.breaker import State
-from lab.balancer.gossip import Hint, Message, Verdict
+from lab.balancer.gossip import Hint, HintVerdict, Message
 from lab.balancer.policies import OraclePolicy, Pick, make_policy
 from lab.clock import FakeClock
 from lab.errors import NoPeerAvailable, SettingsError
@@ -152,7 +152,7 @@ def test_breaker_state_shows_in_stats_and_gossip_verdicts(clock: FakeClock) -> N
     stats = {s.peer: s for s in p.stats()}
     assert stats[C].breaker == "open" and stats[C].detail["trips"] == 1
     (hint,) = p.verdicts()
-    assert (hint.peer, hint.verdict, hint.age) == (C, Verdict.BAD, 0.0)
+    assert (hint.peer, hint.verdict, hint.age) == (C, HintVerdict.BAD, 0.0)
     assert all(p.choose().peer != C for _ in range(200))
 
 
@@ -160,7 +160,7 @@ def test_hints_steer_choice_unless_we_saw_the_peer_answer_since(clock: FakeClock
     p = policy("adaptive", clock)
     assert isinstance(p, AdaptivePolicy)
     _serve(p, clock, {A: 0.001, B: 0.001, C: 0.001}, 60)
-    message = Message("127.0.0.2:7946", (Hint(C, Verdict.BAD, 0.5, 3.0),))
+    message = Message("127.0.0.2:7946", (Hint(C, HintVerdict.BAD, 0.5, 3.0),))
     # the sender saw C fail 0.5 s ago; C answered us since, within the last second:
     # our newer view wins
     assert p.take_hints(message) == list(message.hints)
@@ -168,7 +168,7 @@ def test_hints_steer_choice_unless_we_saw_the_peer_answer_since(clock: FakeClock
     sent = _serve(p, clock, {A: 0.001, B: 0.001, C: 0.001}, 30)
     assert sent[C] > 0
     clock.advance(1.1)  # idle for a while: now the fresh hint decides
-    p.take_hints(Message("127.0.0.2:7946", (Hint(C, Verdict.BAD, 0.0, 3.0),)))
+    p.take_hints(Message("127.0.0.2:7946", (Hint(C, HintVerdict.BAD, 0.0, 3.0),)))
     picks = Counter(p.choose().peer for _ in range(300))
     assert picks[C] == 0
     p.set_hints_enabled(False)  # gossip off: hints forgotten

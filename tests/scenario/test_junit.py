@@ -105,3 +105,25 @@ def test_no_expectations_is_one_passing_case(tmp_path: Path) -> None:
     (case,) = root.iter("testcase")
     assert case.find("failure") is None and root.get("tests") == "1"
     assert path.read_text(encoding="utf-8").startswith("<?xml")
+
+
+def test_an_unknown_run_is_one_error_and_skips_its_expectations() -> None:
+    summary = {
+        "scenario": "t",
+        "status": "completed",
+        "verdict": "unknown",
+        "verdict_reason": "the control itself moved: p99_ratio 15, known >= 0.5 and <= 2",
+        "duration_s": 40.0,
+        "steady_state": [],
+        "expectations": [
+            {"client": "client-adaptive", "policy": "adaptive", "metric": "recovery_s",
+             "bound": "<= 5", "measured": 6.3, "verdict": "fail", "detail": "measured 6.3"},
+        ],
+    }  # fmt: skip
+    root = build_junit(summary).getroot()
+    suite = root.find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("errors"), suite.get("failures")) == ("2", "1", "0")
+    assert suite.get("skipped") == "1"
+    err = suite.find("testcase/error")
+    assert err is not None and "p99_ratio 15" in (err.get("message") or "")

@@ -15,6 +15,7 @@ from engine_support import ROOT, toxiproxy_binary
 from lab.history import read_journal
 from lab.procs import wait_until
 from lab.scenario.rollback import MARKER, cleanup_leftovers
+from lab.scenario.verdict import Verdict
 
 pytestmark = pytest.mark.toxiproxy
 
@@ -36,14 +37,16 @@ expect:
 """
 
 
-def start(tmp_path: Path, duration: str) -> tuple[subprocess.Popen[str], Path]:
+def start(
+    tmp_path: Path, duration: str, *extra: str
+) -> tuple[subprocess.Popen[str], Path]:
     toxiproxy_binary()
     path = tmp_path / "e2e.yaml"
     path.write_text(SCENARIO.format(duration=duration))
     reports = tmp_path / "reports"
     env = {**os.environ, "LAB_TOXIPROXY_BIN": str(toxiproxy_binary()), "COLUMNS": "120"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lab", "run", str(path), "--reports", str(reports)],
+        [sys.executable, "-m", "lab", "run", *extra, str(path), "--reports", str(reports)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     return proc, reports
@@ -62,6 +65,29 @@ def test_an_impossible_expectation_makes_lab_run_exit_1(tmp_path: Path) -> None:
     (fault,) = history.faults
     assert fault.started is not None and fault.ended is not None
     assert not (reports / MARKER).exists()
+
+
+def test_repeat_runs_a_series_into_one_folder_and_exits_with_its_verdict(
+    tmp_path: Path,
+) -> None:
+    proc, reports = start(tmp_path, "4.5s", "--repeat", "2")
+    out, _ = proc.communicate(timeout=120)
+    (series,) = [d for d in reports.iterdir() if d.is_dir()]
+    assert series.name.endswith("-x2")
+    aggregate = json.loads((series / "summary.json").read_text())
+    assert aggregate["kind"] == "aggregate" and aggregate["seeds"] == [5, 6]
+    assert proc.returncode == Verdict.parse(aggregate["verdict"]).exit_code, out
+    assert [r["dir"] for r in aggregate["runs"]] == ["run-01-seed-5", "run-02-seed-6"]
+    for i, r in enumerate(aggregate["runs"], 1):
+        run_summary = json.loads((series / r["dir"] / "summary.json").read_text())
+        assert run_summary["repeat"] == {"series": series.name, "index": i, "of": 2,
+                                         "aggregate": "../aggregate.html"}  # fmt: skip
+        assert "../aggregate.html" in (series / r["dir"] / "report.html").read_text()
+    for name in ("aggregate.html", "junit.xml", "index.html"):
+        assert (series / name).is_file()
+    assert f"{series.name}/aggregate.html" in (reports / "index.html").read_text()
+    assert "per policy" in out and "oracle (limit)" in out
+    assert not (reports / MARKER).exists() and not (series / MARKER).exists()
 
 
 def _wait_injected(reports: Path) -> dict[str, object]:
