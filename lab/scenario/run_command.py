@@ -77,12 +77,12 @@ def run(args: argparse.Namespace) -> int:
 
         Console().print(describe_plan(scenario))
         return 0
-    _need_analysis()
     reports: Path = args.reports or default_reports_dir()
     kind = args.runtime or getattr(scenario, "runtime", "compose")
     command = shlex.join(["lab", "run", *sys.argv[2:]])
     lock = acquire(lock_path(kind, reports), scenario=scenario.name, command=command)
     try:
+        _need_analysis()  # after the lock: a refused run answers at once, before slow imports
         if lock.stale is not None:
             console.log(f"a dead run's lock was left behind: {lock.stale.describe()}; taken over")
         report = cleanup_leftovers(reports, log=lambda m: console.log(m))

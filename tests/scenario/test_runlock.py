@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+import lab.scenario.run_command  # noqa: F401  (imported here: the timing is the refusal's, not the interpreter's imports)
 from lab.cli import main
 from lab.scenario.rollback import MARKER
 from lab.scenario.runlock import (
