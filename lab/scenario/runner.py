@@ -37,6 +37,7 @@ from lab.history import History, JournalWriter, RunMeta
 from lab.scenario.adapter import ToxiproxyAdapter
 from lab.scenario.collector import Collector
 from lab.scenario.faults import Fault, FaultContext, make_fault
+from lab.scenario.noise import NoiseMonitor
 from lab.scenario.progress import NullProgress, Progress
 from lab.scenario.rollback import MARKER, Rollback, UndoResult, cleanup_leftovers
 from lab.scenario.runtime import ClockProbe, Runtime, Target, clients, probe_clock, target
@@ -243,6 +244,8 @@ async def _execute(run: _Run, plan: tuple[Any, ...], reports_dir: Path, health_t
         stop = asyncio.Event()
         poller = asyncio.create_task(collector.run(session, stop))
         ticker = asyncio.create_task(run.progress.follow(collector, run))
+        noise = NoiseMonitor(run.runtime.service_pids)
+        await noise.start()
         try:
             with run.phase("load"):
                 body = sc.load.control_body(float(sc.duration_s), run.seed)
@@ -274,6 +277,7 @@ async def _execute(run: _Run, plan: tuple[Any, ...], reports_dir: Path, health_t
                 ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await ticker
+                run.history.meta.noise = await noise.stop()
     dropped = {k: v for k, v in collector.dropped().items() if v}
     if dropped:
         run.history.meta.versions["history_dropped"] = json.dumps(dropped)

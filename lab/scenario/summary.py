@@ -42,7 +42,19 @@ Schema (version 1)::
       "expectations": [{"policy", "key", "client", "metric", "op", "bound": "<= 1",
                         "bound_value", "measured", "verdict": "pass"|"fail", "detail"}],
       "counts": {"expectations", "expectations_failed", "steady_state",
-                 "steady_state_failed"}
+                 "steady_state_failed"},
+      "noise": {                          # the lab's own floor (lab/scenario/noise.py)
+        "load": {"cpus", "samples", "mean_1m", "max_1m"},
+        "cgroups": {service: {"cpu_s", "nr_periods", "nr_throttled", "throttled_ms",
+                              "quota_cpus"}},   # during the load phase; Compose only
+        "cgroups_reason": str,            # when there are none (local processes)
+        "throttled_services": [str],
+        "oracle": {"client", "before"|"after": {"requests", "p50_ms", "p99_ms",
+                                                 "p999_ms"}},
+        "slow_clusters": {"slow_ms", "gap_s", "count", "clusters": [{"start", "end",
+                          "requests", "clients", "worst_ms"}], "intervals_s",
+                          "median_interval_s", "interval_cv", "largest_gap_s"}
+      }
     }
 
 An aborted run keeps its figures (what was seen) but lists no verdicts: a partial
@@ -60,6 +72,7 @@ from typing import Any
 from lab import __version__
 from lab.history import History
 from lab.scenario.checks import ClientFigures, FaultFigures, Measure, client_figures, fault_windows
+from lab.scenario.noise import noise_figures
 from lab.scenario.spec import Scenario
 from lab.scenario.steady import Verdict, check_steady_state, evaluate_expectations
 
@@ -238,6 +251,7 @@ def build_summary(
             "steady_state": len(steady),
             "steady_state_failed": failed_steady,
         },
+        "noise": noise_figures(history, scenario),
     }
 
 
