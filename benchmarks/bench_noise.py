@@ -17,7 +17,10 @@ the CPU quotas compose.yaml had (``cpus:`` grape/worker 0.5, client 0.75, Toxipr
 set with ``docker update`` and removed afterwards) and the in-container healthcheck (a
 ``docker exec`` of ``python -I -S`` opening a socket to the health endpoint every 3 s in
 each Python container, which is what Docker's healthcheck ran). ``--mode after`` runs
-the lab as it is.
+the lab as it is. On Compose it first prints what one health probe costs in CPU: an
+in-container one (``docker exec`` of Python, as Docker's healthcheck ran it: the
+container's cgroup plus dockerd, containerd and the shims) against the host's GET of the
+same endpoint (``--probes N`` each, 0 to skip).
 
 Goal (issue 11): the oracle's p99 <= 10 ms as the median of the runs, and no periodic
 slow clusters (>= 4 clusters with an interval cv below 0.25).
@@ -33,11 +36,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -114,6 +120,58 @@ def old_noise() -> Iterator[None]:
         engine.close()
 
 
+def _proc_cpu_s(pid: int) -> float:
+    """CPU seconds of a process and its reaped children (utime, stime, cutime, cstime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _daemon_pids() -> list[int]:
+    names = {"dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2"}
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() in names:
+                    out.append(int(entry.name))
+    return out
+
+
+def probe_cost(n: int) -> str:
+    """CPU per probe: ``docker exec`` of Python in worker-1 vs the host's GET of /health."""
+    from lab.stack.cgroups import cpu_stat
+    from lab.stack.engine import CONTROL_LABEL, Engine, service_name
+
+    engine = Engine.connect()
+    try:
+        c = next(c for c in engine.containers(all=False) if service_name(c) == "worker-1")
+        pid = int(c.attrs["State"]["Pid"])
+        daemons = _daemon_pids()
+
+        def cpu() -> float:
+            return (cpu_stat(pid).usage_s or 0.0) + sum(_proc_cpu_s(p) for p in daemons)
+
+        port, path = OLD_PROBE_PORTS["worker"]
+        before, t0 = cpu(), time.perf_counter()
+        for _ in range(n):
+            c.exec_run(["python", "-I", "-S", "-c", OLD_PROBE, str(port), path])
+        exec_cpu, exec_wall = (cpu() - before) / n, (time.perf_counter() - t0) / n
+        url = f"http://{c.labels[CONTROL_LABEL]}{path}"
+        before, t0 = cpu(), time.perf_counter()
+        for _ in range(n):
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                resp.read()
+        host_cpu, host_wall = (cpu() - before) / n, (time.perf_counter() - t0) / n
+    finally:
+        engine.close()
+    return (
+        f"probe cost ({n} each, worker-1): docker exec python {exec_cpu * 1e3:.1f} ms CPU "
+        f"({exec_wall * 1e3:.0f} ms wall); host GET {host_cpu * 1e3:.2f} ms CPU "
+        f"({host_wall * 1e3:.1f} ms wall); old healthchecks: 11 containers / "
+        f"{OLD_PROBE_INTERVAL_S:g} s = {11 * exec_cpu / OLD_PROBE_INTERVAL_S:.2f} of a core"
+    )
+
+
 def run_once(runtime: str, duration: float, mode: str, reports: Path) -> dict[str, Any]:
     scenario = reports / "noise.yaml"
     scenario.write_text(SCENARIO.format(runtime=runtime, duration=int(duration)))
@@ -169,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         "--modes", default="after", help="comma-separated run list of before/after [after]"
     )
     ap.add_argument("--json", action="store_true", help="print every run's noise section too")
+    ap.add_argument("--probes", type=int, default=20, help="probes per kind for the probe cost")
     args = ap.parse_args(argv)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or any(m not in {"before", "after"} for m in modes):
@@ -180,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
     print(f"{args.runtime}: {args.duration:g} s of load per run, no fault; modes {modes}")
     try:
+        if args.runtime == "compose" and args.probes > 0:
+            print(probe_cost(args.probes), flush=True)
         for mode in modes:
             with tempfile.TemporaryDirectory(prefix="bench-noise-") as tmp:
                 s = run_once(args.runtime, args.duration, mode, Path(tmp))
@@ -187,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             print(line(mode, s), flush=True)
             if args.json:
                 print(json.dumps(s.get("noise"), default=str))
-    except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
+    except (RuntimeError, subprocess.TimeoutExpired, OSError, StopIteration) as exc:
         print(f"bench_noise: could not run: {exc}", file=sys.stderr)
         return 2
     verdict = 0
