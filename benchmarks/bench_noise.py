@@ -17,7 +17,7 @@ the CPU quotas compose.yaml had (``cpus:`` grape/worker 0.5, client 0.75, Toxipr
 set with ``docker update`` and removed afterwards) and the in-container healthcheck (a
 ``docker exec`` of ``python -I -S`` opening a socket to the health endpoint every 3 s in
 each Python container, which is what Docker's healthcheck ran). ``--mode after`` runs
-the lab as it is. On Compose it first prints what one health probe costs in CPU: an
+the lab as it is; ``quotas`` and ``probes`` re-create one of the two only. On Compose it first prints what one health probe costs in CPU: an
 in-container one (``docker exec`` of Python, as Docker's healthcheck ran it: the
 container's cgroup plus dockerd, containerd and the shims) against the host's GET of the
 same endpoint (``--probes N`` each, 0 to skip).
@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAB = [sys.executable, "-m", "lab"]
 
 P99_GOAL_MS = 10.0
+MODES = ("after", "before", "quotas", "probes")
 PERIODIC_MIN_CLUSTERS = 4
 PERIODIC_MAX_CV = 0.25
 
@@ -83,14 +84,14 @@ OLD_PROBE_INTERVAL_S = 3.0
 
 
 @contextlib.contextmanager
-def old_noise() -> Iterator[None]:
-    """The quotas and in-container probes of the old compose.yaml, for one run."""
+def old_noise(quotas: bool = True, probes: bool = True) -> Iterator[None]:
+    """The quotas and/or in-container probes of the old compose.yaml, for one run."""
     from lab.stack.engine import Engine, service_kind, service_name
 
     engine = Engine.connect()
     containers = [c for c in engine.containers(all=False)]
     period = 100_000
-    for c in containers:
+    for c in containers if quotas else []:
         cpus = OLD_QUOTAS.get(service_kind(service_name(c)))
         if cpus is not None:
             c.update(cpu_period=period, cpu_quota=int(cpus * period))
@@ -102,7 +103,7 @@ def old_noise() -> Iterator[None]:
                 c.exec_run(["python", "-I", "-S", "-c", OLD_PROBE, str(port), path])
 
     threads = []
-    for c in containers:
+    for c in containers if probes else []:
         where = OLD_PROBE_PORTS.get(service_kind(service_name(c)))
         if where is not None:
             t = threading.Thread(target=probe, args=(c, *where), daemon=True)
@@ -114,7 +115,7 @@ def old_noise() -> Iterator[None]:
         stop.set()
         for t in threads:
             t.join(timeout=10)
-        for c in containers:
+        for c in containers if quotas else []:
             with contextlib.suppress(Exception):
                 c.update(cpu_quota=-1)
         engine.close()
@@ -175,7 +176,8 @@ def probe_cost(n: int) -> str:
 def run_once(runtime: str, duration: float, mode: str, reports: Path) -> dict[str, Any]:
     scenario = reports / "noise.yaml"
     scenario.write_text(SCENARIO.format(runtime=runtime, duration=int(duration)))
-    ctx = old_noise() if mode == "before" and runtime == "compose" else contextlib.nullcontext()
+    old = {"before": (True, True), "quotas": (True, False), "probes": (False, True)}.get(mode)
+    ctx = old_noise(*old) if old and runtime == "compose" else contextlib.nullcontext()
     with ctx:
         done = subprocess.run(
             [*LAB, "run", str(scenario), "--reports", str(reports)],
@@ -224,19 +226,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runtime", choices=("compose", "local"), default="compose")
     ap.add_argument("--duration", type=float, default=40.0, help="seconds of load per run")
     ap.add_argument(
-        "--modes", default="after", help="comma-separated run list of before/after [after]"
+        "--modes", default="after", help=f"comma-separated runs of {'/'.join(MODES)} [after]"
     )
     ap.add_argument("--json", action="store_true", help="print every run's noise section too")
     ap.add_argument("--probes", type=int, default=20, help="probes per kind for the probe cost")
     args = ap.parse_args(argv)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    if not modes or any(m not in {"before", "after"} for m in modes):
-        print(f"bench_noise: --modes: before/after only, got {args.modes!r}", file=sys.stderr)
+    if not modes or any(m not in MODES for m in modes):
+        print(f"bench_noise: --modes: {'/'.join(MODES)} only, got {args.modes!r}", file=sys.stderr)
         return 2
-    if args.runtime == "local" and "before" in modes:
-        print("bench_noise: --mode before needs the Compose lab", file=sys.stderr)
+    if args.runtime == "local" and set(modes) - {"after"}:
+        print("bench_noise: modes other than `after` need the Compose lab", file=sys.stderr)
         return 2
-    results: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
+    results: dict[str, list[dict[str, Any]]] = {m: [] for m in MODES}
     print(f"{args.runtime}: {args.duration:g} s of load per run, no fault; modes {modes}")
     try:
         if args.runtime == "compose" and args.probes > 0:
