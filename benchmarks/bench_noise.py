@@ -17,10 +17,12 @@ the CPU quotas compose.yaml had (``cpus:`` grape/worker 0.5, client 0.75, Toxipr
 set with ``docker update`` and removed afterwards) and the in-container healthcheck (a
 ``docker exec`` of ``python -I -S`` opening a socket to the health endpoint every 3 s in
 each Python container, which is what Docker's healthcheck ran). ``--mode after`` runs
-the lab as it is; ``quotas`` and ``probes`` re-create one of the two only. On Compose it first prints what one health probe costs in CPU: an
-in-container one (``docker exec`` of Python, as Docker's healthcheck ran it: the
-container's cgroup plus dockerd, containerd and the shims) against the host's GET of the
-same endpoint (``--probes N`` each, 0 to skip).
+the lab as it is; ``quotas`` and ``probes`` re-create one of the two only.
+
+On Compose it first prints what one health probe costs in CPU: an in-container one
+(``docker exec`` of Python, as Docker's healthcheck ran it: the container's cgroup plus
+dockerd, containerd and the shims) against the host's GET of the same endpoint
+(``--probes N`` each, 0 to skip).
 
 Goal (issue 11): the oracle's p99 <= 10 ms as the median of the runs, and no periodic
 slow clusters (>= 4 clusters with an interval cv below 0.25).
