@@ -89,20 +89,16 @@ async def test_sequential_requests_reuse_one_connection(pool: ConnectionPool) ->
 
 
 async def test_chunked_and_close_delimited_bodies(pool: ConnectionPool) -> None:
-    chunked = await serve(
-        Raw(lambda _n: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-            b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")  # fmt: skip
-    )
+    reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+    chunked = await serve(Raw(lambda _n: reply))
     assert await pool.post(HOST, chunked.port, REQUEST) == (200, b"abcde")
     until_close = await serve(Raw(lambda _n: b"HTTP/1.0 200 OK\r\n\r\nwhole body", close=True))
     assert await pool.post(HOST, until_close.port, REQUEST) == (200, b"whole body")
 
 
 async def test_connection_close_is_not_reused(pool: ConnectionPool) -> None:
-    raw = await serve(
-        Raw(lambda _n: b"HTTP/1.1 503 Busy\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx",
-            close=True)  # fmt: skip
-    )
+    reply = b"HTTP/1.1 503 Busy\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx"
+    raw = await serve(Raw(lambda _n: reply, close=True))
     assert await pool.post(HOST, raw.port, REQUEST) == (503, b"x")
     assert await pool.post(HOST, raw.port, REQUEST) == (503, b"x")
     assert raw.connections == 2

@@ -70,14 +70,19 @@ def test_noise_figures_give_the_oracles_steady_state_quantiles() -> None:
 
 async def test_the_monitor_reports_load_and_each_services_cgroup() -> None:
     loads = iter([(0.5, 0, 0), (2.5, 0, 0)] + [(1.0, 0, 0)] * 100)
+    third = asyncio.Event()
+
+    def loadavg() -> tuple[float, float, float]:
+        value = next(loads)
+        if value[0] == 1.0:
+            third.set()
+        return value
+
     mon = NoiseMonitor(
-        lambda: {"me": os.getpid(), "ghost": 2**22 + 12345},
-        loadavg=lambda: next(loads),
-        interval=0.001,
+        lambda: {"me": os.getpid(), "ghost": 2**22 + 12345}, loadavg=loadavg, interval=0.001
     )
     await mon.start()
-    while mon._loads[-1:] != [1.0]:  # a poll, not a sleep: until the sampler has run
-        await asyncio.sleep(0.001)
+    await asyncio.wait_for(third.wait(), 5.0)  # the sampler has run three times
     out = await mon.stop()
     assert out["load"]["max_1m"] == 2.5 and out["load"]["samples"] >= 3
     assert "ghost" in out.get("cgroups_unreadable", {}) and "ghost" not in out["cgroups"]
