@@ -1,15 +1,17 @@
 """RPC throughput and latency: our client -> our worker vs Node client -> Node server.
 
-Goal (issue 2): our pair reaches at least 3x the requests/s of the Node pair with at
-most half its p99, measured side by side in one run on the same machine. The cross
-pairs (Node client -> our worker, our client -> Node server) are printed as well.
+Goal (issue 11): our pair reaches at least 1.2x the requests/s of the Node pair with a
+p99 no higher, measured side by side in one run on the same machine. (Issue 2 asked
+3x and half the p99; no run met it, and issue 11 restated the goal.) The cross pairs
+(Node client -> our worker, our client -> Node server) are printed as well.
 
 Method: two real Node grapes (``tests/interop/node``, pinned npm packages); one
 ``lab worker`` process (``fixed:0`` latency) and one Node ``server.js`` announce to them
 under different names. Each pair runs a closed loop of ``--concurrency`` requests in
 flight for ``--seconds`` after a 1 s warm-up, with a 64-byte payload. Our client is
 :class:`lab.grenache.client.PeerRpcClient` (the plain random baseline: Link lookup,
-pooled :class:`HttpTransport`) in this process; the Node client is ``bench.js``.
+pooled :class:`HttpTransport`) in this process, on the event loop the client service
+runs (uvloop, :mod:`lab.service_runtime`); the Node client is ``bench.js``.
 
 Run: ``.venv/bin/python benchmarks/bench_rpc.py [--seconds 5] [--concurrency 32]``.
 Exit status 0 when the goal is met, 1 when it is not, 2 when the run failed.
@@ -40,9 +42,16 @@ from lab.grenache.client import PeerRpcClient
 from lab.grenache.link import Link
 from lab.grenache.transport import HttpTransport
 from lab.procs import ServiceProcess, free_port, wait_until
+from lab.service_runtime import loop_factory
 
-RPS_GOAL = 3.0
-P99_GOAL = 0.5
+RPS_GOAL = 1.2
+P99_GOAL = 1.0
+
+
+def run_ours(grape: str, service: str, concurrency: int, seconds: float) -> dict[str, Any]:
+    """Our client on the loop the client service uses."""
+    with asyncio.Runner(loop_factory=loop_factory("uvloop")) as runner:
+        return runner.run(our_client(grape, service, concurrency, seconds))
 
 
 def quantile(sorted_ms: list[float], q: float) -> float | None:
@@ -145,10 +154,10 @@ def main() -> int:
             wait_until(lambda s=service: visible(grape, s), 15, what=f"{service} announced")  # type: ignore[misc]
         c, s = args.concurrency, args.seconds
         results = {
-            "python->python": asyncio.run(our_client(grape, "py_bench", c, s)),
+            "python->python": run_ours(grape, "py_bench", c, s),
             "node->node": node_client(grape, "node_bench", c, s),
             "node->python": node_client(grape, "py_bench", c, s),
-            "python->node": asyncio.run(our_client(grape, "node_bench", c, s)),
+            "python->node": run_ours(grape, "node_bench", c, s),
         }
     finally:
         stop_all(procs)

@@ -108,6 +108,7 @@ class RunMeta:
     versions: dict[str, str] = field(default_factory=dict)
     command: str = ""
     phases: list[dict[str, Any]] = field(default_factory=list)
+    noise: dict[str, Any] = field(default_factory=dict)  # lab.scenario.noise.NoiseMonitor
 
 
 @dataclass(slots=True)

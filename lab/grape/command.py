@@ -21,6 +21,7 @@ from lab.grape.api import create_app
 from lab.grape.node import GrapeNode
 from lab.grape.settings import GrapeSettings
 from lab.service_logging import add_log_level_option, setup_logging
+from lab.service_runtime import add_event_loop_option, run_service, settle
 
 log = logging.getLogger("lab.grape")
 
@@ -28,6 +29,7 @@ log = logging.getLogger("lab.grape")
 def configure(parser: argparse.ArgumentParser) -> None:
     grape_settings.configure(parser)
     add_log_level_option(parser)
+    add_event_loop_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     # warning; the node reports what matters (joined / left) itself.
     logging.getLogger("rpcudp").setLevel(logging.CRITICAL)
     logging.getLogger("kademlia").setLevel(logging.ERROR)
-    return asyncio.run(serve(settings))
+    return run_service(serve(settings), args.event_loop)
 
 
 async def serve(settings: GrapeSettings) -> int:
@@ -59,6 +61,7 @@ async def serve(settings: GrapeSettings) -> int:
                 f"cannot bind the API on tcp {settings.bind}:{settings.api_port}: "
                 f"{exc.strerror or exc}"
             ) from exc
+        settle()
         log.info(
             "ready: api http://%s:%d dht udp %s:%d advertise %s cluster %s node %s",
             settings.bind, settings.api_port, settings.bind, settings.dht_port,

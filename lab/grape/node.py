@@ -12,7 +12,12 @@ socket. Nothing starts at import.
   kademlia node lookup) to hold the announcement; the answer counts the nodes that stored
   it, this one included. With no peers it is stored here only (upstream refuses with
   "No nodes to query"; a grape that is alone should still serve its own callers).
-- **Lookup** merges the local table with the answers of the k closest nodes.
+- **Lookup** merges the local table with the answers of the k closest nodes. Which nodes
+  are closest to a key is remembered for ``CLOSEST_TTL_S``: workers announce and clients
+  look up the same few names every second, and the node lookup (a crawl of one or more
+  UDP rounds) was most of a lookup's time; one round to the nodes already known is left.
+  A node that joins is among the closest within that second; one that dies is skipped
+  after ``op_timeout`` as before.
 - Every network step is bounded by :attr:`GrapeNode.op_timeout`, so an HTTP caller gets
   an answer (possibly only the local part) even while peers are dying.
 
@@ -52,6 +57,11 @@ MAX_BACKOFF = 2.0
 """Longest wait between join attempts while no peer answers."""
 LOOKUP_LIMIT = 100
 
+CLOSEST_TTL_S = 1.0
+"""How long the k nodes closest to a key are reused (see the module docstring)."""
+
+CLOSEST_CACHE_MAX = 1024
+
 
 class ValueTooLarge(errors.LabError, ValueError):
     """An immutable value over 1000 bytes once bencoded."""
@@ -90,6 +100,7 @@ class GrapeNode:
         )
         self.joined = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._closest_cache: dict[bytes, tuple[float, list[Node]]] = {}
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -196,6 +207,10 @@ class GrapeNode:
         proto = self.protocol
         if proto is None:
             return []
+        now = self._clock.monotonic()
+        hit = self._closest_cache.get(key)
+        if hit is not None and now - hit[0] < CLOSEST_TTL_S:
+            return hit[1]
         target = Node(key)
         nearest = proto.router.find_neighbors(target)
         if not nearest:
@@ -208,7 +223,11 @@ class GrapeNode:
         by_address: dict[tuple[str, int], Node] = {}
         for n in nodes:
             by_address.setdefault((n.ip, n.port), n)
-        return list(by_address.values())
+        closest = list(by_address.values())
+        if len(self._closest_cache) >= CLOSEST_CACHE_MAX:
+            self._closest_cache.clear()
+        self._closest_cache[key] = (now, closest)
+        return closest
 
     async def _bounded(self, calls: Iterable[Awaitable[T]]) -> list[T]:
         """Run ``calls`` together; results of those done within ``op_timeout``."""

@@ -73,6 +73,10 @@ class PeerRpcClient:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _lookup(self, service: str, timeout: float) -> list[str]:
+        cached = getattr(self._link, "cached", None)  # Link's fast path; fakes may lack it
+        peers: list[str] | None = cached(service) if cached is not None else None
+        if peers:
+            return peers
         try:
             async with asyncio.timeout(timeout):
                 return await self._link.lookup(service)

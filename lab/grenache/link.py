@@ -93,15 +93,23 @@ class Link:
 
     # -- the grape API ---------------------------------------------------------------------
 
+    def cached(self, name: str) -> list[str] | None:
+        """The cached peers of ``name`` without waiting (a stale entry starts its refresh),
+        or None when nothing is cached yet: the hot path's way to skip a coroutine."""
+        entry = self._cache.get(name)
+        if entry is None:
+            return None
+        if self._clock.monotonic() - entry.fetched_at >= self.cache_ttl and (
+            entry.refresh is None or entry.refresh.done()
+        ):
+            entry.refresh = asyncio.create_task(self._refresh(name, entry))
+        return list(entry.peers)
+
     async def lookup(self, name: str) -> list[str]:
         """The ``host:port`` peers announced for ``name`` (see the module docstring)."""
-        entry = self._cache.get(name)
-        if entry is not None:
-            if self._clock.monotonic() - entry.fetched_at >= self.cache_ttl and (
-                entry.refresh is None or entry.refresh.done()
-            ):
-                entry.refresh = asyncio.create_task(self._refresh(name, entry))
-            return list(entry.peers)
+        peers = self.cached(name)
+        if peers is not None:
+            return peers
         task = self._first.get(name)
         if task is None:  # one first lookup per name, however many callers wait for it
             task = self._first[name] = asyncio.create_task(self._fetch(name))

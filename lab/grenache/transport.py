@@ -1,11 +1,13 @@
-"""The HTTP RPC transport's client side: one pooled aiohttp session, Grenache errors.
+"""The HTTP RPC transport's client side: pooled keep-alive connections, Grenache errors.
 
-This sits on the load generator's hot path, so it does little per request: peer URLs
-are built once and cached, headers are constants, the deadline is one
-``asyncio.timeout`` (no per-request ``ClientTimeout`` objects, no global default),
-replies are read as bytes and parsed by :mod:`lab.grenache.wire`.
+This sits on the load generator's hot path, so it does little per request: each peer's
+address and request head are parsed and built once, the body is one JSON encode, the
+deadline one ``asyncio.timeout``, and the bytes go out in one write on a connection of
+:mod:`lab.grenache.http1` (a lean HTTP/1.1 client: aiohttp's ClientSession cost more CPU
+per request than the sockets did; see that module). Replies are parsed by
+:mod:`lab.grenache.wire`.
 
-Errors are translated here and nowhere else (aiohttp never leaks upward):
+Errors are translated here and nowhere else:
 
 - deadline hit                         -> :class:`RpcTimeout` (``ERR_TIMEOUT``)
 - refused / reset / non-2xx status     -> :class:`RpcTransportError` (``ERR_REQUEST_GENERIC``)
@@ -17,72 +19,66 @@ Errors are translated here and nowhere else (aiohttp never leaks upward):
 from __future__ import annotations
 
 import asyncio
-import uuid
+import random
 from typing import Any
-
-import aiohttp
-from yarl import URL
 
 from lab.errors import RpcReplyError, RpcTimeout, RpcTransportError
 from lab.grenache import wire
-
-DEFAULT_LIMIT = 512
-"""Pooled connections in total: ~200 req/s at tens of ms each needs a few dozen; the
-headroom covers slow peers (a 1 s stall at 200 req/s holds 200 connections)."""
+from lab.grenache.http1 import ConnectionPool
 
 DEFAULT_LIMIT_PER_HOST = 256
+"""Connections per peer: ~200 req/s at tens of ms each needs a few dozen; the headroom
+covers a slow peer (a 1 s stall at 200 req/s holds 200 connections)."""
 
-_SKIP_HEADERS = ("User-Agent", "Accept-Encoding", "Accept", "Content-Type")
+
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
 
 
-def peer_url(peer: str) -> URL:
-    """``host:port`` -> ``http://host:port/`` (clear error naming the peer on garbage)."""
+def peer_address(peer: str) -> tuple[str, int]:
+    """``host:port`` -> ``(host, port)`` (clear error naming the peer on garbage)."""
     host, sep, port = peer.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise RpcTransportError(f"ERR_REQUEST_GENERIC: not a peer address: {peer!r}")
-    return URL.build(scheme="http", host=host.strip("[]"), port=int(port), path="/")
+    return host.strip("[]"), int(port)
+
+
+def request_head(peer: str, compress: bool) -> bytes:
+    """The constant part of a request's head to ``peer`` (Content-Length comes last)."""
+    return (
+        f"POST / HTTP/1.1\r\nHost: {peer}\r\n"
+        f"{wire.COMPRESS_HEADER}: {'gzip' if compress else 'none'}\r\n"
+        "Content-Type: application/json\r\nContent-Length: "
+    ).encode("ascii")
 
 
 class HttpTransport:
-    """Sends Grenache RPC requests over HTTP with one shared connection pool."""
+    """Sends Grenache RPC requests over HTTP/1.1 keep-alive connections, pooled per peer."""
 
     def __init__(
         self,
         *,
-        limit: int = DEFAULT_LIMIT,
         limit_per_host: int = DEFAULT_LIMIT_PER_HOST,
         keepalive_timeout: float = 15.0,
+        rng: random.Random | None = None,
     ) -> None:
-        self._limit = limit
-        self._limit_per_host = limit_per_host
-        self._keepalive = keepalive_timeout
-        self._session: aiohttp.ClientSession | None = None
-        self._urls: dict[str, URL] = {}
-        self._headers_plain = {wire.COMPRESS_HEADER: "none", "Content-Type": "application/json"}
-        self._headers_gzip = {wire.COMPRESS_HEADER: "gzip", "Content-Type": "application/json"}
-
-    def _open(self) -> aiohttp.ClientSession:
-        """The session, created lazily so it binds to the running loop."""
-        connector = aiohttp.TCPConnector(
-            limit=self._limit,
-            limit_per_host=self._limit_per_host,
-            keepalive_timeout=self._keepalive,
-            ttl_dns_cache=60,
+        self._pool = ConnectionPool(
+            limit_per_host=limit_per_host, keepalive_timeout=keepalive_timeout
         )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=None),  # deadlines are per request
-            auto_decompress=False,  # Grenache gzips the body without Content-Encoding
-            skip_auto_headers=_SKIP_HEADERS,
-            raise_for_status=False,
-        )
-        return self._session
+        self._peers: dict[tuple[str, bool], tuple[str, int, bytes]] = {}
+        self._rng = rng or random.Random()
 
-    def _url(self, peer: str) -> URL:
-        url = self._urls.get(peer)
-        if url is None:
-            url = self._urls[peer] = peer_url(peer)
-        return url
+    def _peer(self, peer: str, compress: bool) -> tuple[str, int, bytes]:
+        known = self._peers.get((peer, compress))
+        if known is None:
+            host, port = peer_address(peer)
+            known = self._peers[(peer, compress)] = (host, port, request_head(peer, compress))
+        return known
+
+    def _rid(self) -> str:
+        """A random (version 4) UUID, as Grenache's rids are; no syscall, no UUID object."""
+        h = "%032x" % (self._rng.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET)
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
     async def request(
         self, peer: str, key: str, payload: Any, *, timeout: float, compress: bool = False
@@ -90,18 +86,15 @@ class HttpTransport:
         """One RPC to ``peer`` (``host:port``) for service ``key``; the reply's data."""
         if timeout <= 0:
             raise RpcTimeout(f"ERR_TIMEOUT: no time left for {peer}")
-        session = self._session or self._open()
-        url = self._url(peer)
-        body, _ = wire.encode_request(str(uuid.uuid4()), key, payload, compress)
-        headers = self._headers_gzip if compress else self._headers_plain
+        host, port, head = self._peer(peer, compress)
+        body, _ = wire.encode_request(self._rid(), key, payload, compress)
+        message = b"%s%d\r\n\r\n%s" % (head, len(body), body)
         try:
             async with asyncio.timeout(timeout):
-                async with session.post(url, data=body, headers=headers) as resp:
-                    raw = await resp.read()
-                    status = resp.status
+                status, raw = await self._pool.post(host, port, message)
         except TimeoutError:
             raise RpcTimeout(f"ERR_TIMEOUT: {peer} after {timeout:.3f}s") from None
-        except (aiohttp.ClientError, OSError) as exc:
+        except OSError as exc:
             raise RpcTransportError(
                 f"ERR_REQUEST_GENERIC: {peer}: {type(exc).__name__}: {exc}"
             ) from exc
@@ -114,10 +107,9 @@ class HttpTransport:
         return reply.data
 
     async def aclose(self) -> None:
-        """Close the pool; safe to call twice."""
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        """Close every connection; safe to call twice."""
+        self._pool.close()
+        await asyncio.sleep(0)  # let the transports' close callbacks run
 
     async def __aenter__(self) -> HttpTransport:
         return self

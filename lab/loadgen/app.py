@@ -33,6 +33,7 @@ from lab.loadgen.metrics import ClientMetrics
 from lab.loadgen.parts import Discovery, PartsFactory, PolicySideLike
 from lab.loadgen.recorder import Recorder
 from lab.loadgen.settings import ClientSettings
+from lab.service_runtime import settle
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +193,7 @@ async def serve(
     try:
         site = web.TCPSite(runner, settings.bind, settings.control_port)
         await site.start()
+        settle()
         log.info(
             "client %s (%s) serving control on %s:%d",
             settings.name,

@@ -7,15 +7,16 @@ pays for aiohttp or the balancer.
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 from lab.loadgen import settings as client_settings
 from lab.service_logging import add_log_level_option, setup_logging
+from lab.service_runtime import add_event_loop_option, run_service
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     client_settings.configure(parser)
     add_log_level_option(parser)
+    add_event_loop_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -23,4 +24,4 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, settings.name)
     from lab.loadgen.app import serve  # heavy imports only once the options are valid
 
-    return asyncio.run(serve(settings))
+    return run_service(serve(settings), args.event_loop)

@@ -32,6 +32,7 @@ from lab.report.tables import (
     fmt_seconds,
     fmt_wall,
     latency_table,
+    noise_table,
     per_fault_tables,
     policy_figures,
     policy_sort_key,
@@ -152,6 +153,7 @@ class ReportModel:
     expectations: Table
     steady_state: Table
     scenario_text: str
+    noise: Table | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -526,4 +528,5 @@ def build_report(
         expectations=expectations_table(s),
         steady_state=steady_state_table(s),
         scenario_text=scenario_text or "",
+        noise=noise_table(s),
     )

@@ -387,3 +387,61 @@ def index_headline(summary: Mapping[str, object]) -> tuple[str, ...]:
     policies = dict_of(summary.get("policies"))
     names = sorted(policies, key=policy_sort_key)
     return tuple(f"{name}: {policy_figures(summary, name)}" for name in names)
+
+
+
+def _fig(v: object, unit: str = "", digits: int = 2) -> str:
+    return DASH if not isinstance(v, int | float) else f"{v:.{digits}f}{unit}"
+
+
+def _noise_lines(n: Mapping[str, object]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    load = dict_of(n.get("load"))
+    if load:
+        cpus = load.get("cpus") or "?"
+        text = f"mean {_fig(load.get('mean_1m'))}, max {_fig(load.get('max_1m'))} on {cpus} CPUs"
+        out.append(("host load (1 min)", text))
+    oracle = dict_of(n.get("oracle"))
+    for phase in ("before", "after"):
+        o = dict_of(oracle.get(phase))
+        if o:
+            q = ", ".join(
+                f"{label} {_fig(o.get(key), ' ms')}"
+                for label, key in (("p50", "p50_ms"), ("p99", "p99_ms"), ("p99.9", "p999_ms"))
+            )
+            out.append((f"oracle steady state ({phase})", f"{q} ({o.get('requests')} requests)"))
+    c = dict_of(n.get("slow_clusters"))
+    if c:
+        out.append((
+            f"slow clusters (> {_fig(c.get('slow_ms'), ' ms', 0)})",
+            f"{c.get('count', 0)}; median interval {_fig(c.get('median_interval_s'), ' s')}, "
+            f"cv {_fig(c.get('interval_cv'))}, largest gap {_fig(c.get('largest_gap_s'), ' s')}",
+        ))  # fmt: skip
+    for name, g in sorted(dict_of(n.get("cgroups")).items()):
+        d = dict_of(g)
+        quota = _fig(d.get("quota_cpus"), " CPUs") if d.get("quota_cpus") else "none"
+        out.append((
+            f"cgroup {name}",
+            f"CPU {_fig(d.get('cpu_s'), ' s')}, throttled {d.get('nr_throttled', 0)} periods "
+            f"({_fig(d.get('throttled_ms'), ' ms', 0)}), quota {quota}",
+        ))  # fmt: skip
+    if n.get("cgroups_reason"):
+        out.append(("cgroups", str(n["cgroups_reason"])))
+    return out
+
+
+def noise_table(summary: Mapping[str, object]) -> Table:
+    """The lab's own noise floor (``summary.json`` -> ``noise``): load, oracle, clusters,
+    and each service's CPU and CFS throttling (lab/scenario/noise.py)."""
+    rows = tuple(
+        Row(name, (Cell(text, css="text"),))
+        for name, text in _noise_lines(dict_of(summary.get("noise")))
+    )
+    return Table(
+        "The lab's own noise (no fault needed to see it)",
+        ("measured",),
+        rows,
+        first="what",
+        empty="no noise figures recorded",
+        header_css=("text",),
+    )

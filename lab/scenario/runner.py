@@ -39,6 +39,7 @@ from lab.history import History, JournalWriter, RunMeta
 from lab.scenario.adapter import ToxiproxyAdapter
 from lab.scenario.collector import Collector
 from lab.scenario.faults import Fault, FaultContext, make_fault
+from lab.scenario.noise import NoiseMonitor
 from lab.scenario.progress import NullProgress, Progress
 from lab.scenario.rollback import MARKER, Rollback, UndoResult, cleanup_leftovers
 from lab.scenario.runlock import reserve_run_dir
@@ -267,6 +268,8 @@ async def _execute(run: _Run, plan: tuple[Any, ...], reports_dir: Path, health_t
         poller = asyncio.create_task(collector.run(session, stop))
         ticker = asyncio.create_task(run.progress.follow(collector, run))
         watcher: asyncio.Task[None] | None = None
+        noise = NoiseMonitor(run.runtime.service_pids)
+        await noise.start()
         try:
             with run.phase("load"):
                 body = {
@@ -307,6 +310,7 @@ async def _execute(run: _Run, plan: tuple[Any, ...], reports_dir: Path, health_t
                 ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await ticker
+                run.history.meta.noise = await noise.stop()
     dropped = {k: v for k, v in collector.dropped().items() if v}
     if dropped:
         run.history.meta.versions["history_dropped"] = json.dumps(dropped)

@@ -102,6 +102,10 @@ class Runtime(Protocol):
         """Raise RuntimeUnavailable unless every service is up and clients see every worker."""
         ...
 
+    def service_pids(self) -> Mapping[str, int]:
+        """Each service's host PID, to read its cgroup (empty: no cgroup of its own)."""
+        ...
+
     def inflight_info(self) -> dict[str, Any]:
         """What :func:`lab.scenario.rollback.cleanup_leftovers` needs after a ``kill -9``."""
         ...

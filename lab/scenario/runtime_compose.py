@@ -100,6 +100,19 @@ class ComposeRuntime:
             raise RuntimeUnavailable("the toxiproxy container has no control label")
         return url
 
+    def service_pids(self) -> Mapping[str, int]:
+        """Each running container's init PID on the host (its cgroup is the container's)."""
+        out: dict[str, int] = {}
+        for name, c in self._containers.items():
+            try:
+                c.reload()
+            except docker.errors.DockerException:
+                continue  # gone: no figures for it
+            pid = int((c.attrs.get("State") or {}).get("Pid") or 0)
+            if pid > 0:
+                out[name] = pid
+        return out
+
     def _container(self, name: str) -> Any:
         c = self._containers.get(name)
         if c is None:

@@ -179,6 +179,10 @@ class LocalRuntime:
             procs.append(c.toxiproxy.process)
         return [p.proc.pid for p in procs if p.proc is not None and not p.exited()]
 
+    def service_pids(self) -> Mapping[str, int]:
+        """None of their own: local processes share the session's cgroup."""
+        return {}
+
     def inflight_info(self) -> dict[str, Any]:
         """The processes to stop after a ``kill -9``, and the clients (for ``lab status``)."""
         return {

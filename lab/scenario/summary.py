@@ -50,6 +50,18 @@ Schema (version 1)::
                  "steady_state_failed", "control_failed"},
       "repeat": {"index": int, "of": int, "aggregate": "../aggregate.html"}  # only
                                           # in a run of `lab run --repeat N`
+      "noise": {                          # the lab's own floor (lab/scenario/noise.py)
+        "load": {"cpus", "samples", "mean_1m", "max_1m"},
+        "cgroups": {service: {"cpu_s", "nr_periods", "nr_throttled", "throttled_ms",
+                              "quota_cpus"}},   # during the load phase; Compose only
+        "cgroups_reason": str,            # when there are none (local processes)
+        "throttled_services": [str],
+        "oracle": {"client", "before"|"after": {"requests", "p50_ms", "p99_ms",
+                                                 "p999_ms"}},
+        "slow_clusters": {"slow_ms", "gap_s", "count", "clusters": [{"start", "end",
+                          "requests", "clients", "worst_ms"}], "intervals_s",
+                          "median_interval_s", "interval_cv", "largest_gap_s"}
+      }
     }
 
 Other sections may be added beside these (a reader ignores keys it does not know); an
@@ -74,6 +86,7 @@ from lab import __version__
 from lab.history import History
 from lab.scenario.checks import ClientFigures, FaultFigures, Measure, client_figures, fault_windows
 from lab.scenario.control import check_control, control_moved
+from lab.scenario.noise import noise_figures
 from lab.scenario.spec import Scenario
 from lab.scenario.steady import Judgement, check_steady_state, evaluate_expectations
 from lab.scenario.verdict import Verdict, combine
@@ -268,6 +281,7 @@ def build_summary(
             "steady_state_failed": failed_steady,
             "control_failed": len(causes),
         },
+        "noise": noise_figures(history, scenario),
     }
 
 

@@ -337,7 +337,7 @@ class Builder:
         base_id = str(self.client.images.get(base).id)
         here = self.paths.images / "services"
         key = file_digest(
-            [here / "Dockerfile", here / "healthcheck.py", *package_files(self.paths.root)],
+            [here / "Dockerfile", *package_files(self.paths.root)],
             self.paths.root,
             [base_id],
         )
@@ -348,8 +348,7 @@ class Builder:
             ctx = self.cache / "build" / "services"
             shutil.rmtree(ctx, ignore_errors=True)
             (ctx / "wheels").mkdir(parents=True)
-            for name in ("Dockerfile", "healthcheck.py"):
-                shutil.copy2(here / name, ctx / name)
+            shutil.copy2(here / "Dockerfile", ctx / "Dockerfile")
             for whl in wheels.glob("*.whl"):
                 os.link(whl, ctx / "wheels" / whl.name)
             self._project_wheel(ctx / "wheels")

@@ -20,6 +20,7 @@ from aiohttp import web
 from lab.grenache.link import Link
 from lab.grenache.server import RpcServer
 from lab.grenache.wire import Request
+from lab.service_runtime import settle
 from lab.worker.behaviour import burn_cpu
 from lab.worker.control import WorkerState, make_app
 from lab.worker.metrics import WorkerMetrics
@@ -101,6 +102,7 @@ async def serve(settings: WorkerSettings, stop: asyncio.Event | None = None) -> 
                 interval=settings.announce_interval,
                 on_result=metrics.announced,
             )
+            settle()
             log.info(
                 "worker %s serves %s on %s:%d, announces %s every ~%gs",
                 settings.name, settings.service, settings.bind, server.port,

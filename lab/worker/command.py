@@ -6,15 +6,16 @@ Imported only when the subcommand runs (see :mod:`lab.cli`).
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 from lab.service_logging import add_log_level_option, setup_logging
+from lab.service_runtime import add_event_loop_option, run_service
 from lab.worker import settings as worker_settings
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     worker_settings.configure(parser)
     add_log_level_option(parser)
+    add_event_loop_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -22,4 +23,4 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, settings.name)
     from lab.worker.app import serve  # aiohttp and prometheus only once options are valid
 
-    return asyncio.run(serve(settings))
+    return run_service(serve(settings), args.event_loop)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from lab.errors import RuntimeUnavailable
+from lab.procs import free_port
 from lab.stack import health, toxiapi
 
 
@@ -88,3 +92,60 @@ def test_toxiproxy_is_not_ready_until_its_proxies_exist(monkeypatch: pytest.Monk
     st = health.states(engine, ["toxiproxy", "grape-3"])
     assert st["toxiproxy"].health == "proxies-missing" and "worker-2" in st["toxiproxy"].detail
     assert st["grape-3"].state == "missing" and not st["grape-3"].ready
+
+
+@dataclass
+class LabelledContainer(FakeContainer):
+    """A container without a Docker healthcheck whose health endpoint the host probes."""
+
+    control: str = ""
+    path: str = "/health"
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {
+            "com.docker.compose.service": self.service,
+            "com.grenache-lab.control": self.control,
+            "com.grenache-lab.health": self.path,
+        }
+
+
+class _Health(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/health" else 503)
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def health_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_services_without_docker_health_are_probed_from_the_host(health_server: str) -> None:
+    refused = f"127.0.0.1:{free_port('127.0.0.1')}"
+    engine = FakeEngine(
+        [
+            LabelledContainer("worker-1", health=None, control=health_server),
+            LabelledContainer("grape-1", health=None, control=health_server, path="/_lab/x"),
+            LabelledContainer("client-oracle", health=None, control=refused),
+            LabelledContainer("worker-2", status="exited", health=None, control=refused),
+        ]
+    )
+    st = health.states(engine, ["worker-1", "grape-1", "client-oracle", "worker-2"])
+    assert st["worker-1"].health == "healthy" and st["worker-1"].ready
+    assert st["grape-1"].health == "unhealthy" and "HTTP 503" in st["grape-1"].detail
+    assert st["client-oracle"].health == "unhealthy" and refused in st["client-oracle"].detail
+    assert st["worker-2"].health == "none" and not st["worker-2"].ready  # not probed: exited
+
+
+def test_a_docker_healthcheck_keeps_dockers_verdict(health_server: str) -> None:
+    engine = FakeEngine([LabelledContainer("worker-1", health="starting", control=health_server)])
+    assert health.states(engine, ["worker-1"])["worker-1"].health == "starting"
