@@ -10,7 +10,13 @@ to wait, may we retry). Rules of the loop:
   last attempt's error (so a timeout stays a timeout);
 - optional hedging (off by default): when an attempt has not answered after the
   policy's hedge delay (a high quantile of recent latencies), a second attempt goes to
-  another peer; the first success wins and the other is cancelled and recorded as such;
+  another peer; the first success wins. The request records the loser as cancelled, but
+  the loser is not cut short: it runs on aside to its own attempt timeout and its peer
+  is judged on how it really ended. Cancelled, it gave its peer no verdict, so with
+  hedging on a blackholed peer kept winning draws and its breaker never opened;
+- attempts that overlapped a stall of the client itself (``stalls``, the event-loop lag
+  monitor of :mod:`lab.looplag`) give their peer no verdict: a frozen client sees every
+  attempt in flight time out, and that is not the peers' doing;
 - every attempt is recorded (:class:`lab.history.Attempt`) and comes back with the
   result or on the raised error as ``.attempts``;
 - a half-open breaker's probe goes *aside* (``probe_aside``, on by default): the probe
@@ -31,18 +37,18 @@ no peers when every grape is down).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from lab.balancer.breaker import Transition
-from lab.balancer.policies import Pick, Policy
+from lab.balancer.policies import Pick, Policy, PolicyEvent
 from lab.clock import Clock
 from lab.errors import LabError, NoPeerAvailable, RpcError, RpcTimeout
 from lab.history import Attempt, ClientEvent, Outcome
 from lab.loadgen.metrics import PeerStats
+from lab.looplag import StallOracle
 
 
 class Transport(Protocol):
@@ -94,6 +100,7 @@ class BalancedClient:
         grace_s: float = 10.0,
         margin_s: float = 0.25,
         probe_aside: bool = True,
+        stalls: StallOracle | None = None,
     ) -> None:
         self.policy = policy
         self._transport = transport
@@ -106,7 +113,10 @@ class BalancedClient:
         self._seen: dict[str, float] = {}
         self._probe_aside = probe_aside
         self._probes: set[asyncio.Task[_Done]] = set()  # held so they are not collected
+        self._stalls = stalls
+        self.voided = 0  # attempts whose verdict a stall of the client voided
         policy.subscribe(self._transition)
+        policy.subscribe_events(self._policy_event)
 
     # -- peers ---------------------------------------------------------------------------
 
@@ -129,6 +139,10 @@ class BalancedClient:
             self._on_event(
                 ClientEvent(self.name, self.policy.name, t.t, "breaker", t.peer, t.detail())
             )
+
+    def _policy_event(self, e: PolicyEvent) -> None:
+        if self._on_event is not None:
+            self._on_event(ClientEvent(self.name, self.policy.name, e.t, e.kind, e.peer, e.detail))
 
     # -- requests ------------------------------------------------------------------------
 
@@ -170,9 +184,7 @@ class BalancedClient:
                 t_attempt = policy.attempt_timeout(pick.peer, remaining)
                 delay = policy.hedge_delay()
                 if delay is None or delay >= t_attempt:
-                    results = [
-                        await self._attempt(pick, service, payload, t_attempt, hedge=False)
-                    ]
+                    results = [await self._attempt(pick, service, payload, t_attempt, hedge=False)]
                 else:
                     results = await self._hedged(
                         pick, service, payload, t_attempt, delay, tried, deadline
@@ -201,12 +213,21 @@ class BalancedClient:
                 return
             a = t.result().attempt
             detail = {"outcome": a.outcome.value, "latency_s": round(a.end - a.start, 6)}
-            self._on_event(
-                ClientEvent(self.name, self.policy.name, a.end, "probe", a.peer, detail)
-            )
+            self._on_event(ClientEvent(self.name, self.policy.name, a.end, "probe", a.peer, detail))
 
         task.add_done_callback(done)
         return task
+
+    def _keep(self, task: asyncio.Task[_Done]) -> None:
+        """Hold a background attempt until it ends (its outcome went to the policy)."""
+        self._probes.add(task)
+
+        def done(t: asyncio.Task[_Done]) -> None:
+            self._probes.discard(t)
+            if not t.cancelled():
+                t.exception()  # retrieved: a transport bug was already logged by its raiser
+
+        task.add_done_callback(done)
 
     async def _call(self, peer: str, service: str, payload: Any, timeout: float) -> Any:
         """The transport's request, with a safety net should it overrun its own timeout."""
@@ -231,15 +252,23 @@ class BalancedClient:
         except RpcError as exc:
             end = clock.monotonic()
             outcome = outcome_of(exc)
-            policy.finished(pick, end - start, outcome)
+            self._judge(pick, start, end, outcome)
             text = str(exc) or type(exc).__name__
             return _Done(Attempt(pick.peer, start, end, outcome, text, hedge), error=exc)
         except BaseException:
-            policy.abandoned(pick)  # cancelled (hedge lost, shutdown) or a transport bug
+            policy.abandoned(pick)  # cancelled (shutdown) or a transport bug
             raise
         end = clock.monotonic()
-        policy.finished(pick, end - start, Outcome.OK)
+        self._judge(pick, start, end, Outcome.OK)
         return _Done(Attempt(pick.peer, start, end, Outcome.OK, None, hedge), value=value)
+
+    def _judge(self, pick: Pick, start: float, end: float, outcome: Outcome) -> None:
+        """Tell the policy how the attempt ended, unless the client stalled meanwhile."""
+        if self._stalls is not None and self._stalls.overlapped(start, end):
+            self.voided += 1
+            self.policy.abandoned(pick)  # no verdict: the client, not the peer, was late
+            return
+        self.policy.finished(pick, end - start, outcome)
 
     async def _hedged(
         self,
@@ -289,10 +318,8 @@ class BalancedClient:
         finally:
             losers = [t for t in started if not t.done()]
             for task in losers:
-                task.cancel()
-            for task in losers:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                # Not cancelled: it runs on to its own timeout and its peer gets a verdict.
+                self._keep(task)
                 peer, begun, hedge = started[task]
                 results.append(
                     _Done(Attempt(peer, begun, clock.monotonic(), Outcome.CANCELLED, None, hedge))

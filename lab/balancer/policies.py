@@ -41,7 +41,18 @@ class Pick:
     permit: Permit | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PolicyEvent:
+    """Something a policy decided that is not a breaker transition (``panic`` start/end)."""
+
+    t: float
+    kind: str
+    peer: str | None
+    detail: dict[str, Any]
+
+
 TransitionListener = Callable[[Transition], None]
+EventListener = Callable[[PolicyEvent], None]
 
 
 class Policy(ABC):
@@ -60,6 +71,7 @@ class Policy(ABC):
         self._order: list[str] = []
         self._faulty: list[str] = []
         self._listeners: list[TransitionListener] = []
+        self._event_listeners: list[EventListener] = []
 
     # -- membership ----------------------------------------------------------------------
 
@@ -163,6 +175,14 @@ class Policy(ABC):
     def _emit(self, transition: Transition) -> None:
         for listener in self._listeners:
             listener(transition)
+
+    def subscribe_events(self, listener: EventListener) -> None:
+        """Be told of the policy's other decisions (:class:`PolicyEvent`)."""
+        self._event_listeners.append(listener)
+
+    def _note(self, event: PolicyEvent) -> None:
+        for listener in self._event_listeners:
+            listener(event)
 
     # -- gossip (only the adaptive policy takes part) -------------------------------------
 

@@ -109,8 +109,11 @@ def test_slow_calls_count_as_failures() -> None:
 
 
 def open_breaker(b: Breaker, now: float) -> None:
+    """Failures until it opens (5 in a row, or fewer on probation)."""
     for i in range(5):
         fail(b, now + i * 1e-3)
+        if b.state(now + i * 1e-3) is State.OPEN:
+            return
 
 
 def test_open_then_half_open_then_closed_with_bounded_probes() -> None:
