@@ -9,6 +9,11 @@ whether one touched ``[t0, t1]``, including a stall still under way that the mon
 has not woken up to measure yet (after a freeze, the attempts' own timers may run
 before the monitor's: the due time already passed by more than ``stall_s`` is proof).
 
+Lag is measured on the event loop's own clock (``loop.time()``, CLOCK_MONOTONIC like
+the lab's clock) and questions are translated from the lab's :class:`~lab.clock.Clock`
+by the offset between the two at the time of asking, so under a fake clock (tests that
+move time by hand) no real stall is ever confused with the fake time's jumps.
+
 Constants: a 20 ms tick (cheap: ~50 wake-ups a second) and a 50 ms stall threshold,
 half the 100 ms attempt-timeout floor (an attempt whose timer slept through half its
 time was not judged by the peer). Lags are kept as a histogram of whole milliseconds
@@ -143,8 +148,16 @@ class LoopLag:
         self._on_period = on_period
         self._task: asyncio.Task[None] | None = None
 
+    def _offset(self) -> float:
+        """Lab clock minus loop clock (0 with the system clock)."""
+        return self._clock.monotonic() - asyncio.get_running_loop().time()
+
     def overlapped(self, t0: float, t1: float) -> bool:
-        return self.book.overlapped(t0, t1, self._clock.monotonic())
+        if self._task is None:
+            return False
+        offset = self._offset()
+        loop_now = asyncio.get_running_loop().time()
+        return self.book.overlapped(t0 - offset, t1 - offset, loop_now)
 
     def view(self) -> dict[str, Any]:
         return self.book.view()
@@ -161,17 +174,18 @@ class LoopLag:
             self._task = None
 
     async def _run(self) -> None:
-        clock, book = self._clock, self.book
-        last_report = clock.monotonic()
+        loop, book = asyncio.get_running_loop(), self.book
+        last_report = loop.time()
         while True:
-            book.expect(clock.monotonic() + self.interval_s)
+            book.expect(loop.time() + self.interval_s)
             await asyncio.sleep(self.interval_s)
-            now = clock.monotonic()
+            now = loop.time()
             before = book.stall_count
             book.woke(now)
             if book.stall_count > before and self._on_stall is not None:
-                self._on_stall(book.stalls[-1])
+                s = book.stalls[-1]
+                self._on_stall(Stall(s.start + self._offset(), s.length))
             if now - last_report >= self.report_every_s:
                 last_report = now
                 if self._on_period is not None:
-                    self._on_period(now, book.take_period())
+                    self._on_period(self._clock.monotonic(), book.take_period())

@@ -272,6 +272,11 @@ class AdaptivePolicy(Policy):
             raise NoPeerAvailable(
                 "no peer known" if not self._list else "every known peer was already tried"
             )
+        for p in pool:
+            # A half-open breaker's probe first (it goes aside): scores alone would never
+            # pick a peer whose window is all failures, and panic would never end.
+            if p.breaker.state(now) is State.HALF_OPEN and p.breaker.allows(now):
+                return Pick(p.breaker.peer, p.breaker.acquire(now))
         scores = [self.panic_score(p, now) for p in pool]
         limit = min(scores) * self.choice.tie_ratio
         band = [p for p, s in zip(pool, scores, strict=True) if s <= limit]
@@ -288,11 +293,14 @@ class AdaptivePolicy(Policy):
         now = self._clock.monotonic()
         if self.shift.shifted(now, len(self._list)):
             return max(0.0, remaining)  # everyone is slow: the deadline is the only limit
+        return max(0.0, min(self._ordinary_timeout(peer, now), remaining))
+
+    def _ordinary_timeout(self, peer: str, now: float) -> float:
+        """``max(floor, multiplier x min(peer latency, typical latency))``."""
         typical = self.typical_latency(now)
         p = self._peers.get(peer)
         own = typical if p is None else self._latency(p, now, typical)
-        wanted = max(self.attempts.floor_s, self.attempts.multiplier * min(own, typical))
-        return max(0.0, min(wanted, remaining))
+        return max(self.attempts.floor_s, self.attempts.multiplier * min(own, typical))
 
     # -- retries -------------------------------------------------------------------------
 
@@ -312,7 +320,7 @@ class AdaptivePolicy(Policy):
         if outcome is Outcome.TIMEOUT:
             self.shift.timed_out(pick.peer, now)
         else:
-            self.shift.answered(pick.peer, now)
+            self.shift.answered(now, rtt <= self._ordinary_timeout(pick.peer, now))
         shifted = self.shift.shifted(now, len(self._list))
         p = self._peers.get(pick.peer)
         if p is None or pick.permit is None:

@@ -14,7 +14,12 @@
   has stayed closed for ``reset_after_s``.
 - **half-open** admits at most ``half_open_probes`` probes in flight (1: every probe
   of a still-broken peer costs one request a timeout and a retry, so one at a time);
-  ``half_open_successes`` successes close the breaker, any failure re-opens it.
+  ``half_open_successes`` successes in a row close the breaker, any failure re-opens
+  it. After a failure-rate trip (intermittent errors, not a dead peer) it takes
+  ``rate_half_open_successes`` (8): a success-rate test over the probes. A worker failing
+  half its requests passes 2 in a row one cycle in 4 (then its share came back and
+  ``scenarios/errors.yaml`` read ~10 s of detection), 8 in a row one in 256; one failing
+  5 % passes 8 two times in 3, and a healed one always, 8 quick probes later.
 - **probation**: for ``reset_after_s`` after a re-close, the failure-rate test needs only
   ``probation_min_calls`` calls. A worker failing half its requests passes two probes
   in a row one cycle in four; with the ordinary 10-call minimum it then kept a slow-start
@@ -72,6 +77,7 @@ class BreakerConfig:
     jitter: float = 0.2
     half_open_probes: int = 1  # in flight at once
     half_open_successes: int = 2  # in a row, to close
+    rate_half_open_successes: int = 8  # in a row, when the failure rate tripped it
     reset_after_s: float = 10.0
     probation_min_calls: int = 4  # the failure-rate test's minimum right after a re-close
 
@@ -84,7 +90,13 @@ class BreakerConfig:
         for name in ("buckets", "min_calls", "consecutive_failures", "consecutive_timeouts"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be at least 1, not {getattr(self, name)!r}")
-        for name in ("half_open_probes", "half_open_successes", "probation_min_calls"):
+        counts = (
+            "half_open_probes",
+            "half_open_successes",
+            "rate_half_open_successes",
+            "probation_min_calls",
+        )
+        for name in counts:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be at least 1, not {getattr(self, name)!r}")
         if not 0 < self.failure_rate <= 1:
@@ -150,6 +162,7 @@ class Breaker:
         self._closed_since: float | None = None
         self._probes_in_flight = 0
         self._probe_successes = 0
+        self._rate_tripped = False  # the open period began with the failure-rate test
 
     # -- reading -------------------------------------------------------------------------
 
@@ -222,7 +235,12 @@ class Breaker:
                 self._trip(now, f"probe failed: {reason}")
                 return
             self._probe_successes += 1
-            if self._probe_successes >= self._config.half_open_successes:
+            needed = (
+                self._config.rate_half_open_successes
+                if self._rate_tripped
+                else self._config.half_open_successes
+            )
+            if self._probe_successes >= needed:
                 self._move(now, State.CLOSED, f"{self._probe_successes} probes succeeded")
             return
         if state is State.CLOSED and not ok:
@@ -260,6 +278,8 @@ class Breaker:
         return None
 
     def _trip(self, now: float, reason: str) -> None:
+        if reason.startswith("failure rate"):
+            self._rate_tripped = True  # sticky through failed probes until a close
         if self._closed_since is not None and now - self._closed_since >= (
             self._config.reset_after_s
         ):
@@ -276,6 +296,7 @@ class Breaker:
         self._probes_in_flight = 0
         self._probe_successes = 0
         if to is State.CLOSED:
+            self._rate_tripped = False
             self._closed_since = now
             self._ok.clear()
             self._bad.clear()

@@ -10,9 +10,12 @@ calls of attempts made in that state give their peer no verdict. It ends by itse
 ``window_s`` after the last timeout; by then the answers that came back have raised the
 latency estimates, and the ordinary timeout follows them.
 
-"Every peer asked recently": a peer that keeps answering (even with errors) is not
-slowed, so a blackhole of two workers out of three, where one still answers in
-milliseconds, is a peer fault and stays one. A lone peer is its own "everyone".
+Precisely: at least two peers (one when only one is known) timed out within the
+window, and no peer answered in time (success or error) since the first of those
+timeouts. A peer that keeps answering is not slowed, so a blackhole of two workers out
+of three, where one still answers in milliseconds, is a peer fault and stays one; an
+answer that took longer than the ordinary timeout does not end the shift (that is what
+the shift looks like once the client waits).
 """
 
 from __future__ import annotations
@@ -34,31 +37,35 @@ class ShiftConfig:
 
 
 class ShiftDetector:
-    """Per peer: when it last ended an attempt other than by timeout, and last timed out."""
+    """Recent timeouts per peer, and the last answer that came back in time."""
 
-    __slots__ = ("_answered", "_config", "_timed_out")
+    __slots__ = ("_config", "_fast", "_timed_out")
 
     def __init__(self, config: ShiftConfig) -> None:
         self._config = config
-        self._answered: dict[str, float] = {}
         self._timed_out: dict[str, float] = {}
+        self._fast: float | None = None  # when any peer last answered in time
 
-    def answered(self, peer: str, now: float) -> None:
-        """An attempt to ``peer`` ended with an answer (success or error) at ``now``."""
-        self._answered[peer] = now
+    def answered(self, now: float, in_time: bool) -> None:
+        """An attempt ended with an answer (success or error) at ``now``.
+
+        ``in_time``: the answer came within the attempt timeout the client would use
+        without a shift. Such an answer from anyone proves the slowness is not shared.
+        """
+        if in_time:
+            self._fast = now
 
     def timed_out(self, peer: str, now: float) -> None:
         self._timed_out[peer] = now
 
     def forget(self, peer: str) -> None:
-        self._answered.pop(peer, None)
         self._timed_out.pop(peer, None)
 
     def shifted(self, now: float, known: int) -> bool:
-        """Has every peer asked in the last window timed out in it (and at least min_peers)?"""
+        """Did ``min_peers`` peers (or every one, when fewer are known) time out in the
+        window, with no answer in time from anyone since the first of those timeouts?"""
         w = self._config.window_s
-        recent = {p for p, t in self._timed_out.items() if now - t <= w}
-        if len(recent) < min(self._config.min_peers, max(known, 1)):
+        recent = [t for t in self._timed_out.values() if now - t <= w]
+        if not recent or len(recent) < min(self._config.min_peers, max(known, 1)):
             return False
-        # A peer that answered in the window without timing out is not slowed.
-        return not any(now - t <= w and p not in recent for p, t in self._answered.items())
+        return self._fast is None or self._fast < min(recent)

@@ -288,3 +288,38 @@ async def test_a_half_open_probe_goes_aside_and_costs_the_request_nothing(
     probes = [e for e in events if e.kind == "probe" and e.peer == C]
     assert probes and probes[0].detail["outcome"] == "timeout"  # ...aside, and said so
     assert {s.peer: s.breaker for s in c.peers()}[C] == "open"  # and it failed: open again
+
+
+async def test_with_hedging_on_a_blackholed_peer_still_trips_its_breaker() -> None:
+    """Hedge losers run on aside to their timeout, so the blackholed peer gets verdicts."""
+
+    class Blackhole:
+        async def request(
+            self,
+            peer: str,
+            key: str,
+            payload: Any,
+            *,
+            timeout: float,  # noqa: ASYNC109 (the transport contract)
+            compress: bool = False,
+        ) -> Any:
+            if peer == A:
+                await asyncio.sleep(timeout)
+                raise RpcTimeout("ERR_TIMEOUT")
+            await asyncio.sleep(0.002)
+            return peer
+
+    events: list[ClientEvent] = []
+    policy = make_policy(
+        "adaptive",
+        clock=SYSTEM_CLOCK,
+        rng=random.Random(1),
+        attempts=AttemptConfig(floor_s=0.1, hedge=True, hedge_min_s=0.01),
+    )
+    c = BalancedClient(policy, Blackhole(), clock=SYSTEM_CLOCK, on_event=events.append)
+    c.set_peers(PEERS)
+    deadline = asyncio.get_running_loop().time() + 10.0
+    while not any(e.kind == "breaker" and e.peer == A and e.detail["to"] == "open" for e in events):
+        assert asyncio.get_running_loop().time() < deadline, "A's breaker never opened"
+        result = await c.request("rpc_test", 1, timeout=1.0)
+        assert result.value != A
