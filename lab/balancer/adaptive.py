@@ -266,24 +266,31 @@ class AdaptivePolicy(Policy):
         return self._cost(p, now) / self.panic.success_share(ok, bad)
 
     def _choose_in_panic(self, exclude: AbstractSet[str], now: float) -> Pick:
-        """The best peers by :meth:`panic_score`, whatever their breakers say."""
+        """The best peers by :meth:`panic_score`, whatever their breakers say.
+
+        The chosen peer gets a panic permit (judged like a probe when half-open, so a
+        breaker can close on panic traffic). A half-open peer outside the best band
+        gets its probe first, sent aside: scores alone would never pick a peer whose
+        window is all failures, and its breaker would never learn it recovered.
+        """
         pool = [p for p in self._list if p.breaker.peer not in exclude]
         if not pool:
             raise NoPeerAvailable(
                 "no peer known" if not self._list else "every known peer was already tried"
             )
-        for p in pool:
-            # A half-open breaker's probe first (it goes aside): scores alone would never
-            # pick a peer whose window is all failures, and panic would never end.
-            if p.breaker.state(now) is State.HALF_OPEN and p.breaker.allows(now):
-                return Pick(p.breaker.peer, p.breaker.acquire(now))
         scores = [self.panic_score(p, now) for p in pool]
         limit = min(scores) * self.choice.tie_ratio
-        band = [p for p, s in zip(pool, scores, strict=True) if s <= limit]
+        band: list[_Peer] = []
+        for p, score in zip(pool, scores, strict=True):
+            if score <= limit:
+                band.append(p)
+            elif p.breaker.state(now) is State.HALF_OPEN and p.breaker.allows(now):
+                return Pick(p.breaker.peer, p.breaker.acquire(now))
         weights = [self.slow_start.weight(p.ramp_since, now) for p in band]
         chosen = band[draw(weights, self._rng)]
-        permit = chosen.breaker.acquire(now) or chosen.breaker.bypass()
-        return Pick(chosen.breaker.peer, permit)
+        if chosen.breaker.state(now) is State.CLOSED:
+            return Pick(chosen.breaker.peer, chosen.breaker.acquire(now))
+        return Pick(chosen.breaker.peer, chosen.breaker.bypass())
 
     def shifted(self) -> bool:
         """Is a slowdown shared by every peer under way (see :mod:`lab.balancer.shift`)?"""

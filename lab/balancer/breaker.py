@@ -130,10 +130,15 @@ class Transition:
 
 @dataclass(frozen=True, slots=True)
 class Permit:
-    """Leave to send one attempt; ``probe`` when it is one of half-open's probes."""
+    """Leave to send one attempt; ``probe`` when it is one of half-open's probes.
+
+    ``panic``: given whatever the state (panic mode); when half-open its result counts
+    like a probe's (without taking a probe slot), so panic traffic can close a breaker.
+    """
 
     generation: int
     probe: bool
+    panic: bool = False
 
 
 class Breaker:
@@ -195,7 +200,7 @@ class Breaker:
 
     def bypass(self) -> Permit:
         """A permit whatever the state (panic mode): judged like any, never a probe."""
-        return Permit(self._generation, probe=False)
+        return Permit(self._generation, probe=False, panic=True)
 
     def on_probation(self, now: float) -> bool:
         """Closed again within ``reset_after_s`` of a trip: the rate test needs fewer calls."""
@@ -229,8 +234,9 @@ class Breaker:
             self._timeouts_in_row = self._timeouts_in_row + 1 if result is Result.TIMEOUT else 0
         current = permit.generation == self._generation
         state = self.state(now)
-        if state is State.HALF_OPEN and permit.probe and current:
-            self._probes_in_flight = max(0, self._probes_in_flight - 1)
+        if state is State.HALF_OPEN and (permit.probe or permit.panic) and current:
+            if permit.probe:
+                self._probes_in_flight = max(0, self._probes_in_flight - 1)
             if not ok:
                 self._trip(now, f"probe failed: {reason}")
                 return

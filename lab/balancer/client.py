@@ -14,6 +14,14 @@ to wait, may we retry). Rules of the loop:
   the loser is not cut short: it runs on aside to its own attempt timeout and its peer
   is judged on how it really ended. Cancelled, it gave its peer no verdict, so with
   hedging on a blackholed peer kept winning draws and its breaker never opened;
+- an attempt that times out is judged (a timeout, for the breaker) but not abandoned
+  (``linger``, on by default): it keeps waiting for its answer until the deadline while
+  the retry goes out, and the first answer of any attempt wins. A peer that is merely
+  slow (every peer slowed at once, the client's own stall) then still answers the user
+  in its time instead of adding a retry's latency to it, and a request that can retry
+  no more waits for the answers still coming, as the plain client does, instead of
+  failing at the attempt timeout. Fake-clock tests turn it off: a scripted transport
+  that moves time by itself cannot run two attempts at once;
 - attempts that overlapped a stall of the client itself (``stalls``, the event-loop lag
   monitor of :mod:`lab.looplag`) give their peer no verdict: a frozen client sees every
   attempt in flight time out, and that is not the peers' doing;
@@ -39,7 +47,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from lab.balancer.breaker import Transition
@@ -65,6 +73,36 @@ class Result:
 
     value: Any
     attempts: tuple[Attempt, ...]
+
+
+@dataclass(slots=True)
+class _Running:
+    """An attempt of the request loop still waiting for its answer."""
+
+    pick: Pick
+    start: float
+    judged: bool = False  # the policy already had its verdict (a timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class _Won:
+    value: Any
+
+
+@dataclass(slots=True)
+class _Request:
+    """One logical request's state: its attempts, so far and still running."""
+
+    deadline: float
+    attempts: list[Attempt] = field(default_factory=list)
+    tried: set[str] = field(default_factory=set)
+    last: RpcError | None = None
+    running: dict[asyncio.Task[Any], _Running] = field(default_factory=dict)
+    won: _Won | None = None
+
+    @property
+    def started(self) -> bool:
+        return bool(self.attempts or self.running)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +139,7 @@ class BalancedClient:
         margin_s: float = 0.25,
         probe_aside: bool = True,
         stalls: StallOracle | None = None,
+        linger: bool = True,
     ) -> None:
         self.policy = policy
         self._transport = transport
@@ -114,6 +153,7 @@ class BalancedClient:
         self._probe_aside = probe_aside
         self._probes: set[asyncio.Task[_Done]] = set()  # held so they are not collected
         self._stalls = stalls
+        self._linger = linger
         self.voided = 0  # attempts whose verdict a stall of the client voided
         policy.subscribe(self._transition)
         policy.subscribe_events(self._policy_event)
@@ -151,53 +191,154 @@ class BalancedClient:
         policy, clock = self.policy, self._clock
         deadline = clock.monotonic() + timeout
         policy.request_started()
-        attempts: list[Attempt] = []
-        tried: set[str] = set()
-        last: RpcError | None = None
-        while True:
-            remaining = deadline - clock.monotonic()
-            if remaining <= 0:
-                raise with_attempts(last or RpcTimeout(f"deadline {timeout:g}s ran out"), attempts)
-            if attempts and not policy.retries:
-                assert last is not None
-                raise with_attempts(last, attempts)
-            try:
-                pick = policy.choose(tried)
-            except NoPeerAvailable as exc:
-                raise with_attempts(last or exc, attempts) from None
-            inline_probe: asyncio.Task[_Done] | None = None
-            if self._probe_aside and pick.permit is not None and pick.permit.probe:
-                probe = self._probe(pick, service, payload, remaining)
-                tried.add(pick.peer)
-                try:
-                    pick = policy.choose(tried)
-                except NoPeerAvailable:
-                    inline_probe = probe  # nobody else to ask: the probe is the attempt
-            if inline_probe is not None:
-                results = [await asyncio.shield(inline_probe)]
-            elif attempts and not policy.try_retry():
-                policy.release(pick)
-                assert last is not None
-                raise with_attempts(last, attempts)
-            else:
+        r = _Request(deadline)
+        try:
+            while True:
                 remaining = deadline - clock.monotonic()
-                t_attempt = policy.attempt_timeout(pick.peer, remaining)
-                delay = policy.hedge_delay()
-                if delay is None or delay >= t_attempt:
-                    results = [await self._attempt(pick, service, payload, t_attempt, hedge=False)]
+                if remaining <= 0:
+                    await self._settle(r, r.last or RpcTimeout(f"deadline {timeout:g}s ran out"))
+                    break
+                if r.started and not policy.retries:
+                    await self._settle(r, r.last)
+                    break
+                try:
+                    pick = policy.choose(r.tried)
+                except NoPeerAvailable as exc:
+                    await self._settle(r, r.last or exc)
+                    break
+                inline_probe: asyncio.Task[_Done] | None = None
+                if self._probe_aside and pick.permit is not None and pick.permit.probe:
+                    probe = self._probe(pick, service, payload, remaining)
+                    r.tried.add(pick.peer)
+                    try:
+                        pick = policy.choose(r.tried)
+                    except NoPeerAvailable:
+                        inline_probe = probe  # nobody else to ask: the probe is the attempt
+                if inline_probe is not None:
+                    results = [await asyncio.shield(inline_probe)]
+                elif r.started and not policy.try_retry():
+                    policy.release(pick)
+                    await self._settle(r, r.last)
+                    break
                 else:
+                    remaining = deadline - clock.monotonic()
+                    t_attempt = policy.attempt_timeout(pick.peer, remaining)
+                    delay = policy.hedge_delay()
+                    if delay is None or delay >= t_attempt:
+                        if await self._try(r, pick, service, payload, t_attempt) is not None:
+                            break
+                        continue
                     results = await self._hedged(
-                        pick, service, payload, t_attempt, delay, tried, deadline
+                        pick, service, payload, t_attempt, delay, r.tried, deadline
                     )
-            for done in sorted(results, key=lambda d: d.attempt.start):
-                attempts.append(done.attempt)
-                tried.add(done.attempt.peer)
-            for done in results:
-                if done.error is None and done.attempt.outcome is Outcome.OK:
-                    return Result(done.value, tuple(attempts))
-            errors = [d.error for d in results if d.error is not None]
-            if errors:
-                last = errors[-1]
+                for done in sorted(results, key=lambda d: d.attempt.start):
+                    r.attempts.append(done.attempt)
+                    r.tried.add(done.attempt.peer)
+                ok = [d for d in results if d.error is None and d.attempt.outcome is Outcome.OK]
+                if ok:
+                    r.won = _Won(ok[0].value)
+                    break
+                errors = [d.error for d in results if d.error is not None]
+                if errors:
+                    r.last = errors[-1]
+        finally:
+            await self._drop(r)
+        assert r.won is not None  # every way out of the loop but a raise has a winner
+        return Result(r.won.value, tuple(sorted(r.attempts, key=lambda a: a.start)))
+
+    async def _try(
+        self, r: _Request, pick: Pick, service: str, payload: Any, t_attempt: float
+    ) -> _Won | None:
+        """One attempt, judged after ``t_attempt``; it keeps waiting for its answer after.
+
+        Returns the result when this attempt or an earlier one still waiting answers in
+        ``t_attempt``; otherwise None, with the attempt judged (a timeout) and left
+        running until the deadline alongside the retry. A peer that is slow, not dead,
+        then still answers the user: the first answer of any attempt wins, so a timeout
+        only ever adds a chance, never throws away the one already taken.
+        """
+        clock = self._clock
+        start = clock.monotonic()
+        self.policy.started(pick)
+        hold = max(t_attempt, r.deadline - start) if self._linger else t_attempt
+        task = asyncio.create_task(self._call(pick.peer, service, payload, hold))
+        r.running[task] = _Running(pick, start)
+        r.tried.add(pick.peer)
+        until = start + t_attempt
+        while True:
+            done, _ = await asyncio.wait(
+                set(r.running),
+                timeout=max(0.0, until - clock.monotonic()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if not done:
+                break
+            for t in done:
+                won = self._ended(r, t)
+                if won is not None:
+                    return won
+            if task not in r.running:
+                return None  # this attempt failed (an error, not a timeout): retry now
+        run = r.running[task]
+        if not run.judged:  # still waiting: the verdict is a timeout, the wait goes on
+            run.judged = True
+            self._judge(pick, start, clock.monotonic(), Outcome.TIMEOUT)
+            r.last = RpcTimeout(f"{pick.peer}: no answer within {t_attempt:.3f}s")
+        return None
+
+    def _ended(self, r: _Request, task: asyncio.Task[Any]) -> _Won | None:
+        """Record a finished attempt (judge it unless already judged); its Result if it won."""
+        run = r.running.pop(task)
+        end = self._clock.monotonic()
+        exc = task.exception()
+        if exc is None:
+            if not run.judged:
+                self._judge(run.pick, run.start, end, Outcome.OK)
+            r.attempts.append(Attempt(run.pick.peer, run.start, end, Outcome.OK, None, False))
+            r.won = _Won(task.result())
+            return r.won
+        if not isinstance(exc, RpcError):
+            if not run.judged:
+                self.policy.abandoned(run.pick)
+            raise exc  # a transport bug: not an outcome of the peer's
+        outcome = outcome_of(exc)
+        if not run.judged:
+            self._judge(run.pick, run.start, end, outcome)
+            r.last = exc
+        elif r.last is None:
+            r.last = exc
+        text = str(exc) or type(exc).__name__
+        r.attempts.append(Attempt(run.pick.peer, run.start, end, outcome, text, False))
+        return None
+
+    async def _settle(self, r: _Request, error: LabError | None) -> _Won:
+        """No more attempts: wait for those still running (the first answer wins) or fail."""
+        while r.running:
+            done, _ = await asyncio.wait(set(r.running), return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                won = self._ended(r, t)
+                if won is not None:
+                    return won
+        error = r.last or error
+        assert error is not None
+        r.attempts.sort(key=lambda a: a.start)
+        raise with_attempts(error, r.attempts)
+
+    async def _drop(self, r: _Request) -> None:
+        """Cancel attempts still running once the request is decided (or cancelled)."""
+        if not r.running:
+            return
+        for task in r.running:
+            task.cancel()
+        await asyncio.gather(*r.running, return_exceptions=True)
+        end = self._clock.monotonic()
+        for run in r.running.values():
+            if not run.judged:
+                self.policy.abandoned(run.pick)
+            r.attempts.append(
+                Attempt(run.pick.peer, run.start, end, Outcome.CANCELLED, None, False)
+            )
+        r.running.clear()
 
     def _probe(
         self, pick: Pick, service: str, payload: Any, remaining: float

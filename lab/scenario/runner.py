@@ -288,7 +288,7 @@ async def _steps(run: _Run, plan: tuple[Any, ...], session: aiohttp.ClientSessio
     for step in plan:
         await _sleep_until(run.load_t0 + float(step.at_s))
         if step.action == "inject":
-            t = target(run.runtime, step.target, ("worker", "grape"))
+            t = target(run.runtime, step.target, ("worker", "grape", "client"))
             fault = make_fault(step.fault_id, step.kind, t, dict(step.params), ctx)
             run.faults[fault.id] = fault
             run.rollback.arm(fault)  # before: a crash mid-inject is still undone

@@ -42,7 +42,7 @@ same seed gives the same plan.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -249,6 +249,7 @@ def parse_scenario(text: str, label: str = "<scenario>") -> Scenario:
     topology = _topology(topo_v, topo_at, runtime)
     clients_v, at = top.need("clients")
     clients = _clients(clients_v, at, runtime)
+    topology = replace(topology, clients=tuple(c.name for c in clients))
     load_v, at = top.need("load")
     load = _load(load_v, at)
 

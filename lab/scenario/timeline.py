@@ -50,12 +50,18 @@ NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 class Topology:
     grapes: int = 3
     workers: int = 3
+    clients: tuple[str, ...] = ()  # the scenario's client names (targets of ``pause``)
 
     def services(self) -> tuple[str, ...]:
         return tuple(
             [f"grape-{i}" for i in range(1, self.grapes + 1)]
             + [f"worker-{i}" for i in range(1, self.workers + 1)]
+            + list(self.clients)
         )
+
+    def kind_of(self, service: str) -> str:
+        """``grape``, ``worker`` or ``client``: what a service name is in this topology."""
+        return "client" if service in self.clients else service.rsplit("-", 1)[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +146,7 @@ def _target(value: Any, at: Field, topology: Topology, info: KindInfo | None) ->
             f"services: {', '.join(services)}"
         )
     if info is not None:
-        check_target_type(info, value, at)
+        check_target_type(info, topology.kind_of(value), value, at)
     return value
 
 
@@ -287,7 +293,7 @@ def _chaos(
         if info.instant:
             raise eat.error(f"{info.name} heals itself; chaos holds each fault for 'hold'")
         for target in targets:
-            check_target_type(info, target, eat)
+            check_target_type(info, topology.kind_of(target), target, eat)
         kinds.append((info.name, params))
     c_v, c_at = s.need("count")
     count = int(parse_number(c_v, c_at, low=1, high=1000, integer=True))

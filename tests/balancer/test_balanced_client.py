@@ -32,7 +32,13 @@ def client(
     events: list[ClientEvent] = []
     policy = make_policy(name, clock=clock, rng=random.Random(seed), **options)
     c = BalancedClient(
-        policy, transport, clock=clock, on_event=events.append, name="c1", probe_aside=probe_aside
+        policy,
+        transport,
+        clock=clock,
+        on_event=events.append,
+        name="c1",
+        probe_aside=probe_aside,
+        linger=False,  # the scripted transport moves time itself: one attempt at a time
     )
     c.set_peers(PEERS)
     return c, events
@@ -323,3 +329,41 @@ async def test_with_hedging_on_a_blackholed_peer_still_trips_its_breaker() -> No
         assert asyncio.get_running_loop().time() < deadline, "A's breaker never opened"
         result = await c.request("rpc_test", 1, timeout=1.0)
         assert result.value != A
+
+
+async def test_a_timed_out_attempt_keeps_waiting_and_its_late_answer_wins() -> None:
+    """Every peer slower than the attempt timeout: the first answer of any attempt wins."""
+
+    class Slow:
+        async def request(
+            self,
+            peer: str,
+            key: str,
+            payload: Any,
+            *,
+            timeout: float,  # noqa: ASYNC109 (the transport contract)
+            compress: bool = False,
+        ) -> Any:
+            delay = 0.25 if peer == first else 0.6
+            if delay > timeout:
+                await asyncio.sleep(timeout)
+                raise RpcTimeout("ERR_TIMEOUT")
+            await asyncio.sleep(delay)
+            return peer
+
+    policy = make_policy("adaptive", clock=SYSTEM_CLOCK, rng=random.Random(1))
+    c = BalancedClient(policy, Slow(), clock=SYSTEM_CLOCK)
+    c.set_peers(PEERS)
+    first = policy.choose().peer  # the peer the next request starts with (same rng state)
+    policy = make_policy("adaptive", clock=SYSTEM_CLOCK, rng=random.Random(1))
+    c = BalancedClient(policy, Slow(), clock=SYSTEM_CLOCK)
+    c.set_peers(PEERS)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    result = await c.request("rpc_test", 1, timeout=1.0)
+    took = loop.time() - t0
+    assert result.value == first  # its answer came at 0.25 s, after its 0.1 s timeout
+    assert 0.2 < took < 0.45  # not 0.1 s + a retry's 0.6 s
+    by_peer = {a.peer: a.outcome for a in result.attempts}
+    assert by_peer[first] is Outcome.OK and Outcome.CANCELLED in by_peer.values()
+    assert {s.peer: s.in_flight for s in c.peers()} == dict.fromkeys(PEERS, 0)

@@ -57,6 +57,7 @@ async def simulate(policy: str, script: Script, seconds: float, **options: Any) 
         clock=clock,
         on_event=run.events.append,
         name="c",
+        linger=False,  # the scripted transport moves time itself: one attempt at a time
     )
     c.set_peers(PEERS)
     i = 0
@@ -207,6 +208,7 @@ async def test_a_stalled_client_gives_no_verdicts() -> None:
         clock=clock,
         on_event=events.append,
         stalls=Frozen(),
+        linger=False,
     )
     c.set_peers(PEERS)
     transport.mode = dict.fromkeys(PEERS, "timeout")
