@@ -261,9 +261,25 @@ class AdaptivePolicy(Policy):
         self._note(PolicyEvent(now, "panic", None, detail))
 
     def panic_score(self, p: _Peer, now: float) -> float:
-        """Cost divided by the smoothed success share of the last window (lower is better)."""
+        """Cost / smoothed success share, x ``distrust`` unless the breaker is closed.
+
+        Lower is better. The distrust factor keeps a peer the client still trusts
+        ahead of ejected ones until its load (in-flight count) is that many times
+        theirs: with two of three blackholed the live one takes the traffic, while a
+        slowdown that ejected everyone spreads it by load (every factor is the same).
+        The success share alone did not do it: under a starved client the in-flight
+        count of the live peer outweighed it and the blackholed ones won draws.
+        """
         ok, bad = p.metrics.counts(now)
-        return self._cost(p, now) / self.panic.success_share(ok, bad)
+        score = self._cost(p, now) / self.panic.success_share(ok, bad)
+        if p.breaker.state(now) is not State.CLOSED:
+            score *= self.panic.distrust
+        return score
+
+    def worth_waiting(self, peer: str) -> bool:
+        """Linger on a timed-out attempt only while the peer's breaker is closed."""
+        p = self._peers.get(peer)
+        return p is not None and p.breaker.state(self._clock.monotonic()) is State.CLOSED
 
     def _choose_in_panic(self, exclude: AbstractSet[str], now: float) -> Pick:
         """The best peers by :meth:`panic_score`, whatever their breakers say.

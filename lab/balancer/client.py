@@ -15,8 +15,10 @@ to wait, may we retry). Rules of the loop:
   is judged on how it really ended. Cancelled, it gave its peer no verdict, so with
   hedging on a blackholed peer kept winning draws and its breaker never opened;
 - an attempt that times out is judged (a timeout, for the breaker) but not abandoned
-  (``linger``, on by default): it keeps waiting for its answer until the deadline while
-  the retry goes out, and the first answer of any attempt wins. A peer that is merely
+  (``linger``, on by default) while the policy still thinks the peer worth waiting for
+  (:meth:`Policy.worth_waiting`: for the adaptive policy, its breaker is still closed):
+  it keeps waiting for its answer until the deadline while the retry goes out, and the
+  first answer of any attempt wins. A peer that is merely
   slow (every peer slowed at once, the client's own stall) then still answers the user
   in its time instead of adding a retry's latency to it, and a request that can retry
   no more waits for the answers still coming, as the plain client does, instead of
@@ -154,6 +156,7 @@ class BalancedClient:
         self._probes: set[asyncio.Task[_Done]] = set()  # held so they are not collected
         self._stalls = stalls
         self._linger = linger
+        self._lingering: set[asyncio.Task[Any]] = set()
         self.voided = 0  # attempts whose verdict a stall of the client voided
         policy.subscribe(self._transition)
         policy.subscribe_events(self._policy_event)
@@ -265,12 +268,21 @@ class BalancedClient:
         r.running[task] = _Running(pick, start)
         r.tried.add(pick.peer)
         until = start + t_attempt
+        extended = False
         while True:
             done, _ = await asyncio.wait(
                 set(r.running),
                 timeout=max(0.0, until - clock.monotonic()),
                 return_when=asyncio.FIRST_COMPLETED,
             )
+            now = clock.monotonic()
+            if not done and not extended and now < r.deadline and self._stalled(start, now):
+                # The client itself stalled: the answer may be sitting unread. Neither a
+                # verdict nor a retry yet (retries spent on our own lag fed a spiral on a
+                # starved host): once, another attempt timeout of the client's own time.
+                extended = True
+                until = now + t_attempt
+                continue
             if not done:
                 break
             for t in done:
@@ -280,11 +292,25 @@ class BalancedClient:
             if task not in r.running:
                 return None  # this attempt failed (an error, not a timeout): retry now
         run = r.running[task]
-        if not run.judged:  # still waiting: the verdict is a timeout, the wait goes on
+        if not run.judged:  # still waiting: the verdict is a timeout
             run.judged = True
-            self._judge(pick, start, clock.monotonic(), Outcome.TIMEOUT)
+            now = clock.monotonic()
+            self._judge(pick, start, now, Outcome.TIMEOUT)
             r.last = RpcTimeout(f"{pick.peer}: no answer within {t_attempt:.3f}s")
+            if not self.policy.worth_waiting(pick.peer):
+                # A peer the policy now holds broken: waiting on costs a connection
+                # per request to it (on a starved host that fed a spiral), for nothing.
+                del r.running[task]
+                task.cancel()
+                self._keep_cancelled(task)
+                text = str(r.last)
+                r.attempts.append(Attempt(pick.peer, start, now, Outcome.TIMEOUT, text, False))
         return None
+
+    def _keep_cancelled(self, task: asyncio.Task[Any]) -> None:
+        """Hold a cancelled call until it has unwound (nothing to judge: done already)."""
+        self._lingering.add(task)
+        task.add_done_callback(self._lingering.discard)
 
     def _ended(self, r: _Request, task: asyncio.Task[Any]) -> _Won | None:
         """Record a finished attempt (judge it unless already judged); its Result if it won."""
@@ -403,9 +429,12 @@ class BalancedClient:
         self._judge(pick, start, end, Outcome.OK)
         return _Done(Attempt(pick.peer, start, end, Outcome.OK, None, hedge), value=value)
 
+    def _stalled(self, start: float, end: float) -> bool:
+        return self._stalls is not None and self._stalls.overlapped(start, end)
+
     def _judge(self, pick: Pick, start: float, end: float, outcome: Outcome) -> None:
         """Tell the policy how the attempt ended, unless the client stalled meanwhile."""
-        if self._stalls is not None and self._stalls.overlapped(start, end):
+        if self._stalled(start, end):
             self.voided += 1
             self.policy.abandoned(pick)  # no verdict: the client, not the peer, was late
             return

@@ -29,12 +29,15 @@ class PanicConfig:
 
     max_ejected_share: float = 0.5
     failure_weight: float = 1.0  # prior of the success-share estimate (Laplace: 1 of 2)
+    distrust: float = 10.0  # score factor of a peer whose breaker is not closed
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_ejected_share <= 1:
             raise ValueError(
                 f"max_ejected_share: must be in [0, 1], not {self.max_ejected_share!r}"
             )
+        if not (self.distrust >= 1 and math.isfinite(self.distrust)):
+            raise ValueError(f"distrust: must be a finite number >= 1, not {self.distrust!r}")
         if not (self.failure_weight > 0 and math.isfinite(self.failure_weight)):
             raise ValueError(f"failure_weight: must be positive, not {self.failure_weight!r}")
 

@@ -117,6 +117,10 @@ class Policy(ABC):
         """Spend a retry if the policy retries and its budget allows."""
         return False
 
+    def worth_waiting(self, peer: str) -> bool:
+        """After a timeout verdict on ``peer``: keep waiting for its answer (linger)?"""
+        return True
+
     def hedge_delay(self) -> float | None:
         """Seconds after which a slow attempt gets a hedge (None: never hedge)."""
         return None
