@@ -38,6 +38,10 @@ class StallOracle(Protocol):
 
     def overlapped(self, t0: float, t1: float) -> bool: ...
 
+    def overlap(self, t0: float, t1: float) -> float:
+        """Seconds of ``[t0, t1]`` the client spent stalled."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Stall:
@@ -104,6 +108,17 @@ class LagBook:
                 return True
         return False
 
+    def overlap(self, t0: float, t1: float, now: float) -> float:
+        """Seconds of ``[t0, t1]`` covered by stalls (one under way at ``now`` included)."""
+        total = 0.0
+        if self.due is not None and now - self.due >= self.stall_s:
+            total += max(0.0, min(t1, now) - max(t0, self.due))
+        for s in reversed(self.stalls):
+            if s.end < t0:
+                break
+            total += max(0.0, min(t1, s.end) - max(t0, s.start))
+        return min(total, max(0.0, t1 - t0))
+
     def take_period(self) -> dict[int, int]:
         """The histogram since the last call (for the periodic ``loop_lag`` event)."""
         out = dict(self._since)
@@ -158,6 +173,13 @@ class LoopLag:
         offset = self._offset()
         loop_now = asyncio.get_running_loop().time()
         return self.book.overlapped(t0 - offset, t1 - offset, loop_now)
+
+    def overlap(self, t0: float, t1: float) -> float:
+        if self._task is None:
+            return 0.0
+        offset = self._offset()
+        loop_now = asyncio.get_running_loop().time()
+        return self.book.overlap(t0 - offset, t1 - offset, loop_now)
 
     def view(self) -> dict[str, Any]:
         return self.book.view()

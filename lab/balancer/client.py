@@ -433,12 +433,21 @@ class BalancedClient:
         return self._stalls is not None and self._stalls.overlapped(start, end)
 
     def _judge(self, pick: Pick, start: float, end: float, outcome: Outcome) -> None:
-        """Tell the policy how the attempt ended, unless the client stalled meanwhile."""
-        if self._stalled(start, end):
-            self.voided += 1
-            self.policy.abandoned(pick)  # no verdict: the client, not the peer, was late
-            return
-        self.policy.finished(pick, end - start, outcome)
+        """Tell the policy how the attempt ended, net of the client's own stalls.
+
+        A timeout that overlapped a stall gives no verdict (the client, not the peer,
+        was late); an answer's latency is counted without the stalled time; an error
+        (refused, a reply error) is what it is, stall or not.
+        """
+        rtt = end - start
+        if self._stalls is not None and outcome is not Outcome.ERROR:
+            stalled = self._stalls.overlap(start, end)
+            if stalled > 0 and outcome is Outcome.TIMEOUT:
+                self.voided += 1
+                self.policy.abandoned(pick)
+                return
+            rtt = max(0.0, rtt - stalled)
+        self.policy.finished(pick, rtt, outcome)
 
     async def _hedged(
         self,

@@ -25,6 +25,9 @@ def test_the_book_keeps_stalls_and_answers_overlaps() -> None:
     book.expect(11.0)  # due at 11.0 and not yet run at 11.2: a stall under way
     assert book.overlapped(10.9, 11.2, now=11.2)
     assert not book.overlapped(10.9, 11.2, now=11.04)  # 40 ms late is no stall
+    assert book.overlap(10.0, 10.12, now=11.04) == pytest.approx(0.1)  # [10.02, 10.12]
+    assert book.overlap(10.9, 11.2, now=11.2) == pytest.approx(0.2)  # under way since 11.0
+    assert book.overlap(10.6, 10.9, now=11.04) == 0.0
     view = book.view()
     assert view["max_ms"] == 500 and view["stalls"] == 1 and view["samples"] == 2
 

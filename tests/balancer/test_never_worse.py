@@ -202,6 +202,9 @@ async def test_a_stalled_client_gives_no_verdicts() -> None:
         def overlapped(self, t0: float, t1: float) -> bool:
             return True  # every attempt overlapped a stall of the client
 
+        def overlap(self, t0: float, t1: float) -> float:
+            return t1 - t0
+
     c = BalancedClient(
         make_policy("adaptive", clock=clock, rng=random.Random(1)),
         transport,
