@@ -42,6 +42,10 @@ class StallOracle(Protocol):
         """Seconds of ``[t0, t1]`` the client spent stalled."""
         ...
 
+    def stalled_within(self, seconds: float) -> bool:
+        """Did a stall end in the last ``seconds`` (or is one under way)?"""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Stall:
@@ -119,6 +123,12 @@ class LagBook:
             total += max(0.0, min(t1, s.end) - max(t0, s.start))
         return min(total, max(0.0, t1 - t0))
 
+    def stalled_within(self, seconds: float, now: float) -> bool:
+        """Did a stall end in the last ``seconds`` before ``now``, or is one under way?"""
+        if self.due is not None and now - self.due >= self.stall_s:
+            return True
+        return bool(self.stalls) and now - self.stalls[-1].end <= seconds
+
     def take_period(self) -> dict[int, int]:
         """The histogram since the last call (for the periodic ``loop_lag`` event)."""
         out = dict(self._since)
@@ -180,6 +190,11 @@ class LoopLag:
         offset = self._offset()
         loop_now = asyncio.get_running_loop().time()
         return self.book.overlap(t0 - offset, t1 - offset, loop_now)
+
+    def stalled_within(self, seconds: float) -> bool:
+        if self._task is None:
+            return False
+        return self.book.stalled_within(seconds, asyncio.get_running_loop().time())
 
     def view(self) -> dict[str, Any]:
         return self.book.view()

@@ -212,11 +212,12 @@ class AdaptivePolicy(Policy):
         blocked: list[_Peer] = []
         ejected = 0
         for p in self._list:
-            if p.breaker.state(now) is not State.CLOSED:
+            closed = p.breaker.state(now) is State.CLOSED
+            if not closed:
                 ejected += 1
             if p.breaker.peer in exclude:
                 continue
-            if p.breaker.allows(now):
+            if closed or p.breaker.allows(now):
                 eligible.append(p)
                 weight = self.slow_start.weight(p.ramp_since, now)
                 if self._hints_enabled:
@@ -342,7 +343,7 @@ class AdaptivePolicy(Policy):
         now = self._clock.monotonic()
         if outcome is Outcome.TIMEOUT:
             self.shift.timed_out(pick.peer, now)
-        else:
+        elif self.shift.watching(now):  # the timeout's price only when it can matter
             self.shift.answered(now, rtt <= self._ordinary_timeout(pick.peer, now))
         shifted = self.shift.shifted(now, len(self._list))
         p = self._peers.get(pick.peer)

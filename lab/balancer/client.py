@@ -24,6 +24,8 @@ to wait, may we retry). Rules of the loop:
   no more waits for the answers still coming, as the plain client does, instead of
   failing at the attempt timeout. Fake-clock tests turn it off: a scripted transport
   that moves time by itself cannot run two attempts at once;
+- for a second after a stall of its own loop, the client behaves like the plain one:
+  one attempt, up to the deadline, no retry (:meth:`BalancedClient._starved`);
 - attempts that overlapped a stall of the client itself (``stalls``, the event-loop lag
   monitor of :mod:`lab.looplag`) give their peer no verdict: a frozen client sees every
   attempt in flight time out, and that is not the peers' doing;
@@ -59,6 +61,9 @@ from lab.errors import LabError, NoPeerAvailable, RpcError, RpcTimeout
 from lab.history import Attempt, ClientEvent, Outcome
 from lab.loadgen.metrics import PeerStats
 from lab.looplag import StallOracle
+
+STARVED_S = 1.0
+"""After a stall of the client's own loop, how long it behaves like the plain client."""
 
 
 class Transport(Protocol):
@@ -219,13 +224,15 @@ class BalancedClient:
                         inline_probe = probe  # nobody else to ask: the probe is the attempt
                 if inline_probe is not None:
                     results = [await asyncio.shield(inline_probe)]
-                elif r.started and not policy.try_retry():
+                elif r.started and (self._starved() or not policy.try_retry()):
                     policy.release(pick)
                     await self._settle(r, r.last)
                     break
                 else:
                     remaining = deadline - clock.monotonic()
                     t_attempt = policy.attempt_timeout(pick.peer, remaining)
+                    if self._starved():
+                        t_attempt = remaining  # see _starved
                     delay = policy.hedge_delay()
                     if delay is None or delay >= t_attempt:
                         if await self._try(r, pick, service, payload, t_attempt) is not None:
@@ -428,6 +435,17 @@ class BalancedClient:
         end = clock.monotonic()
         self._judge(pick, start, end, Outcome.OK)
         return _Done(Attempt(pick.peer, start, end, Outcome.OK, None, hedge), value=value)
+
+    def _starved(self) -> bool:
+        """Did the client itself stall in the last second (``STARVED_S``)?
+
+        Then it behaves as the plain client does: one attempt, waiting up to the
+        deadline, no retries. Its own timers are late, so an attempt timeout measures
+        the client; and a retry is more work for a process that cannot keep up already
+        (on a starved host, retries and timeouts spent on the client's own lag fed a
+        spiral that took its availability below random's).
+        """
+        return self._stalls is not None and self._stalls.stalled_within(STARVED_S)
 
     def _stalled(self, start: float, end: float) -> bool:
         return self._stalls is not None and self._stalls.overlapped(start, end)

@@ -39,12 +39,17 @@ class ShiftConfig:
 class ShiftDetector:
     """Recent timeouts per peer, and the last answer that came back in time."""
 
-    __slots__ = ("_config", "_fast", "_timed_out")
+    __slots__ = ("_config", "_fast", "_last_timeout", "_timed_out")
 
     def __init__(self, config: ShiftConfig) -> None:
         self._config = config
         self._timed_out: dict[str, float] = {}
         self._fast: float | None = None  # when any peer last answered in time
+        self._last_timeout = -math.inf
+
+    def watching(self, now: float) -> bool:
+        """Any timeout in the window? (If not, nothing else here needs computing.)"""
+        return now - self._last_timeout <= self._config.window_s
 
     def answered(self, now: float, in_time: bool) -> None:
         """An attempt ended with an answer (success or error) at ``now``.
@@ -57,6 +62,7 @@ class ShiftDetector:
 
     def timed_out(self, peer: str, now: float) -> None:
         self._timed_out[peer] = now
+        self._last_timeout = max(self._last_timeout, now)
 
     def forget(self, peer: str) -> None:
         self._timed_out.pop(peer, None)
@@ -65,6 +71,8 @@ class ShiftDetector:
         """Did ``min_peers`` peers (or every one, when fewer are known) time out in the
         window, with no answer in time from anyone since the first of those timeouts?"""
         w = self._config.window_s
+        if now - self._last_timeout > w:
+            return False
         recent = [t for t in self._timed_out.values() if now - t <= w]
         if not recent or len(recent) < min(self._config.min_peers, max(known, 1)):
             return False

@@ -28,6 +28,9 @@ def test_the_book_keeps_stalls_and_answers_overlaps() -> None:
     assert book.overlap(10.0, 10.12, now=11.04) == pytest.approx(0.1)  # [10.02, 10.12]
     assert book.overlap(10.9, 11.2, now=11.2) == pytest.approx(0.2)  # under way since 11.0
     assert book.overlap(10.6, 10.9, now=11.04) == 0.0
+    assert book.stalled_within(1.0, now=11.04)  # the 10.02-10.52 stall ended 0.52 s ago
+    assert not book.stalled_within(0.5, now=11.04)
+    assert book.stalled_within(0.0, now=11.2)  # one under way
     view = book.view()
     assert view["max_ms"] == 500 and view["stalls"] == 1 and view["samples"] == 2
 
