@@ -277,9 +277,11 @@ class BalancedClient:
         until = start + t_attempt
         extended = False
         while True:
+            # Without linger the transport's own timeout ends the attempt: no second
+            # timer that could disagree with it (a fake clock is not the loop's clock).
             done, _ = await asyncio.wait(
                 set(r.running),
-                timeout=max(0.0, until - clock.monotonic()),
+                timeout=max(0.0, until - clock.monotonic()) if self._linger else None,
                 return_when=asyncio.FIRST_COMPLETED,
             )
             now = clock.monotonic()

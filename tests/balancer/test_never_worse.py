@@ -225,3 +225,32 @@ async def test_a_stalled_client_gives_no_verdicts() -> None:
             assert all(a.outcome is Outcome.TIMEOUT for a in getattr(exc, "attempts", ()))
     assert not [e for e in events if e.kind == "breaker"]
     assert c.voided > 0
+
+
+async def test_right_after_its_own_stall_the_client_behaves_like_the_plain_one() -> None:
+    clock = FakeClock(start=START)
+    transport = ScriptedTransport(clock)
+
+    class JustStalled:
+        def overlapped(self, t0: float, t1: float) -> bool:
+            return False
+
+        def overlap(self, t0: float, t1: float) -> float:
+            return 0.0
+
+        def stalled_within(self, seconds: float) -> bool:
+            return True  # the loop stalled less than a second ago
+
+    c = BalancedClient(
+        make_policy("adaptive", clock=clock, rng=random.Random(1)),
+        transport,
+        clock=clock,
+        stalls=JustStalled(),
+        linger=False,
+    )
+    c.set_peers(PEERS)
+    transport.mode = dict.fromkeys(PEERS, "timeout")
+    with pytest.raises(LabError) as info:
+        await c.request("rpc_test", 1, timeout=1.0)
+    (attempt,) = getattr(info.value, "attempts", ())  # one attempt, no retry
+    assert transport.calls == [(attempt.peer, 1.0)]  # waited the whole deadline
