@@ -25,7 +25,8 @@ to wait, may we retry). Rules of the loop:
   failing at the attempt timeout. Fake-clock tests turn it off: a scripted transport
   that moves time by itself cannot run two attempts at once;
 - for a second after a stall of its own loop, the client behaves like the plain one:
-  one attempt, up to the deadline, no retry (:meth:`BalancedClient._starved`);
+  one attempt, up to the deadline, no retry after a timeout (errors are still retried)
+  (:meth:`BalancedClient._starved`);
 - attempts that overlapped a stall of the client itself (``stalls``, the event-loop lag
   monitor of :mod:`lab.looplag`) give their peer no verdict: a frozen client sees every
   attempt in flight time out, and that is not the peers' doing;
@@ -224,7 +225,7 @@ class BalancedClient:
                         inline_probe = probe  # nobody else to ask: the probe is the attempt
                 if inline_probe is not None:
                     results = [await asyncio.shield(inline_probe)]
-                elif r.started and (self._starved() or not policy.try_retry()):
+                elif r.started and (self._no_retry_now(r) or not policy.try_retry()):
                     policy.release(pick)
                     await self._settle(r, r.last)
                     break
@@ -442,12 +443,20 @@ class BalancedClient:
         """Did the client itself stall in the last second (``STARVED_S``)?
 
         Then it behaves as the plain client does: one attempt, waiting up to the
-        deadline, no retries. Its own timers are late, so an attempt timeout measures
+        deadline, no retry after a timeout. Its own timers are late, so an attempt timeout measures
         the client; and a retry is more work for a process that cannot keep up already
         (on a starved host, retries and timeouts spent on the client's own lag fed a
         spiral that took its availability below random's).
         """
         return self._stalls is not None and self._stalls.stalled_within(STARVED_S)
+
+    def _no_retry_now(self, r: _Request) -> bool:
+        """Starved, and the last attempt timed out: that timeout is likely our own lag.
+
+        An error (refused, a reply error) is the peer's answer whatever our lag, and
+        retrying it costs little: those retries stay.
+        """
+        return isinstance(r.last, RpcTimeout) and self._starved()
 
     def _stalled(self, start: float, end: float) -> bool:
         return self._stalls is not None and self._stalls.overlapped(start, end)
