@@ -12,7 +12,8 @@ UP_ARGS ?=
 PYTEST_ARGS ?=
 SERVICES ?=
 # CHAOS: the short scenarios `make chaos` runs against the Compose lab (CI's chaos job).
-CHAOS ?= scenarios/ci/partition.yaml scenarios/ci/latency.yaml scenarios/ci/kill-worker.yaml
+CHAOS ?= scenarios/ci/partition.yaml scenarios/ci/latency.yaml scenarios/ci/kill-worker.yaml \
+	scenarios/all-slow.yaml
 
 .PHONY: up down logs status images test test-deps chaos bench lint setup venv engine compose
 

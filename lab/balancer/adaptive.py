@@ -24,6 +24,13 @@ How the parts meet (constants and reasons in ``docs/balancer.md``):
   bounded by the request's remaining time; "typical" is the median latency of the
   peers with closed breakers. Using the peer's own estimate alone would give a peer
   that turned slow a longer leash exactly when it deserves a shorter one.
+- **panic** (:mod:`lab.balancer.panic`): when breakers hold more than the ejection cap
+  (half the peers, rounded down) out of rotation, every peer is eligible again and the
+  choice is the lowest ``cost / smoothed success share`` (ties within the band drawn by
+  slow-start weight); breakers keep judging, and a ``panic`` event marks start and end.
+- **global shift** (:mod:`lab.balancer.shift`): when every peer asked recently timed
+  out within a second, the attempt timeout is the request's remaining time, and
+  timeouts and slow calls give no verdict.
 - **gossip**: see :mod:`lab.balancer.gossip`; we share peers whose breaker is not
   closed or whose recent failure share is high, and ``ok`` for those that recovered
   within a hint's ttl.
@@ -41,8 +48,10 @@ from lab.balancer.breaker import Breaker, BreakerConfig, Result, State, Transiti
 from lab.balancer.budget import BudgetConfig, RetryBudget
 from lab.balancer.gossip import GossipConfig, Hint, HintBook, HintVerdict, Message
 from lab.balancer.metrics import MetricsConfig, PeerMetrics
-from lab.balancer.policies import Pick, Policy
-from lab.balancer.scoring import ChoiceConfig, cost, p2c
+from lab.balancer.panic import PanicConfig
+from lab.balancer.policies import Pick, Policy, PolicyEvent
+from lab.balancer.scoring import ChoiceConfig, cost, draw, p2c
+from lab.balancer.shift import ShiftConfig, ShiftDetector
 from lab.balancer.slowstart import SlowStartConfig
 from lab.clock import Clock
 from lab.errors import NoPeerAvailable
@@ -96,6 +105,8 @@ class AdaptivePolicy(Policy):
         "gossip": GossipConfig,
         "attempts": AttemptConfig,
         "choice": ChoiceConfig,
+        "panic": PanicConfig,
+        "shift": ShiftConfig,
     }
 
     def __init__(
@@ -110,6 +121,8 @@ class AdaptivePolicy(Policy):
         gossip: GossipConfig | None = None,
         attempts: AttemptConfig | None = None,
         choice: ChoiceConfig | None = None,
+        panic: PanicConfig | None = None,
+        shift: ShiftConfig | None = None,
     ) -> None:
         super().__init__(clock=clock, rng=rng, metrics=metrics)
         self.breaker_config = breaker or BreakerConfig()
@@ -118,6 +131,9 @@ class AdaptivePolicy(Policy):
         self.gossip_config = gossip or GossipConfig()
         self.attempts = attempts or AttemptConfig()
         self.choice = choice or ChoiceConfig()
+        self.panic = panic or PanicConfig()
+        self.shift = ShiftDetector(shift or ShiftConfig())
+        self.in_panic = False
         self.hints = HintBook(self.gossip_config)
         self._hints_enabled = True
         self._peers: dict[str, _Peer] = {}
@@ -134,6 +150,7 @@ class AdaptivePolicy(Policy):
 
     def _removed(self, peer: str) -> None:
         self._peers.pop(peer, None)
+        self.shift.forget(peer)
         self._list = [self._peers[p] for p in sorted(self._peers)]
         self.hints.prune(self._clock.monotonic(), self._peers)
 
@@ -149,12 +166,22 @@ class AdaptivePolicy(Policy):
     # -- choice --------------------------------------------------------------------------
 
     def typical_latency(self, now: float) -> float:
-        """Median latency of the peers with history and a closed breaker (else default)."""
-        values = sorted(
-            v
-            for p in self._list
-            if p.breaker.state(now) is State.CLOSED and (v := p.metrics.ewma.value(now)) is not None
-        )
+        """Median latency of the peers with history and a closed breaker.
+
+        When no closed peer has history (panic, a shift every peer shares), the median
+        over every peer with history: the default 30 ms would set a 120 ms attempt
+        timeout for peers answering in 300 ms and start the shift over.
+        """
+        closed: list[float] = []
+        every: list[float] = []
+        for p in self._list:
+            v = p.metrics.ewma.value(now)
+            if v is None:
+                continue
+            every.append(v)
+            if p.breaker.state(now) is State.CLOSED:
+                closed.append(v)
+        values = sorted(closed or every)
         if not values:
             return self._metrics_config.default_rtt_s
         return values[len(values) // 2]
@@ -183,10 +210,14 @@ class AdaptivePolicy(Policy):
         eligible: list[_Peer] = []
         weights: list[float] = []
         blocked: list[_Peer] = []
+        ejected = 0
         for p in self._list:
+            closed = p.breaker.state(now) is State.CLOSED
+            if not closed:
+                ejected += 1
             if p.breaker.peer in exclude:
                 continue
-            if p.breaker.allows(now):
+            if closed or p.breaker.allows(now):
                 eligible.append(p)
                 weight = self.slow_start.weight(p.ramp_since, now)
                 if self._hints_enabled:
@@ -197,6 +228,9 @@ class AdaptivePolicy(Policy):
                 weights.append(weight)
             else:
                 blocked.append(p)
+        self._set_panic(ejected > self.panic.cap(len(self._list)), now, ejected)
+        if self.in_panic:
+            return self._choose_in_panic(exclude, now)
         if not eligible:
             if not blocked:
                 raise NoPeerAvailable(
@@ -215,13 +249,82 @@ class AdaptivePolicy(Policy):
         permit = chosen.breaker.acquire(now)
         return Pick(chosen.breaker.peer, permit)
 
+    def _set_panic(self, panic: bool, now: float, ejected: int) -> None:
+        if panic is self.in_panic:
+            return
+        self.in_panic = panic
+        detail: dict[str, Any] = {
+            "state": "start" if panic else "end",
+            "ejected": ejected,
+            "peers": len(self._list),
+            "cap": self.panic.cap(len(self._list)),
+        }
+        self._note(PolicyEvent(now, "panic", None, detail))
+
+    def panic_score(self, p: _Peer, now: float) -> float:
+        """Cost / smoothed success share, x ``distrust`` unless the breaker is closed.
+
+        Lower is better. The distrust factor keeps a peer the client still trusts
+        ahead of ejected ones until its load (in-flight count) is that many times
+        theirs: with two of three blackholed the live one takes the traffic, while a
+        slowdown that ejected everyone spreads it by load (every factor is the same).
+        The success share alone did not do it: under a starved client the in-flight
+        count of the live peer outweighed it and the blackholed ones won draws.
+        """
+        ok, bad = p.metrics.counts(now)
+        score = self._cost(p, now) / self.panic.success_share(ok, bad)
+        if p.breaker.state(now) is not State.CLOSED:
+            score *= self.panic.distrust
+        return score
+
+    def worth_waiting(self, peer: str) -> bool:
+        """Linger on a timed-out attempt only while the peer's breaker is closed."""
+        p = self._peers.get(peer)
+        return p is not None and p.breaker.state(self._clock.monotonic()) is State.CLOSED
+
+    def _choose_in_panic(self, exclude: AbstractSet[str], now: float) -> Pick:
+        """The best peers by :meth:`panic_score`, whatever their breakers say.
+
+        The chosen peer gets a panic permit (judged like a probe when half-open, so a
+        breaker can close on panic traffic). A half-open peer outside the best band
+        gets its probe first, sent aside: scores alone would never pick a peer whose
+        window is all failures, and its breaker would never learn it recovered.
+        """
+        pool = [p for p in self._list if p.breaker.peer not in exclude]
+        if not pool:
+            raise NoPeerAvailable(
+                "no peer known" if not self._list else "every known peer was already tried"
+            )
+        scores = [self.panic_score(p, now) for p in pool]
+        limit = min(scores) * self.choice.tie_ratio
+        band: list[_Peer] = []
+        for p, score in zip(pool, scores, strict=True):
+            if score <= limit:
+                band.append(p)
+            elif p.breaker.state(now) is State.HALF_OPEN and p.breaker.allows(now):
+                return Pick(p.breaker.peer, p.breaker.acquire(now))
+        weights = [self.slow_start.weight(p.ramp_since, now) for p in band]
+        chosen = band[draw(weights, self._rng)]
+        if chosen.breaker.state(now) is State.CLOSED:
+            return Pick(chosen.breaker.peer, chosen.breaker.acquire(now))
+        return Pick(chosen.breaker.peer, chosen.breaker.bypass())
+
+    def shifted(self) -> bool:
+        """Is a slowdown shared by every peer under way (see :mod:`lab.balancer.shift`)?"""
+        return self.shift.shifted(self._clock.monotonic(), len(self._list))
+
     def attempt_timeout(self, peer: str, remaining: float) -> float:
         now = self._clock.monotonic()
+        if self.shift.shifted(now, len(self._list)):
+            return max(0.0, remaining)  # everyone is slow: the deadline is the only limit
+        return max(0.0, min(self._ordinary_timeout(peer, now), remaining))
+
+    def _ordinary_timeout(self, peer: str, now: float) -> float:
+        """``max(floor, multiplier x min(peer latency, typical latency))``."""
         typical = self.typical_latency(now)
         p = self._peers.get(peer)
         own = typical if p is None else self._latency(p, now, typical)
-        wanted = max(self.attempts.floor_s, self.attempts.multiplier * min(own, typical))
-        return max(0.0, min(wanted, remaining))
+        return max(self.attempts.floor_s, self.attempts.multiplier * min(own, typical))
 
     # -- retries -------------------------------------------------------------------------
 
@@ -237,14 +340,23 @@ class AdaptivePolicy(Policy):
         super().finished(pick, rtt, outcome)
         if outcome is Outcome.OK and self.attempts.hedge:
             self._recent.append(rtt)
+        now = self._clock.monotonic()
+        if outcome is Outcome.TIMEOUT:
+            self.shift.timed_out(pick.peer, now)
+        elif self.shift.watching(now):  # the timeout's price only when it can matter
+            self.shift.answered(now, rtt <= self._ordinary_timeout(pick.peer, now))
+        shifted = self.shift.shifted(now, len(self._list))
         p = self._peers.get(pick.peer)
         if p is None or pick.permit is None:
+            return
+        if shifted and outcome is Outcome.TIMEOUT:
+            p.breaker.release(pick.permit)  # the shift's timeout, not the peer's
             return
         result = {
             Outcome.OK: Result.SUCCESS,
             Outcome.TIMEOUT: Result.TIMEOUT,
         }.get(outcome, Result.FAILURE)
-        p.breaker.record(pick.permit, self._clock.monotonic(), result, rtt)
+        p.breaker.record(pick.permit, now, result, rtt, judge_slow=not shifted)
 
     def release(self, pick: Pick) -> None:
         p = self._peers.get(pick.peer)
@@ -305,6 +417,10 @@ class AdaptivePolicy(Policy):
             "spent": self.budget.spent,
             "refused": self.budget.refused,
         }
+
+    def judgement_view(self) -> dict[str, Any]:
+        """Panic and shift state for ``/health``."""
+        return {"panic": self.in_panic, "shifted": self.shifted()}
 
     # -- gossip --------------------------------------------------------------------------
 

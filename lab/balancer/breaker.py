@@ -14,7 +14,19 @@
   has stayed closed for ``reset_after_s``.
 - **half-open** admits at most ``half_open_probes`` probes in flight (1: every probe
   of a still-broken peer costs one request a timeout and a retry, so one at a time);
-  ``half_open_successes`` successes close the breaker, any failure re-opens it.
+  ``half_open_successes`` successes in a row close the breaker, any failure re-opens
+  it. After a failure-rate trip (intermittent errors, not a dead peer) it takes
+  ``rate_half_open_successes`` (8): a success-rate test over the probes. A worker failing
+  half its requests passes 2 in a row one cycle in 4 (then its share came back and
+  ``scenarios/errors.yaml`` read ~10 s of detection), 8 in a row one in 256; one failing
+  5 % passes 8 two times in 3, and a healed one always, 8 quick probes later.
+- **probation**: for ``reset_after_s`` after a re-close, the failure-rate test needs only
+  ``probation_min_calls`` calls. A worker failing half its requests passes two probes
+  in a row one cycle in four; with the ordinary 10-call minimum it then kept a slow-start
+  share for seconds before the rate caught it again (detection read ~10 s in
+  ``scenarios/errors.yaml``); on probation its first 4 calls hold a failure 15 times in
+  16. A peer that never tripped (one failing 5 %) is never on probation, so it does not
+  flap.
 
 The cap is deliberately low (2 s, against Linkerd's 60 s): the time from a worker's
 recovery to its first probe is at most the cap, and the lab's target is half a fair
@@ -65,7 +77,9 @@ class BreakerConfig:
     jitter: float = 0.2
     half_open_probes: int = 1  # in flight at once
     half_open_successes: int = 2  # in a row, to close
+    rate_half_open_successes: int = 8  # in a row, when the failure rate tripped it
     reset_after_s: float = 10.0
+    probation_min_calls: int = 4  # the failure-rate test's minimum right after a re-close
 
     def __post_init__(self) -> None:
         positive = ("window_s", "slow_call_s", "open_base_s", "open_cap_s", "reset_after_s")
@@ -76,7 +90,13 @@ class BreakerConfig:
         for name in ("buckets", "min_calls", "consecutive_failures", "consecutive_timeouts"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be at least 1, not {getattr(self, name)!r}")
-        for name in ("half_open_probes", "half_open_successes"):
+        counts = (
+            "half_open_probes",
+            "half_open_successes",
+            "rate_half_open_successes",
+            "probation_min_calls",
+        )
+        for name in counts:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be at least 1, not {getattr(self, name)!r}")
         if not 0 < self.failure_rate <= 1:
@@ -110,10 +130,15 @@ class Transition:
 
 @dataclass(frozen=True, slots=True)
 class Permit:
-    """Leave to send one attempt; ``probe`` when it is one of half-open's probes."""
+    """Leave to send one attempt; ``probe`` when it is one of half-open's probes.
+
+    ``panic``: given whatever the state (panic mode); when half-open its result counts
+    like a probe's (without taking a probe slot), so panic traffic can close a breaker.
+    """
 
     generation: int
     probe: bool
+    panic: bool = False
 
 
 class Breaker:
@@ -142,6 +167,7 @@ class Breaker:
         self._closed_since: float | None = None
         self._probes_in_flight = 0
         self._probe_successes = 0
+        self._rate_tripped = False  # the open period began with the failure-rate test
 
     # -- reading -------------------------------------------------------------------------
 
@@ -172,14 +198,29 @@ class Breaker:
             return Permit(self._generation, probe=True)
         return None
 
+    def bypass(self) -> Permit:
+        """A permit whatever the state (panic mode): judged like any, never a probe."""
+        return Permit(self._generation, probe=False, panic=True)
+
+    def on_probation(self, now: float) -> bool:
+        """Closed again within ``reset_after_s`` of a trip: the rate test needs fewer calls."""
+        return (
+            self._state is State.CLOSED
+            and self.trips > 0
+            and self._closed_since is not None
+            and now - self._closed_since < self._config.reset_after_s
+        )
+
     def release(self, permit: Permit) -> None:
         """The attempt was abandoned without a verdict (e.g. a hedge that lost)."""
         if permit.probe and permit.generation == self._generation:
             self._probes_in_flight = max(0, self._probes_in_flight - 1)
 
-    def record(self, permit: Permit, now: float, result: Result, rtt: float) -> None:
-        """Judge one finished attempt."""
-        if result is Result.SUCCESS and rtt > self._config.slow_call_s:
+    def record(
+        self, permit: Permit, now: float, result: Result, rtt: float, *, judge_slow: bool = True
+    ) -> None:
+        """Judge one finished attempt (``judge_slow=False``: a slow answer is no failure)."""
+        if judge_slow and result is Result.SUCCESS and rtt > self._config.slow_call_s:
             result = Result.FAILURE
             reason = f"slow call ({rtt:.3f}s > {self._config.slow_call_s:g}s)"
         else:
@@ -193,13 +234,19 @@ class Breaker:
             self._timeouts_in_row = self._timeouts_in_row + 1 if result is Result.TIMEOUT else 0
         current = permit.generation == self._generation
         state = self.state(now)
-        if state is State.HALF_OPEN and permit.probe and current:
-            self._probes_in_flight = max(0, self._probes_in_flight - 1)
+        if state is State.HALF_OPEN and (permit.probe or permit.panic) and current:
+            if permit.probe:
+                self._probes_in_flight = max(0, self._probes_in_flight - 1)
             if not ok:
                 self._trip(now, f"probe failed: {reason}")
                 return
             self._probe_successes += 1
-            if self._probe_successes >= self._config.half_open_successes:
+            needed = (
+                self._config.rate_half_open_successes
+                if self._rate_tripped
+                else self._config.half_open_successes
+            )
+            if self._probe_successes >= needed:
                 self._move(now, State.CLOSED, f"{self._probe_successes} probes succeeded")
             return
         if state is State.CLOSED and not ok:
@@ -231,11 +278,14 @@ class Breaker:
             return f"{self._failures_in_row} consecutive failures"
         bad = self._bad.total(now)
         calls = bad + self._ok.total(now)
-        if calls >= c.min_calls and bad / calls >= c.failure_rate:
+        least = c.probation_min_calls if self.on_probation(now) else c.min_calls
+        if calls >= least and bad / calls >= c.failure_rate:
             return f"failure rate {bad / calls:.0%} over {calls} calls"
         return None
 
     def _trip(self, now: float, reason: str) -> None:
+        if reason.startswith("failure rate"):
+            self._rate_tripped = True  # sticky through failed probes until a close
         if self._closed_since is not None and now - self._closed_since >= (
             self._config.reset_after_s
         ):
@@ -252,6 +302,7 @@ class Breaker:
         self._probes_in_flight = 0
         self._probe_successes = 0
         if to is State.CLOSED:
+            self._rate_tripped = False
             self._closed_since = now
             self._ok.clear()
             self._bad.clear()

@@ -41,7 +41,18 @@ class Pick:
     permit: Permit | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PolicyEvent:
+    """Something a policy decided that is not a breaker transition (``panic`` start/end)."""
+
+    t: float
+    kind: str
+    peer: str | None
+    detail: dict[str, Any]
+
+
 TransitionListener = Callable[[Transition], None]
+EventListener = Callable[[PolicyEvent], None]
 
 
 class Policy(ABC):
@@ -60,6 +71,7 @@ class Policy(ABC):
         self._order: list[str] = []
         self._faulty: list[str] = []
         self._listeners: list[TransitionListener] = []
+        self._event_listeners: list[EventListener] = []
 
     # -- membership ----------------------------------------------------------------------
 
@@ -104,6 +116,10 @@ class Policy(ABC):
     def try_retry(self) -> bool:
         """Spend a retry if the policy retries and its budget allows."""
         return False
+
+    def worth_waiting(self, peer: str) -> bool:
+        """After a timeout verdict on ``peer``: keep waiting for its answer (linger)?"""
+        return True
 
     def hedge_delay(self) -> float | None:
         """Seconds after which a slow attempt gets a hedge (None: never hedge)."""
@@ -163,6 +179,14 @@ class Policy(ABC):
     def _emit(self, transition: Transition) -> None:
         for listener in self._listeners:
             listener(transition)
+
+    def subscribe_events(self, listener: EventListener) -> None:
+        """Be told of the policy's other decisions (:class:`PolicyEvent`)."""
+        self._event_listeners.append(listener)
+
+    def _note(self, event: PolicyEvent) -> None:
+        for listener in self._event_listeners:
+            listener(event)
 
     # -- gossip (only the adaptive policy takes part) -------------------------------------
 

@@ -7,6 +7,13 @@ the gossip socket, and turns them into what the app needs (:mod:`lab.loadgen.par
 Breaker transitions (kind ``breaker``) and gossip hints that changed what we hold
 (kind ``gossip_hint``) reach the recorder as ``ClientEvent`` through the event sink.
 
+Every client runs the event-loop lag monitor (:mod:`lab.looplag`): attempts that
+overlapped a stall of the client give their peer no verdict, each stall is an event
+(kind ``stall``, detail ``{length_ms}``), a ``loop_lag`` event each second carries the
+period's lag histogram (whole ms -> count) for the run's summary, and ``/health``
+shows max and p99 lag since start. Every policy gets the monitor, so the baselines'
+figures say how noisy the host was for them too.
+
 Every policy gets a gossip socket, so every client announces the same way; only the
 adaptive policy has verdicts to send and uses the hints it receives.
 """
@@ -30,6 +37,7 @@ from lab.loadgen.load import Sent
 from lab.loadgen.metrics import GossipCounts, PeerStats
 from lab.loadgen.parts import Discovery, EventSink, PolicySideLike
 from lab.loadgen.settings import ClientSettings
+from lab.looplag import LoopLag, Stall
 
 
 def outcome_of(exc: BaseException) -> Outcome:
@@ -51,12 +59,14 @@ class PolicySide:
         self._clock = clock
         self._on_event = on_event
         self.policy = make_policy(settings.policy, clock=clock, rng=random.Random(settings.seed))
+        self.looplag = LoopLag(clock, on_stall=self._stall, on_period=self._lag_period)
         self.client = BalancedClient(
             self.policy,
             transport,
             clock=clock,
             on_event=on_event,
             name=settings.name,
+            stalls=self.looplag,
         )
         config = (
             self.policy.gossip_config if isinstance(self.policy, AdaptivePolicy) else GossipConfig()
@@ -75,12 +85,26 @@ class PolicySide:
         self.policy.set_hints_enabled(settings.gossip)
 
     async def start(self) -> None:
-        """Bind the gossip socket and start its timer."""
+        """Start the loop-lag monitor, bind the gossip socket and start its timer."""
+        await self.looplag.start()
         await self.gossip.start()
 
     async def aclose(self) -> None:
-        """Stop gossip; the transport is closed by its owner."""
+        """Stop gossip and the monitor; the transport is closed by its owner."""
         await self.gossip.aclose()
+        await self.looplag.aclose()
+
+    def _stall(self, stall: Stall) -> None:
+        detail = {"start": stall.start, "length_ms": round(stall.length * 1000, 3)}
+        self._on_event(
+            ClientEvent(self._settings.name, self.policy.name, stall.end, "stall", None, detail)
+        )
+
+    def _lag_period(self, now: float, hist: dict[int, int]) -> None:
+        detail = {"hist": {str(ms): n for ms, n in sorted(hist.items())}}
+        self._on_event(
+            ClientEvent(self._settings.name, self.policy.name, now, "loop_lag", None, detail)
+        )
 
     async def send(self, service: str, payload: Any, budget_s: float) -> Sent:
         try:
@@ -125,8 +149,10 @@ class PolicySide:
             "gossip_members": len(self.gossip.members()),
             "peers": len(self.policy.known()),
         }
+        view["loop_lag"] = {**self.looplag.view(), "voided_attempts": self.client.voided}
         if isinstance(self.policy, AdaptivePolicy):
             view["retry_budget"] = self.policy.budget_view()
+            view.update(self.policy.judgement_view())
         return view
 
     def _hints(self, message: Message) -> None:

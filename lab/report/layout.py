@@ -207,8 +207,8 @@ def timeline_chart(
     )
     top += h + PANEL_GAP
 
-    # 5. breaker state and gossip hints per peer
-    rows = max(len(tl.peers), 1)
+    # 5. breaker state and gossip hints per peer (and panic mode, a row of its own)
+    rows = max(len(tl.peers), 1) + (1 if any(tl.panic) else 0)
     h = rows * (STRIP_ROW + STRIP_GAP)
     rects: list[Rect] = []
     marks: list[Mark] = []
@@ -241,6 +241,25 @@ def timeline_chart(
                         f"at {bins.starts[i]:.2f} s",
                     )
                 )
+    if any(tl.panic):
+        ry = top + len(tl.peers) * (STRIP_ROW + STRIP_GAP)
+        labels.append(RowLabel(px(ry + STRIP_ROW / 2), "panic"))
+        for a, b, on in _runs(["open" if v else "" for v in tl.panic]):
+            if not on:
+                continue
+            x0, x1 = x(a * bins.width), x(min(b * bins.width, axis_end))
+            rects.append(
+                Rect(
+                    px(x0),
+                    px(ry),
+                    px(x1 - x0),
+                    STRIP_ROW,
+                    BREAKER_COLOURS["open"],
+                    "breaker-panic",
+                    f"panic mode (every peer eligible) {a * bins.width:.2f} "
+                    f"to {b * bins.width:.2f} s",
+                )
+            )
     note = ""
     if tl.breaker_events == 0 and tl.hint_events == 0:
         note = "no breaker transitions and no gossip hints recorded"
@@ -248,8 +267,8 @@ def timeline_chart(
         note = "no breaker transitions recorded"
     panels.append(
         Panel(
-            "breaker state per worker (grey closed, yellow half-open, red open); "
-            "▼ gossip hints received",
+            "breaker state per worker (grey closed, yellow half-open, red open; "
+            "a 'panic' row when the client balanced over every peer); ▼ gossip hints received",
             top,
             h,
             rects=tuple(rects),

@@ -19,7 +19,7 @@ import dataclasses
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lab.history import ClientEvent, FaultRecord, History, Outcome, RequestRecord
 from lab.report.tables import (
@@ -100,6 +100,7 @@ class Timeline:
     hint_events: int
     requests: int
     figures: str = ""  # the summary's headline for this policy, shown by the chart title
+    panic: tuple[bool, ...] = ()  # per bin: the adaptive client was in panic mode in it
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,10 +341,16 @@ def build_timelines(
     breaker_ev: dict[str, dict[str, list[ClientEvent]]] = defaultdict(lambda: defaultdict(list))
     hints: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0] * n))
     hint_count: dict[str, int] = defaultdict(int)
+    panic_ev: dict[str, list[ClientEvent]] = defaultdict(list)
     for e in history.events:
         g = key_of.get(e.client, e.policy)
         policy_of.setdefault(g, e.policy)
         clients_of[g].add(e.client)
+        if e.kind == "panic":  # start/end as an "open"/"closed" breaker of all peers
+            to = "open" if e.detail.get("state") == "start" else "closed"
+            frm = "closed" if to == "open" else "open"
+            panic_ev[g].append(replace(e, detail={"from": frm, "to": to}))
+            continue
         peer = e.peer if e.peer is not None else e.detail.get("peer")
         if not isinstance(peer, str):
             continue
@@ -414,6 +421,9 @@ def build_timelines(
                 breaker_events=sum(len(v) for v in breaker_ev.get(g, {}).values()),
                 hint_events=hint_count.get(g, 0),
                 requests=count.get(g, 0),
+                panic=tuple(b == "open" for b in _breaker_bins(panic_ev[g], bins, t0))
+                if panic_ev.get(g)
+                else (),
             )
         )
     return tuple(out)

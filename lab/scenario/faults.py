@@ -323,7 +323,7 @@ class Down(Fault):
 class RuntimeFault(Fault):
     """A process/container fault: ``_do`` puts it in place, ``_undo`` takes it away."""
 
-    target_kinds = ("worker", "grape")
+    target_kinds: ClassVar[tuple[str, ...]] = ("worker", "grape")
     state_in: ClassVar[str]
     undo_action: ClassVar[str]
 
@@ -410,9 +410,14 @@ class Stop(Kill):
 
 
 class Pause(RuntimeFault):
-    """Frozen (cgroup freezer / SIGSTOP): connections stay open and silent."""
+    """Frozen (cgroup freezer / SIGSTOP): connections stay open and silent.
+
+    A client may be paused too: the client's own stall, which its loop-lag monitor must
+    tell apart from its peers' faults (docs/balancer.md, "Stall discounting").
+    """
 
     kind = "pause"
+    target_kinds: ClassVar[tuple[str, ...]] = ("worker", "grape", "client")
     state_in = "paused"
     undo_action = "unpause"
 

@@ -121,7 +121,7 @@ KINDS: dict[str, KindInfo] = {
         KindInfo("bandwidth", "toxiproxy", ("worker",), ("rate_kbps",), _bandwidth),
         KindInfo("slow_close", "toxiproxy", ("worker",), ("delay_ms",), _slow_close),
         KindInfo("kill", "runtime", ("worker", "grape"), (), _none),
-        KindInfo("pause", "runtime", ("worker", "grape"), (), _none),
+        KindInfo("pause", "runtime", ("worker", "grape", "client"), (), _none),
         KindInfo("restart", "runtime", ("worker", "grape"), (), _none, instant=True),
         KindInfo("grape_partition", "runtime", ("worker", "grape"), (), _none),
         KindInfo("slow", "control", ("worker",), ("latency",), _slow),
@@ -148,8 +148,8 @@ def parse_params(info: KindInfo, section: Section) -> Params:
     return info.parse(section)
 
 
-def check_target_type(info: KindInfo, target: str, at: Field) -> None:
-    kind_of_target = target.rsplit("-", 1)[0]
+def check_target_type(info: KindInfo, kind_of_target: str, target: str, at: Field) -> None:
+    """``target`` (a service of kind ``kind_of_target``) must suit the fault kind."""
     if kind_of_target not in info.targets:
-        allowed = " or ".join(f"{t}-N" for t in info.targets)
+        allowed = " or ".join("a client" if t == "client" else f"{t}-N" for t in info.targets)
         raise at.error(f"{info.name} acts on {allowed}, not {target!r}")

@@ -1,5 +1,12 @@
 """Durations (``15s``, ``500ms``, ``1m30s``) and bounds (``">= 0.999"``) in scenario files.
 
+A bound is absolute (``"<= 1"``) or relative to another client of the same run:
+``"<op> [<factor>x] <ref> [(+|-) <number>]"``, e.g. ``"<= random"``,
+``"<= 1.5x oracle"``, ``">= random - 0.001"``. ``<ref>`` is a policy or client name of the
+scenario's ``clients:``; the bound is ``factor x`` that client's figure for the same
+metric in the same run, ``+/- number``. Which names exist is the schema's business
+(:mod:`lab.scenario.spec`); this module only parses.
+
 Why strings: a scenario reads like the experiment it describes (``at: 15s``,
 ``detection_s: "<= 1"``). Parsing lives here, apart from the schema, so the runner's
 ``--duration`` style flags and the tests share one grammar. Errors name the field through
@@ -70,34 +77,77 @@ OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
     "==": operator.eq,
 }
-_BOUND = re.compile(r"^\s*(<=|<|>=|>|==)\s*([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*$")
+_NUMBER = r"\d+(?:\.\d*)?(?:[eE][-+]?\d+)?"
+_BOUND = re.compile(rf"^\s*(<=|<|>=|>|==)\s*([-+]?{_NUMBER})\s*$")
+_RELATIVE = re.compile(
+    rf"^\s*(<=|<|>=|>|==)\s*(?:({_NUMBER})\s*x\s+)?([A-Za-z_][\w.\-]*)"
+    rf"(?:\s*(\+)|\s+(-))?\s*({_NUMBER})?\s*$"
+)  # a "-" needs a space before it: names may hold dashes (client-adaptive-2)
 
 
 @dataclass(frozen=True, slots=True)
 class Bound:
-    """A comparison a measured figure must satisfy, e.g. ``<= 1``."""
+    """A comparison a measured figure must satisfy: ``<= 1``, or ``<= 1.5x random + 2``.
+
+    Relative (``ref`` set): the limit is ``factor x`` the ref's figure ``+ offset``,
+    known only once the run is measured (:meth:`against`); ``value`` is unused then.
+    """
 
     op: str
     value: float
+    ref: str | None = None
+    factor: float = 1.0
+    offset: float = 0.0
 
     def holds(self, measured: float) -> bool:
         return OPS[self.op](measured, self.value)
 
+    def against(self, ref_value: float) -> Bound:
+        """The absolute bound this relative one means when the ref measured ``ref_value``."""
+        return Bound(self.op, self.factor * ref_value + self.offset)
+
     def __str__(self) -> str:
-        return f"{self.op} {self.value:g}"
+        if self.ref is None:
+            return f"{self.op} {self.value:g}"
+        text = f"{self.op} "
+        if self.factor != 1.0:
+            text += f"{self.factor:g}x "
+        text += self.ref
+        if self.offset:
+            text += f" {'-' if self.offset < 0 else '+'} {abs(self.offset):g}"
+        return text
 
 
-def parse_bound(value: Any, at: Field) -> Bound:
-    """A :class:`Bound` from ``"<= 1"``; quote it in YAML (``>`` starts a block scalar)."""
-    m = _BOUND.match(value) if isinstance(value, str) else None
-    if m is None:
+def parse_bound(value: Any, at: Field, *, relative: bool = False) -> Bound:
+    """A :class:`Bound` from ``"<= 1"`` (or, with ``relative``, ``"<= 1.5x random"``).
+
+    Quote it in YAML (``>`` starts a block scalar).
+    """
+    text = value if isinstance(value, str) else None
+    m = _BOUND.match(text) if text is not None else None
+    if m is not None:
+        number = float(m.group(2))
+        if not math.isfinite(number):
+            raise at.error(f"the bound's value must be finite, got {describe(value)}")
+        return Bound(m.group(1), number)
+    r = _RELATIVE.match(text) if text is not None and relative else None
+    if r is None:
+        like = '"<= 1" or "<= 1.5x random + 2"' if relative else '"<= 1"'
         raise at.error(
-            f'expected a bound like "<= 1" (ops <=, <, >=, >, ==), got {describe(value)}'
+            f"expected a bound like {like} (ops <=, <, >=, >, ==), got {describe(value)}"
         )
-    number = float(m.group(2))
-    if not math.isfinite(number):
-        raise at.error(f"the bound's value must be finite, got {describe(value)}")
-    return Bound(m.group(1), number)
+    sign, digits = r.group(4) or r.group(5), r.group(6)
+    if (sign is None) != (digits is None):
+        raise at.error(
+            f"expected a number after + or - (and a sign before it), got {describe(value)}"
+        )
+    factor = float(r.group(2)) if r.group(2) else 1.0
+    offset = float(digits) * (-1 if sign == "-" else 1) if digits else 0.0
+    if not (math.isfinite(factor) and math.isfinite(offset)):
+        raise at.error(f"the bound's numbers must be finite, got {describe(value)}")
+    if factor <= 0:
+        raise at.error(f"the factor must be positive, got {describe(value)}")
+    return Bound(r.group(1), math.nan, r.group(3), factor, offset)
 
 
 def parse_number(

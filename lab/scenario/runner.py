@@ -242,7 +242,7 @@ async def _execute(run: _Run, plan: tuple[Any, ...], reports_dir: Path, health_t
         await asyncio.to_thread(rt.check_health, health_t)
         run.clients = clients(rt, list(sc.client_names()))
         for step in plan:  # every target exists before anything is touched
-            target(rt, step.target, ("worker", "grape"))
+            target(rt, step.target, ("worker", "grape", "client"))
         probes = [await asyncio.to_thread(probe_clock, c) for c in run.clients]
         _record_clock(run, probes)
         async with aiohttp.ClientSession() as session:
@@ -325,7 +325,7 @@ async def _steps(run: _Run, plan: tuple[Any, ...], session: aiohttp.ClientSessio
     for step in plan:
         await _sleep_until(run.load_t0 + float(step.at_s))
         if step.action == "inject":
-            t = target(run.runtime, step.target, ("worker", "grape"))
+            t = target(run.runtime, step.target, ("worker", "grape", "client"))
             fault = make_fault(step.fault_id, step.kind, t, dict(step.params), ctx)
             run.faults[fault.id] = fault
             run.rollback.arm(fault)  # before: a crash mid-inject is still undone
@@ -340,14 +340,15 @@ async def _steps(run: _Run, plan: tuple[Any, ...], session: aiohttp.ClientSessio
                 await _heal(run, fault)
             else:
                 run.faulty[fault.id] = rec.peers
-                await _tell_oracle(run, session)
+                if rec.peers:  # a fault on a client or grape changes no oracle's list,
+                    await _tell_oracle(run, session)  # and a paused oracle cannot answer
         elif step.action == "heal":
             healing = run.faults.get(step.fault_id)
             if healing is None:
                 raise RunAborted(f"plan heals {step.fault_id!r}, which was never injected")
             await _heal(run, healing)
-            run.faulty.pop(healing.id, None)
-            await _tell_oracle(run, session)
+            if run.faulty.pop(healing.id, ()):
+                await _tell_oracle(run, session)
             if run.fail_fast:
                 _fail_fast(run)
         else:

@@ -42,7 +42,7 @@ same seed gives the same plan.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -252,6 +252,7 @@ def parse_scenario(text: str, label: str = "<scenario>") -> Scenario:
     topology = _topology(topo_v, topo_at, runtime)
     clients_v, at = top.need("clients")
     clients = _clients(clients_v, at, runtime)
+    topology = replace(topology, clients=tuple(c.name for c in clients))
     load_v, at = top.need("load")
     load = _load(load_v, at)
 
@@ -414,7 +415,13 @@ def _load(value: Any, at: Field) -> LoadSpec:
     return LoadSpec(rate, str(a_v), payload, str(sv_v), timeout)
 
 
-def _bounds(value: Any, at: Field, metrics: tuple[str, ...]) -> dict[str, Bound]:
+def _bounds(
+    value: Any,
+    at: Field,
+    metrics: tuple[str, ...],
+    refs: RefCheck | None = None,
+) -> dict[str, Bound]:
+    """Metric -> bound; ``refs`` allows (and checks) bounds relative to another client."""
     s = Section(value, at, 'a mapping of metric -> bound, like {availability: ">= 0.999"}')
     out: dict[str, Bound] = {}
     for key in list(s.map):
@@ -425,9 +432,45 @@ def _bounds(value: Any, at: Field, metrics: tuple[str, ...]) -> dict[str, Bound]
                 f"{', '.join(metrics)}"
             )
         v, v_at = s.get(key)
-        out[key] = parse_bound(v, v_at)
+        bound = parse_bound(v, v_at, relative=refs is not None)
+        if bound.ref is not None and refs is not None:
+            refs.check(bound.ref, v_at)
+        out[key] = bound
     s.done()
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class RefCheck:
+    """Which clients a relative bound of one expectation key may name.
+
+    The ref must name exactly one client of the run (a policy with one client, or a
+    client name), and not the client(s) the key itself names: a bound against itself
+    always holds and says nothing.
+    """
+
+    key: str
+    clients: tuple[ClientSpec, ...]
+
+    def _named(self, name: str) -> list[str]:
+        named = [c.name for c in self.clients if c.name == name]
+        return named or [c.name for c in self.clients if c.policy == name]
+
+    def check(self, ref: str, at: Field) -> None:
+        names = [c.name for c in self.clients] + sorted({c.policy for c in self.clients})
+        found = self._named(ref)
+        if not found:
+            raise at.error(
+                f"the bound compares with {ref!r}, which is no client or policy of this run"
+                f"{did_you_mean(ref, names)}; clients: {', '.join(c.name for c in self.clients)}"
+            )
+        if len(found) > 1:
+            raise at.error(
+                f"the bound compares with {ref!r}, which names {len(found)} clients "
+                f"({', '.join(found)}); name one client"
+            )
+        if found[0] in self._named(self.key):
+            raise at.error(f"the bound compares {self.key!r} with itself ({ref!r})")
 
 
 def _expect(value: Any, at: Field, clients: tuple[ClientSpec, ...]) -> dict[str, dict[str, Bound]]:
@@ -442,6 +485,6 @@ def _expect(value: Any, at: Field, clients: tuple[ClientSpec, ...]) -> dict[str,
                 f"clients: {', '.join(c.name for c in clients)}"
             )
         v, v_at = s.get(key)
-        out[name] = _bounds(v, v_at, EXPECT_METRICS)
+        out[name] = _bounds(v, v_at, EXPECT_METRICS, RefCheck(name, clients))
     s.done()
     return out

@@ -9,11 +9,16 @@ client on the scenario's ``steady_state`` bounds (availability, p50/p99/p99.9 ms
 An expectation names a policy or a client; a policy expands to each of its clients, so
 two adaptive clients are judged separately. A figure that cannot be measured fails the
 expectation with the reason: a check that could not look must not let a broken run pass
-(a run is ``unknown`` only when its control moved: ``lab.scenario.control``).
+(a run is ``unknown`` only when its control moved: ``lab.scenario.control``). A relative
+bound (``p99_ms: "<= random"``) is resolved against the ref client's figure for the same
+metric in the same run; when that figure is missing, the verdict is "not measurable"
+with the ref's reason, never a pass.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -48,6 +53,7 @@ class Judgement:
     reason: str = ""
     key: str = ""  # the expectation's key as written (a policy or a client name)
     phase: str = ""  # "before" | "after" for steady-state checks
+    written: str = ""  # a relative bound as written ("<= random"); "" for absolute ones
 
     @property
     def passed(self) -> bool:
@@ -55,7 +61,7 @@ class Judgement:
 
     @property
     def bound_text(self) -> str:
-        return str(Bound(self.op, self.bound))
+        return self.written or str(Bound(self.op, self.bound))
 
 
 def judge(
@@ -86,8 +92,40 @@ def evaluate_expectations(
                     m = Measure(None, f"no requests recorded from {client}")
                 else:
                     m = cf.metric(metric)
-                out.append(judge(client, metric, bound, m, key=key))
+                if bound.ref is None:
+                    out.append(judge(client, metric, bound, m, key=key))
+                else:
+                    out.append(_judge_relative(scenario, figures, client, metric, bound, m, key))
     return out
+
+
+def _judge_relative(
+    scenario: Scenario,
+    figures: Mapping[str, ClientFigures],
+    client: str,
+    metric: str,
+    bound: Bound,
+    m: Measure,
+    key: str,
+) -> Judgement:
+    """``bound`` against the ref client's figure for ``metric`` in the same run."""
+    assert bound.ref is not None
+    refs = [c.name for c in scenario.clients_for(bound.ref)] or [bound.ref]
+    rf = figures.get(refs[0])
+    ref_m = (
+        Measure(None, f"no requests recorded from {refs[0]}") if rf is None else rf.metric(metric)
+    )
+    written = str(bound)
+    if ref_m.value is None:
+        return Judgement(
+            client, metric, bound.op, math.nan, m.value, Verdict.FAIL,
+            f"not measurable: {refs[0]}'s {metric}: {ref_m.reason or 'no data'}",
+            key, written=written,
+        )  # fmt: skip
+    v = judge(client, metric, bound.against(ref_m.value), m, key=key)
+    note = f"{refs[0]} measured {ref_m.value:.4g}, so the bound is {v.bound_text}"
+    reason = f"{v.reason}; {note}" if v.reason else note
+    return dataclasses.replace(v, reason=reason, written=written)
 
 
 def _steady_measure(

@@ -67,12 +67,18 @@ every 2 ms once expanded to 28,000 injections."""
 class Topology:
     grapes: int = 3
     workers: int = 3
+    clients: tuple[str, ...] = ()  # the scenario's client names (targets of ``pause``)
 
     def services(self) -> tuple[str, ...]:
         return tuple(
             [f"grape-{i}" for i in range(1, self.grapes + 1)]
             + [f"worker-{i}" for i in range(1, self.workers + 1)]
+            + list(self.clients)
         )
+
+    def kind_of(self, service: str) -> str:
+        """``grape``, ``worker`` or ``client``: what a service name is in this topology."""
+        return "client" if service in self.clients else service.rsplit("-", 1)[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +163,7 @@ def _target(value: Any, at: Field, topology: Topology, info: KindInfo | None) ->
             f"services: {', '.join(services)}"
         )
     if info is not None:
-        check_target_type(info, value, at)
+        check_target_type(info, topology.kind_of(value), value, at)
     return value
 
 
@@ -332,7 +338,7 @@ def _chaos(
         if info.instant:
             raise eat.error(f"{info.name} heals itself; chaos holds each fault for 'hold'")
         for target in targets:
-            check_target_type(info, target, eat)
+            check_target_type(info, topology.kind_of(target), target, eat)
         kinds.append((info.name, params))
     c_v, c_at = s.need("count")
     count = int(parse_number(c_v, c_at, low=1, high=1000, integer=True))

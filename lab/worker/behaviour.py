@@ -143,7 +143,7 @@ class Behaviour:
     def updated(self, change: Any) -> Behaviour:
         """A partial update from ``PUT /behaviour`` JSON; errors name the field."""
         if not isinstance(change, Mapping):
-            raise SettingsError("body: expected a JSON object like {\"error_rate\": 0.1}")
+            raise SettingsError('body: expected a JSON object like {"error_rate": 0.1}')
         unknown = sorted(set(change) - {"latency", "error_rate", "cpu_ms"})
         if unknown:
             raise SettingsError(f"{unknown[0]}: unknown field (latency, error_rate, cpu_ms)")

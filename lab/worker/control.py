@@ -74,7 +74,7 @@ async def put_behaviour(request: web.Request) -> web.Response:
     try:
         change = json.loads(raw)
     except (ValueError, RecursionError):
-        return _json({"error": "body: not JSON (try {\"error_rate\": 0.1})"}, 400)
+        return _json({"error": 'body: not JSON (try {"error_rate": 0.1})'}, 400)
     try:
         new = s.behaviour.updated(change)
     except SettingsError as exc:

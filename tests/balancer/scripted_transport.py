@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from lab.clock import FakeClock
@@ -12,7 +13,8 @@ class ScriptedTransport:
     """Peers answer after ``latency[peer]`` seconds, or fail as ``mode[peer]`` says.
 
     Modes: ``ok``, ``timeout`` (no answer: the clock moves by the whole attempt
-    timeout), ``refused`` (fails at once), ``reply_error``. Calls are awaited one at a
+    timeout), ``refused`` (fails at once), ``reply_error``; ``error_rate[peer]`` makes
+    that share of its answers reply errors (seeded). Calls are awaited one at a
     time by the tests, so one fake clock stands for the whole world.
     """
 
@@ -21,6 +23,8 @@ class ScriptedTransport:
         self.latency: dict[str, float] = {}
         self.mode: dict[str, str] = {}
         self.calls: list[tuple[str, float]] = []  # (peer, attempt timeout)
+        self.error_rate: dict[str, float] = {}
+        self.rng = random.Random(7)
 
     async def request(
         self,
@@ -36,7 +40,7 @@ class ScriptedTransport:
         if mode == "refused":
             self.clock.advance(0.0002)
             raise RpcTransportError(f"ERR_REQUEST_GENERIC: connect {peer}: refused")
-        if mode == "reply_error":
+        if mode == "reply_error" or self.rng.random() < self.error_rate.get(peer, 0.0):
             self.clock.advance(0.001)
             raise RpcReplyError("boom")
         latency = self.latency.get(peer, 0.001)

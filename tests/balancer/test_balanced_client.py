@@ -32,7 +32,13 @@ def client(
     events: list[ClientEvent] = []
     policy = make_policy(name, clock=clock, rng=random.Random(seed), **options)
     c = BalancedClient(
-        policy, transport, clock=clock, on_event=events.append, name="c1", probe_aside=probe_aside
+        policy,
+        transport,
+        clock=clock,
+        on_event=events.append,
+        name="c1",
+        probe_aside=probe_aside,
+        linger=False,  # the scripted transport moves time itself: one attempt at a time
     )
     c.set_peers(PEERS)
     return c, events
@@ -217,7 +223,7 @@ async def test_adaptive_routes_away_from_a_timing_out_peer_and_lets_it_back_slow
     assert recovered - t1 <= 5.0
 
 
-async def test_hedging_answers_from_the_second_peer_and_cancels_the_first() -> None:
+async def test_hedging_answers_from_the_second_peer_and_judges_the_first_aside() -> None:
     class Sleepy:
         def __init__(self) -> None:
             self.delay = dict.fromkeys(PEERS, 0.001)
@@ -258,7 +264,14 @@ async def test_hedging_answers_from_the_second_peer_and_cancels_the_first() -> N
     assert hedge.hedge and hedge.outcome is Outcome.OK
     assert first.outcome is Outcome.CANCELLED and not first.hedge
     assert first.end - first.start < 0.5
-    assert all(s.in_flight == 0 for s in c.peers())
+    # The loser runs on aside and its peer is judged on how it really ended (1 s).
+    assert {s.peer: s.in_flight for s in c.peers()}[A] == 1
+    deadline = asyncio.get_running_loop().time() + 5.0
+    while any(s.in_flight for s in c.peers()):
+        assert asyncio.get_running_loop().time() < deadline, "the loser never ended"
+        await asyncio.sleep(0.01)
+    ewma = {s.peer: s.ewma_s for s in c.peers()}[A]
+    assert ewma is not None and ewma > 0.5
 
 
 async def test_a_half_open_probe_goes_aside_and_costs_the_request_nothing(
@@ -281,3 +294,76 @@ async def test_a_half_open_probe_goes_aside_and_costs_the_request_nothing(
     probes = [e for e in events if e.kind == "probe" and e.peer == C]
     assert probes and probes[0].detail["outcome"] == "timeout"  # ...aside, and said so
     assert {s.peer: s.breaker for s in c.peers()}[C] == "open"  # and it failed: open again
+
+
+async def test_with_hedging_on_a_blackholed_peer_still_trips_its_breaker() -> None:
+    """Hedge losers run on aside to their timeout, so the blackholed peer gets verdicts."""
+
+    class Blackhole:
+        async def request(
+            self,
+            peer: str,
+            key: str,
+            payload: Any,
+            *,
+            timeout: float,  # noqa: ASYNC109 (the transport contract)
+            compress: bool = False,
+        ) -> Any:
+            if peer == A:
+                await asyncio.sleep(timeout)
+                raise RpcTimeout("ERR_TIMEOUT")
+            await asyncio.sleep(0.002)
+            return peer
+
+    events: list[ClientEvent] = []
+    policy = make_policy(
+        "adaptive",
+        clock=SYSTEM_CLOCK,
+        rng=random.Random(1),
+        attempts=AttemptConfig(floor_s=0.1, hedge=True, hedge_min_s=0.01),
+    )
+    c = BalancedClient(policy, Blackhole(), clock=SYSTEM_CLOCK, on_event=events.append)
+    c.set_peers(PEERS)
+    deadline = asyncio.get_running_loop().time() + 10.0
+    while not any(e.kind == "breaker" and e.peer == A and e.detail["to"] == "open" for e in events):
+        assert asyncio.get_running_loop().time() < deadline, "A's breaker never opened"
+        result = await c.request("rpc_test", 1, timeout=1.0)
+        assert result.value != A
+
+
+async def test_a_timed_out_attempt_keeps_waiting_and_its_late_answer_wins() -> None:
+    """Every peer slower than the attempt timeout: the first answer of any attempt wins."""
+
+    class Slow:
+        async def request(
+            self,
+            peer: str,
+            key: str,
+            payload: Any,
+            *,
+            timeout: float,  # noqa: ASYNC109 (the transport contract)
+            compress: bool = False,
+        ) -> Any:
+            delay = 0.25 if peer == first else 0.6
+            if delay > timeout:
+                await asyncio.sleep(timeout)
+                raise RpcTimeout("ERR_TIMEOUT")
+            await asyncio.sleep(delay)
+            return peer
+
+    policy = make_policy("adaptive", clock=SYSTEM_CLOCK, rng=random.Random(1))
+    c = BalancedClient(policy, Slow(), clock=SYSTEM_CLOCK)
+    c.set_peers(PEERS)
+    first = policy.choose().peer  # the peer the next request starts with (same rng state)
+    policy = make_policy("adaptive", clock=SYSTEM_CLOCK, rng=random.Random(1))
+    c = BalancedClient(policy, Slow(), clock=SYSTEM_CLOCK)
+    c.set_peers(PEERS)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    result = await c.request("rpc_test", 1, timeout=1.0)
+    took = loop.time() - t0
+    assert result.value == first  # its answer came at 0.25 s, after its 0.1 s timeout
+    assert 0.2 < took < 0.45  # not 0.1 s + a retry's 0.6 s
+    by_peer = {a.peer: a.outcome for a in result.attempts}
+    assert by_peer[first] is Outcome.OK and Outcome.CANCELLED in by_peer.values()
+    assert {s.peer: s.in_flight for s in c.peers()} == dict.fromkeys(PEERS, 0)

@@ -109,8 +109,11 @@ def test_slow_calls_count_as_failures() -> None:
 
 
 def open_breaker(b: Breaker, now: float) -> None:
+    """Failures until it opens (5 in a row, or fewer on probation)."""
     for i in range(5):
         fail(b, now + i * 1e-3)
+        if b.state(now + i * 1e-3) is State.OPEN:
+            return
 
 
 def test_open_then_half_open_then_closed_with_bounded_probes() -> None:
@@ -187,11 +190,12 @@ def test_the_trip_count_resets_after_a_healthy_period() -> None:
     for _ in range(2):
         ok(b, t)
     assert b.state(t) is State.CLOSED
-    open_breaker(b, t + 1.0)  # soon after: the back-off continues
+    open_breaker(b, t + 1.0)  # soon after (on probation: the rate test trips): back-off goes on
     assert b.trips == 5
     t = b.open_until
-    ok(b, t)
-    ok(b, t)
+    for _ in range(CFG.rate_half_open_successes):  # a rate trip takes 8 probes to close
+        ok(b, t)
+    assert b.state(t) is State.CLOSED
     open_breaker(b, t + 11.0)  # after 10 s closed: it starts over
     assert b.trips == 1
     assert b.open_until - b.opened_at == pytest.approx(0.5)  # type: ignore[operator]
@@ -232,3 +236,32 @@ def test_config_errors_name_the_field() -> None:
 
 def _fields(cfg: BreakerConfig) -> dict[str, object]:
     return {f: getattr(cfg, f) for f in cfg.__dataclass_fields__}
+
+
+def test_a_rate_trip_needs_eight_probes_in_a_row_and_probation_trips_on_fewer_calls() -> None:
+    b, events = make(BreakerConfig(**{**_fields(CFG), "jitter": 0.0, "half_open_probes": 1}))
+    t = 1.0
+    for i in range(10):  # 50 % failures over 10 calls: the rate test trips
+        (fail if i % 2 else ok)(b, t + i * 0.01)
+    assert b.state(t + 0.1) is State.OPEN and "failure rate" in events[-1].reason
+    t = b.open_until
+    for _ in range(7):
+        ok(b, t)
+    assert b.state(t) is State.HALF_OPEN  # 7 in a row are not enough after a rate trip
+    ok(b, t)
+    assert b.state(t) is State.CLOSED and b.on_probation(t)
+    for i in range(4):  # on probation: 2 failures of 4 calls trip it (10 are needed otherwise)
+        (fail if i % 2 else ok)(b, t + 0.1 + i * 0.01)
+    assert b.state(t + 0.2) is State.OPEN and "over 4 calls" in events[-1].reason
+    assert not b.on_probation(t + 0.2)
+
+
+def test_a_timeout_trip_still_closes_after_two_probes() -> None:
+    b, _ = make(BreakerConfig(**{**_fields(CFG), "jitter": 0.0}))
+    fail(b, 1.0, Result.TIMEOUT)
+    fail(b, 1.01, Result.TIMEOUT)
+    assert b.state(1.01) is State.OPEN
+    t = b.open_until
+    ok(b, t)
+    ok(b, t)
+    assert b.state(t) is State.CLOSED

@@ -176,14 +176,16 @@ def test_hints_steer_choice_unless_we_saw_the_peer_answer_since(clock: FakeClock
     assert Counter(p.choose().peer for _ in range(300))[C] > 0
 
 
-def test_every_breaker_open_fails_fast_then_probes_early(clock: FakeClock) -> None:
-    p = policy("adaptive", clock)
+def test_every_breaker_open_fails_fast_then_probes_early_with_panic_off(
+    clock: FakeClock,
+) -> None:
+    p = policy("adaptive", clock, panic={"max_ejected_share": 1.0})
     assert isinstance(p, AdaptivePolicy)
     for peer in PEERS:
-        for _ in range(2):
+        for _ in range(5):
             pick = Pick(peer, p._peers[peer].breaker.acquire(clock.monotonic()))
             p.started(pick)
-            p.finished(pick, 0.1, Outcome.TIMEOUT)
+            p.finished(pick, 0.001, Outcome.ERROR)
     with pytest.raises(NoPeerAvailable, match="every peer's breaker is open"):
         p.choose()
     clock.advance(0.41)  # the base open time (minus jitter) has passed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lab.history import Attempt, ClientEvent, FaultRecord, History, Outcome, RequestRecord, RunMeta
+from lab.report.layout import timeline_chart
 from lab.report.model import (
     Bins,
     build_faults,
@@ -145,3 +146,19 @@ def test_completed_run_axis_is_the_planned_duration() -> None:
     model = build_report(h, None, None)
     assert model.axis_end == 60.0
     assert model.bins == Bins(0.25, 240)
+
+
+def test_panic_mode_is_a_row_of_the_breaker_strip() -> None:
+    h = _history()
+    h.requests.append(_req("adaptive", 0.0, "a"))
+    for t, state in ((0.3, "start"), (0.9, "end")):
+        h.events.append(
+            ClientEvent("c-adaptive", "adaptive", T0 + t, "panic", None, {"state": state})
+        )
+    (tl,) = build_timelines(h, Bins(0.25, 8))
+    assert tl.panic == (False, True, True, True, False, False, False, False)
+    assert [p.peer for p in tl.peers] == ["a"]  # panic is no peer: no share series for it
+    strip = timeline_chart(tl, Bins(0.25, 8), 2.0, (), {}).panels[-1]
+    assert [r.text for r in strip.row_labels] == ["a", "panic"]
+    (panic,) = [r for r in strip.rects if r.css == "breaker-panic"]
+    assert "panic mode" in panic.title and "0.25 to 1.00 s" in panic.title

@@ -184,6 +184,41 @@ ERROR_CASES = [
     ),
     (
         'recovery_s: "<= 5"',
+        'recovery_s: "<= 1.5x randum"',
+        11,
+        "expect.adaptive.recovery_s",
+        "compares with 'randum', which is no client or policy of this run (did you mean",
+    ),
+    (
+        'recovery_s: "<= 5"',
+        'recovery_s: "<= round_robin"',
+        11,
+        "expect.adaptive.recovery_s",
+        "'round_robin', which is no client or policy of this run",
+    ),
+    (
+        'recovery_s: "<= 5"',
+        'recovery_s: "<= client-adaptive"',
+        11,
+        "expect.adaptive.recovery_s",
+        "compares 'adaptive' with itself ('client-adaptive')",
+    ),
+    (
+        'recovery_s: "<= 5"',
+        'recovery_s: "<= random 5"',
+        11,
+        "expect.adaptive.recovery_s",
+        "expected a number after + or -",
+    ),
+    (
+        'p99_ms: "<= 50"',
+        'p99_ms: "<= random"',
+        6,
+        "steady_state.p99_ms",
+        'expected a bound like "<= 1"',
+    ),
+    (
+        'recovery_s: "<= 5"',
         'recovery: "<= 5"',
         11,
         "expect.adaptive.recovery",
@@ -521,3 +556,29 @@ def test_every_scenario_in_the_library_validates() -> None:
         ci = path.relative_to(ROOT).parts[:2] == ("scenarios", "ci")
         if ci:
             assert s.duration_s <= 30, f"{path}: CI scenarios stay <= 30 s"
+
+
+def test_relative_bounds_parse_and_print_as_written() -> None:
+    text = BASE.replace(
+        '  adaptive: {detection_s: "<= 1", availability: ">= 0.999", recovery_s: "<= 5"}',
+        '  adaptive: {availability: ">= random - 0.001", p99_ms: "<= random",'
+        ' p99_ratio: "<= 1.5x oracle", detection_s: "<= 1"}',
+    )
+    e = parse(text).expect["adaptive"]
+    assert [str(e[k]) for k in ("availability", "p99_ms", "p99_ratio", "detection_s")] == [
+        ">= random - 0.001",
+        "<= random",
+        "<= 1.5x oracle",
+        "<= 1",
+    ]
+    assert (e["p99_ratio"].ref, e["p99_ratio"].factor) == ("oracle", 1.5)
+    assert e["availability"].against(0.99).value == pytest.approx(0.989)
+
+
+def test_a_relative_bound_must_name_one_client() -> None:
+    text = BASE.replace(
+        "clients: [adaptive, random, oracle]",
+        "clients:\n  - adaptive\n  - {name: client-adaptive-2}\n  - random",
+    ).replace('recovery_s: "<= 5"', 'recovery_s: "<= 5"}\n  random: {p99_ms: "<= adaptive"')
+    message = error_of(text)
+    assert "names 2 clients (client-adaptive, client-adaptive-2); name one client" in message

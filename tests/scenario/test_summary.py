@@ -7,7 +7,7 @@ from pathlib import Path
 
 from histbuild import A, B, C, fault, history, round_robin, stream
 
-from lab.history import Outcome
+from lab.history import ClientEvent, Outcome
 from lab.report.model import build_report
 from lab.scenario.spec import Scenario, parse_scenario
 from lab.scenario.summary import build_summary, exit_code, write_summary
@@ -140,3 +140,47 @@ def test_write_summary_and_the_report_reads_it(tmp_path: Path) -> None:
     assert len(model.expectations.rows) == 3
     assert len(model.per_fault) == 1
     assert len(model.steady_state.rows) == 8
+
+
+def test_relative_expectations_judge_against_the_ref_client_of_the_same_run() -> None:
+    text = SCENARIO.replace(
+        'expect:\n  adaptive: {detection_s: "<= 1", availability: ">= 0.999", recovery_s: "<= 5"}',
+        'expect:\n  adaptive: {availability: ">= random - 0.001", p99_ms: "<= 2x random",'
+        ' detection_s: "<= random"}\n  random: {availability: ">= adaptive"}',
+    )
+    s = build_summary(make_history(), scenario(text))
+    by = {(e["client"], e["metric"]): e for e in s["expectations"]}
+    avail = by[("client-adaptive", "availability")]
+    assert avail["verdict"] == "pass" and avail["bound"] == ">= random - 0.001"
+    random_avail = s["policies"]["random"]["availability"]
+    assert avail["bound_value"] == random_avail - 0.001
+    assert "client-random measured" in avail["detail"]
+    assert by[("client-adaptive", "p99_ms")]["verdict"] == "pass"
+    worse = by[("client-random", "availability")]  # random lost the partitioned share
+    assert worse["verdict"] == "fail" and worse["bound"] == ">= adaptive"
+    assert "client-adaptive measured 1" in worse["detail"]
+    missing = by[("client-adaptive", "detection_s")]  # random never detects: not measurable
+    assert missing["verdict"] == "fail" and missing["bound_value"] is None
+    assert missing["detail"].startswith("not measurable: client-random's detection_s: ")
+
+
+def test_each_client_has_its_loop_lag_over_the_run() -> None:
+    h = make_history()
+    h.events += [
+        ClientEvent("client-adaptive", "adaptive", 12.0, "loop_lag", None, {"hist": {"1": 98}}),
+        ClientEvent("client-adaptive", "adaptive", 13.0, "loop_lag", None, {"hist": {"2": 1}}),
+        ClientEvent("client-adaptive", "adaptive", 13.5, "stall", None, {"length_ms": 812.0}),
+        ClientEvent("client-adaptive", "adaptive", 14.0, "loop_lag", None, {"hist": {"813": 1}}),
+    ]
+    s = build_summary(h, scenario())
+    lag = s["policies"]["adaptive"]["loop_lag"]
+    assert lag == {
+        "samples": 100,
+        "max_ms": 813.0,
+        "p99_ms": 2.0,
+        "stalls": 1,
+        "longest_stall_ms": 812.0,
+    }
+    none = s["policies"]["random"]["loop_lag"]
+    assert none["max_ms"] is None and "no loop lag" in none["reason"]
+    json.dumps(s, allow_nan=False)
