@@ -46,6 +46,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from lab.balancer.policies import POLICY_NAMES
 from lab.scenario.quantities import (
     Bound,
     format_duration,
@@ -90,7 +91,7 @@ __all__ = [
     "parse_scenario",
 ]
 
-POLICIES: tuple[str, ...] = ("adaptive", "random", "round_robin", "oracle")
+POLICIES: tuple[str, ...] = POLICY_NAMES
 RUNTIMES: tuple[str, ...] = ("compose", "local")
 ARRIVALS: tuple[str, ...] = ("constant", "poisson")
 SERVICES: tuple[str, ...] = ("rpc_test",)
