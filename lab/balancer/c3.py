@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lab.balancer.policies import Pick, Policy
@@ -100,7 +100,7 @@ class C3Policy(Policy):
         response = fb.response_s or 0.0
         # a plain Grenache peer reports nothing: its response time stands in for 1/mu
         service = fb.service_s if fb.service_s is not None else response
-        return response - service + q_hat**c.exponent * max(service, 1e-6)
+        return float(response - service + q_hat**c.exponent * max(service, 1e-6))
 
     def choose(self, exclude: AbstractSet[str] = frozenset()) -> Pick:
         pool = self._pool(exclude)
@@ -133,8 +133,5 @@ class C3Policy(Policy):
             fb.t = now
 
     def stats(self) -> list[PeerStats]:
-        rows = super().stats()
         now = self._clock.monotonic()
-        for row in rows:
-            row.score = self.psi(row.peer, now)
-        return rows
+        return [replace(row, score=self.psi(row.peer, now)) for row in super().stats()]

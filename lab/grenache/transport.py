@@ -11,20 +11,25 @@ Errors are translated here and nowhere else (aiohttp never leaks upward):
 - refused / reset / non-2xx status     -> :class:`RpcTransportError` (``ERR_REQUEST_GENERIC``)
 - error string in the reply envelope   -> :class:`RpcReplyError` (the string kept as is)
 - reply that is not an envelope        -> :class:`RpcProtocolError` (``ERR_REPLY_EMPTY``)
+
+A reply's ``X-Lab-*`` load headers go to ``on_load`` when set; :meth:`HttpTransport.
+probe` asks a worker for its load alone (:mod:`lab.grenache.load`).
 """
 
 # ruff: noqa: ASYNC109  (the contract passes per-request timeouts explicitly)
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 from yarl import URL
 
 from lab.errors import RpcReplyError, RpcTimeout, RpcTransportError
-from lab.grenache import wire
+from lab.grenache import load, wire
 
 DEFAULT_LIMIT = 512
 """Pooled connections in total: ~200 req/s at tens of ms each needs a few dozen; the
@@ -60,6 +65,8 @@ class HttpTransport:
         self._urls: dict[str, URL] = {}
         self._headers_plain = {wire.COMPRESS_HEADER: "none", "Content-Type": "application/json"}
         self._headers_gzip = {wire.COMPRESS_HEADER: "gzip", "Content-Type": "application/json"}
+        self.on_load: Callable[[str, load.LoadReport], None] | None = None
+        """Told the load report of every reply that carries one (C3's feedback)."""
 
     def _open(self) -> aiohttp.ClientSession:
         """The session, created lazily so it binds to the running loop."""
@@ -99,6 +106,10 @@ class HttpTransport:
                 async with session.post(url, data=body, headers=headers) as resp:
                     raw = await resp.read()
                     status = resp.status
+                    if self.on_load is not None and load.HEADER_IN_FLIGHT in resp.headers:
+                        report = load.from_headers(resp.headers)
+                        if report is not None:
+                            self.on_load(peer, report)
         except TimeoutError:
             raise RpcTimeout(f"ERR_TIMEOUT: {peer} after {timeout:.3f}s") from None
         except (aiohttp.ClientError, OSError) as exc:
@@ -112,6 +123,31 @@ class HttpTransport:
         if reply.error is not None:
             raise RpcReplyError(reply.error)
         return reply.data
+
+    async def probe(self, peer: str, *, timeout: float) -> load.LoadReport:
+        """``GET /load`` of ``peer``: its load report (Prequal's probe)."""
+        session = self._session or self._open()
+        url = self._url(peer).with_path(load.PROBE_PATH)
+        try:
+            async with asyncio.timeout(timeout):
+                async with session.get(url) as resp:
+                    raw = await resp.read()
+                    status = resp.status
+        except TimeoutError:
+            raise RpcTimeout(f"ERR_TIMEOUT: probe of {peer} after {timeout:.3f}s") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise RpcTransportError(
+                f"ERR_REQUEST_GENERIC: probe of {peer}: {type(exc).__name__}: {exc}"
+            ) from exc
+        report = None
+        if status == 200:
+            try:
+                report = load.from_json(json.loads(raw))
+            except ValueError:
+                report = None
+        if report is None:
+            raise RpcTransportError(f"ERR_REQUEST_GENERIC: probe of {peer}: HTTP {status}")
+        return report
 
     async def aclose(self) -> None:
         """Close the pool; safe to call twice."""

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from lab.errors import SettingsError
 from lab.worker.behaviour import Behaviour
+from lab.worker.load import LoadGate
 from lab.worker.metrics import WorkerMetrics
 
 
@@ -33,6 +34,7 @@ class WorkerState:
     draining: bool = False
     in_flight: int = 0
     started: dict[str, Any] = field(default_factory=dict)
+    load: LoadGate = field(default_factory=LoadGate)  # the load-dependent mode's gate
 
     def set_behaviour(self, b: Behaviour) -> None:
         self.behaviour = b
