@@ -12,9 +12,13 @@ policy's extras (breakers, budgets, slow start, hints) add on top.
   every response, failures and timeouts included, is a sample of its elapsed time (a
   1 s timeout is a 1 s sample: that is what drives a stalled backend out of the draw);
   a slower sample replaces the estimate at once; a faster one is blended in with the
-  weight exp(-dt / tau); the estimate does not decay between samples. A peer with no
-  sample yet costs ``PENALTY_S`` x (in flight + 1), so new peers are tried before known
-  ones but not flooded. Left out: Finagle's failure accrual and aperture.
+  weight exp(-dt / tau); reading the estimate decays it toward 0 with the same tau
+  (Finagle's ``observe(0)`` on read; here the read changes nothing, so samples
+  blend with the stored peak as if nobody had looked in between), which is what brings
+  a peer priced out by a timeout back into the draw, ``tau x ln(old / typical)``
+  later (~53 s from a 1 s sample to 5 ms peers). A peer with no sample yet costs
+  ``PENALTY_S`` x (in flight + 1), so new peers are tried before known ones but not
+  flooded. Left out: Finagle's failure accrual and aperture.
 """
 
 from __future__ import annotations
@@ -49,22 +53,28 @@ class LeastRequestPolicy(Policy):
 
 
 class _FinagleEwma:
-    """Finagle's peak EWMA: peaks at once, blends lower samples, no decay between them."""
+    """Finagle's peak EWMA: peaks at once, blends lower samples, decays when read."""
 
-    __slots__ = ("stamp", "value")
+    __slots__ = ("_stamp", "_value")
 
     def __init__(self) -> None:
-        self.value: float | None = None
-        self.stamp = 0.0
+        self._value: float | None = None
+        self._stamp = 0.0
+
+    def value(self, now: float, tau: float) -> float | None:
+        """The estimate at ``now``: Finagle reads it as ``observe(0)``, a decay to 0."""
+        if self._value is None:
+            return None
+        return self._value * math.exp(-max(0.0, now - self._stamp) / tau)
 
     def observe(self, rtt: float, now: float, tau: float) -> None:
         rtt = max(0.0, rtt)
-        if self.value is None or rtt > self.value:
-            self.value = rtt
+        if self._value is None or rtt > self._value:
+            self._value = rtt
         else:
-            w = math.exp(-max(0.0, now - self.stamp) / tau)
-            self.value = self.value * w + rtt * (1.0 - w)
-        self.stamp = max(self.stamp, now)
+            w = math.exp(-max(0.0, now - self._stamp) / tau)
+            self._value = self._value * w + rtt * (1.0 - w)
+        self._stamp = max(self._stamp, now)
 
 
 class PeakEwmaPolicy(Policy):
@@ -84,7 +94,7 @@ class PeakEwmaPolicy(Policy):
 
     def cost(self, peer: str) -> float:
         """What sending to ``peer`` is expected to cost (seconds x load)."""
-        value = self._ewma[peer].value
+        value = self._ewma[peer].value(self._clock.monotonic(), PEAK_EWMA_TAU_S)
         basis = PENALTY_S if value is None else value
         return basis * (self._metrics[peer].in_flight + 1)
 

@@ -377,10 +377,16 @@ def _clients(value: Any, at: Field, runtime: str) -> tuple[ClientSpec, ...]:
                 raise p_at.error(f"{n_v} runs policy {known} in the compose lab, not {policy}")
             spec = ClientSpec(n_v, policy, g_v, rate)
         if runtime == "compose" and spec.name not in COMPOSE_CLIENTS:
+            no_service = spec.policy not in COMPOSE_CLIENTS.values()
             raise iat.error(
                 f"the compose lab has no client {spec.name!r}"
                 f"{did_you_mean(spec.name, COMPOSE_CLIENTS)}; clients: "
                 f"{', '.join(COMPOSE_CLIENTS)}"
+                + (
+                    f" (no compose client runs policy {spec.policy} yet: use runtime: local)"
+                    if no_service
+                    else ""
+                )
             )
         if any(c.name == spec.name for c in out):
             raise iat.error(f"client {spec.name!r} is listed twice")
