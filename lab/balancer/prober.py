@@ -47,6 +47,11 @@ class Prober:
         self.failed = 0
         policy.set_prober(self.request)
 
+    @property
+    def running(self) -> int:
+        """Probes still waiting for their answer."""
+        return len(self._tasks)
+
     def request(self, peer: str) -> None:
         """Start a probe of ``peer`` unless one is running or too many are."""
         if peer in self._tasks or len(self._tasks) >= self._max:
