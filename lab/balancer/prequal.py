@@ -35,6 +35,8 @@ from lab.balancer.policies import Pick, Policy
 from lab.grenache.load import LoadReport
 from lab.loadgen.metrics import PeerStats
 
+RESORT_EVERY = 8
+
 
 @dataclass(frozen=True, slots=True)
 class PrequalConfig:
@@ -78,6 +80,8 @@ class PrequalPolicy(Policy):
         self._pool_probes: list[_Probe] = []
         self._rifs: deque[int] = deque(maxlen=self.config.rif_window)
         self._prober: ProbeRequester | None = None
+        self._threshold = math.inf
+        self._unsorted = 0  # probes since the threshold was last computed
         self.fallbacks = 0  # picks made at random for want of probes
 
     # -- probes ---------------------------------------------------------------------------
@@ -89,9 +93,10 @@ class PrequalPolicy(Policy):
         if peer not in self._metrics:
             return
         self._rifs.append(report.in_flight)
+        self._unsorted += 1
         probes = self._pool_probes
         if len(probes) >= self.config.pool_size:
-            probes.remove(min(probes, key=lambda p: p.t))
+            del probes[0]  # the pool is in arrival order: the oldest goes
         probes.append(_Probe(peer, report.in_flight, report.latency_s, self._clock.monotonic()))
 
     def probe_failed(self, peer: str) -> None:
@@ -103,40 +108,54 @@ class PrequalPolicy(Policy):
     def _send_probes(self) -> None:
         if self._prober is None or not self._order:
             return
-        k = min(self.config.probes_per_request, len(self._order))
-        for peer in self._rng.sample(self._order, k):
+        k = self.config.probes_per_request
+        targets = self._order if k >= len(self._order) else self._rng.sample(self._order, k)
+        for peer in targets:
             self._prober(peer)
 
     def hot_threshold(self) -> float:
-        """The RIF above which a probe is hot: a quantile of recent probes' RIFs."""
-        if not self._rifs:
-            return math.inf
-        ordered = sorted(self._rifs)
-        index = min(len(ordered) - 1, math.ceil(self.config.hot_quantile * len(ordered)) - 1)
-        return ordered[max(0, index)]
+        """The RIF above which a probe is hot: a quantile of recent probes' RIFs.
+
+        Recomputed once ``RESORT_EVERY`` probes have arrived (and for the first ones):
+        a quantile over the last 64 moves little per probe, and sorting on every request
+        was most of the decision's cost.
+        """
+        if self._unsorted >= RESORT_EVERY or (self._unsorted and len(self._rifs) <= RESORT_EVERY):
+            ordered = sorted(self._rifs)
+            k = math.ceil(self.config.hot_quantile * len(ordered)) - 1
+            self._threshold = ordered[max(0, min(len(ordered) - 1, k))]
+            self._unsorted = 0
+        return self._threshold
 
     # -- the request path -----------------------------------------------------------------
 
     def choose(self, exclude: AbstractSet[str] = frozenset()) -> Pick:
         pool = self._pool(exclude)
         self._send_probes()
-        now = self._clock.monotonic()
-        oldest = now - self.config.max_age_s
-        self._pool_probes = [p for p in self._pool_probes if p.t >= oldest]
-        usable = [p for p in self._pool_probes if p.peer not in exclude]
+        probes = self._pool_probes
+        oldest = self._clock.monotonic() - self.config.max_age_s
+        while probes and probes[0].t < oldest:
+            del probes[0]  # arrival order: the aged ones are at the front
+        usable = [p for p in probes if p.peer not in exclude] if exclude else probes
         if not usable:
             self.fallbacks += 1
             return Pick(self._rng.choice(pool))
         threshold = self.hot_threshold()
-        cold = [p for p in usable if p.rif <= threshold]
-        if cold:
-            best = min(cold, key=lambda p: (p.latency_s, p.rif))
-        else:
-            best = min(usable, key=lambda p: (p.rif, p.latency_s))
+        best: _Probe | None = None  # the fastest cold probe
+        least = usable[0]  # the least loaded, should every probe be hot
+        for p in usable:
+            if p.rif <= threshold and (
+                best is None or (p.latency_s, p.rif) < (best.latency_s, best.rif)
+            ):
+                best = p
+            if (p.rif, p.latency_s) < (least.rif, least.latency_s):
+                least = p
+        if best is None:
+            best = least
         best.uses += 1
         best.rif += 1
         if best.uses >= self.config.max_uses:
-            self._pool_probes.remove(best)
+            probes.remove(best)
         return Pick(best.peer)
 
     def stats(self) -> list[PeerStats]:
