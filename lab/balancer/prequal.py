@@ -11,8 +11,10 @@ moment; reusing it too often herds requests onto one server). An empty pool fall
 to a uniform random pick.
 
 Constants (``PrequalConfig``): 3 probes per request, a pool of 16, 0.84 hot quantile,
-1 s age-out, 2 uses per probe: in the ranges the paper describes, not tuned to the
-lab's scenarios. Lab choices beyond the paper: each selection adds one to the chosen
+1 s age-out, 2 uses per probe: this implementation's choices after the paper's
+description (a few probes per query, a pool of about a dozen, a high RIF quantile),
+not its exact defaults, which were not checked against the paper; not tuned to the
+lab's scenarios either. Lab choices beyond the paper: each selection adds one to the chosen
 probe's RIF (this client's own request is now in flight there), so a reused probe
 reflects the load just sent; the pool evicts the oldest probe when full; a failed probe
 removes the server's probes (a server that cannot answer a probe is not picked until it
