@@ -12,7 +12,9 @@ gauges compare like with like; only ``adaptive`` acts on them.
 - ``round_robin``: the next peer in address order, one attempt;
 - ``oracle``: told the faulty peers (``set_faulty``), uniform random among the rest,
   one attempt: the limit line no real client can beat;
-- ``adaptive``: :mod:`lab.balancer.adaptive`.
+- ``adaptive``: :mod:`lab.balancer.adaptive`;
+- ``least_request``, ``peak_ewma``: :mod:`lab.balancer.p2c_policies` (Envoy, Finagle);
+- ``prequal``: :mod:`lab.balancer.prequal`; ``c3``: :mod:`lab.balancer.c3`.
 """
 
 from __future__ import annotations
@@ -252,22 +254,55 @@ class OraclePolicy(Policy):
         return Pick(self._rng.choice(healthy or pool))
 
 
+POLICY_NAMES: tuple[str, ...] = (
+    "adaptive",
+    "random",
+    "round_robin",
+    "oracle",
+    "least_request",
+    "peak_ewma",
+    "prequal",
+    "c3",
+)
+"""Every policy ``make_policy`` knows, in the order reports list them."""
+
+
 def make_policy(name: str, *, clock: Clock, rng: random.Random, **options: Any) -> Policy:
     """The policy called ``name``; ``options`` are its config objects or knobs.
 
     ``adaptive`` takes ``metrics``, ``breaker``, ``budget``, ``slow_start``, ``gossip``,
-    ``attempts`` (each a config object or a dict of its fields); the baselines take
+    ``attempts`` (each a config object or a dict of its fields); ``prequal`` and ``c3``
+    take ``config`` too (:class:`PrequalConfig`, :class:`C3Config`); the others take
     ``metrics`` only. A bad name or option raises :class:`SettingsError` naming it.
     """
     from lab.balancer.adaptive import AdaptivePolicy
+    from lab.balancer.c3 import C3Config, C3Policy
+    from lab.balancer.p2c_policies import LeastRequestPolicy, PeakEwmaPolicy
+    from lab.balancer.prequal import PrequalConfig, PrequalPolicy
 
     classes: dict[str, type[Policy]] = {
-        c.name: c for c in (AdaptivePolicy, RandomPolicy, RoundRobinPolicy, OraclePolicy)
+        c.name: c
+        for c in (
+            AdaptivePolicy,
+            RandomPolicy,
+            RoundRobinPolicy,
+            OraclePolicy,
+            LeastRequestPolicy,
+            PeakEwmaPolicy,
+            PrequalPolicy,
+            C3Policy,
+        )
     }
     cls = classes.get(name)
     if cls is None:
         raise SettingsError(f"policy: unknown {name!r}; try one of: {', '.join(classes)}")
-    allowed = AdaptivePolicy.OPTIONS if cls is AdaptivePolicy else {"metrics": MetricsConfig}
+    allowed: dict[str, type] = {"metrics": MetricsConfig}
+    if cls is AdaptivePolicy:
+        allowed = dict(AdaptivePolicy.OPTIONS)
+    elif cls is PrequalPolicy:
+        allowed["config"] = PrequalConfig
+    elif cls is C3Policy:
+        allowed["config"] = C3Config
     built: dict[str, Any] = {}
     for key, value in options.items():
         config_type = allowed.get(key)

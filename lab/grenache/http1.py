@@ -4,11 +4,13 @@ Why not aiohttp's ClientSession here: the load generator's profile (py-spy, 32 r
 in flight against one worker) spent ~45 % of the client's CPU in ClientSession's
 per-request machinery (request and response objects, header multidicts, cookie and
 trace hooks, payload and stream-reader layers), more than in the sockets themselves.
-A Grenache RPC needs none of it: one POST of a small JSON body to ``/`` and one reply.
+A Grenache RPC needs none of it: one POST of a small JSON body to ``/`` and one reply
+(and, for Prequal's probes, one GET of a worker's load).
 This module does only that, on an :class:`asyncio.Protocol` per connection with
 `httptools <https://github.com/MagicStack/httptools>`_ (llhttp, the parser of Node.js)
 parsing the replies: Content-Length, chunked and close-delimited bodies, keep-alive
-from the reply's headers. Idle connections are reused per peer (LIFO: the warmest
+from the reply's headers; of the headers, only the lab's ``X-Lab-*`` load report is kept
+(C3 reads it; :mod:`lab.grenache.load`). Idle connections are reused per peer (LIFO: the warmest
 first); a connection whose request failed, was cancelled or timed out is closed, never
 reused, since its reply may still arrive.
 
@@ -21,9 +23,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from typing import cast
+from typing import NamedTuple, cast
 
 import httptools
+
+LAB_HEADER_PREFIX = b"x-lab-"
+
+
+class Reply(NamedTuple):
+    """A whole reply: its status, its body, and its ``X-Lab-*`` headers (title-cased)."""
+
+    status: int
+    body: bytes
+    lab_headers: dict[str, str]
 
 
 class ProtocolViolation(ConnectionError):
@@ -39,7 +51,8 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self._parser = httptools.HttpResponseParser(self)
         self._body: list[bytes] = []
-        self._waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        self._lab_headers: dict[str, str] = {}
+        self._waiter: asyncio.Future[Reply] | None = None
         self._keep_alive = True
         self._lost: Exception | None = None
 
@@ -65,7 +78,7 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             if exc is None and self._body and not self._parser.should_keep_alive():
                 # a reply delimited by the close: what came is the whole body
-                waiter.set_result((self._parser.get_status_code(), b"".join(self._body)))
+                waiter.set_result(self._reply())
             else:
                 waiter.set_exception(
                     ConnectionResetError("the peer closed the connection before replying")
@@ -74,6 +87,10 @@ class _Connection(asyncio.Protocol):
                 )
 
     # -- httptools callbacks ---------------------------------------------------------
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name[:6].lower() == LAB_HEADER_PREFIX:
+            self._lab_headers[name.decode("latin-1").title()] = value.decode("latin-1")
+
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
 
@@ -81,7 +98,10 @@ class _Connection(asyncio.Protocol):
         self._keep_alive = self._parser.should_keep_alive()
         waiter = self._waiter
         if waiter is not None and not waiter.done():
-            waiter.set_result((self._parser.get_status_code(), b"".join(self._body)))
+            waiter.set_result(self._reply())
+
+    def _reply(self) -> Reply:
+        return Reply(self._parser.get_status_code(), b"".join(self._body), self._lab_headers)
 
     # -- use ------------------------------------------------------------------------
     def _fail(self, exc: Exception) -> None:
@@ -95,12 +115,14 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    async def post(self, request: bytes) -> tuple[int, bytes]:
-        """Send one whole request (head and body); the reply's status and body."""
+    async def send(self, request: bytes) -> Reply:
+        """Send one whole request (head and body); its whole reply."""
         assert self.transport is not None
         self._body = []
+        if self._lab_headers:
+            self._lab_headers = {}
         self._keep_alive = True
-        waiter: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._waiter = waiter
         self.transport.write(request)
         try:
@@ -145,8 +167,8 @@ class ConnectionPool:
         conn.close()
         self._all.discard(conn)
 
-    async def post(self, host: str, port: int, request: bytes) -> tuple[int, bytes]:
-        """Send ``request`` on an idle or new connection to ``host:port``; status, body.
+    async def send(self, host: str, port: int, request: bytes) -> Reply:
+        """Send ``request`` on an idle or new connection to ``host:port``; its reply.
 
         Cancelled (a deadline) or failed, the connection is closed: its reply may still
         come and must not be read as the next request's.
@@ -158,7 +180,7 @@ class ConnectionPool:
         async with slots:
             conn = self._take_idle(key) or await self._connect(host, port)
             try:
-                reply = await conn.post(request)
+                reply = await conn.send(request)
             except BaseException:
                 self._drop(conn)
                 raise

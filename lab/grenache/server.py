@@ -10,6 +10,10 @@ path is an RPC). Where we improve on upstream (grenache-nodejs-http 1.0.2):
 - :meth:`RpcServer.aclose` stops accepting, lets in-flight requests finish (bounded),
   then closes idle keep-alive connections.
 
+With a ``load`` source (the worker's load gate), every reply carries the worker's load
+in extra ``X-Lab-*`` headers and ``GET /load`` answers it as JSON, a probe far cheaper
+than an RPC (:mod:`lab.grenache.load`); the envelope is unchanged.
+
 Every request is reported to an optional observer (outcome, key, seconds), which is how
 the worker feeds its Prometheus metrics without this module knowing about them.
 """
@@ -27,6 +31,7 @@ from aiohttp import web
 
 from lab.errors import RpcProtocolError
 from lab.grenache import wire
+from lab.grenache.load import PROBE_PATH, LoadReport
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +78,7 @@ class RpcServer:
         max_body: int = MiB,
         observer: Observer | None = None,
         drain_timeout: float = 5.0,
+        load: Callable[[], LoadReport] | None = None,
     ) -> None:
         self._handler = handler
         self.host = host
@@ -80,6 +86,7 @@ class RpcServer:
         self.max_body = max_body
         self._observer = observer
         self._drain_timeout = drain_timeout
+        self._load = load
         self._lowlevel: web.Server | None = None
         self._server: asyncio.Server | None = None
         self._in_flight = 0
@@ -133,6 +140,8 @@ class RpcServer:
         key: str | None = None
         outcome = Outcome.OK
         try:
+            if request.method == "GET" and request.path == PROBE_PATH and self._load:
+                return web.json_response(self._load().to_json())
             if request.method != "POST":
                 outcome = Outcome.BAD_REQUEST
                 return _fail(405, "ERR_REQUEST_METHOD", close=False)
@@ -160,6 +169,8 @@ class RpcServer:
                 outcome = Outcome.ERROR
                 reply = wire.encode_reply(rpc.rid, error_message(exc), None, rpc.compressed)
             resp = web.Response(body=reply, content_type=_JSON)
+            if self._load is not None:
+                resp.headers.update(self._load().to_headers())
             if self._closing:
                 resp.force_close()
             return resp

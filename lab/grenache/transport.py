@@ -13,17 +13,22 @@ Errors are translated here and nowhere else:
 - refused / reset / non-2xx status     -> :class:`RpcTransportError` (``ERR_REQUEST_GENERIC``)
 - error string in the reply envelope   -> :class:`RpcReplyError` (the string kept as is)
 - reply that is not an envelope        -> :class:`RpcProtocolError` (``ERR_REPLY_EMPTY``)
+
+A reply's ``X-Lab-*`` load headers go to ``on_load`` when set; :meth:`HttpTransport.
+probe` asks a worker for its load alone (:mod:`lab.grenache.load`).
 """
 
 # ruff: noqa: ASYNC109  (the contract passes per-request timeouts explicitly)
 from __future__ import annotations
 
 import asyncio
+import json
 import random
+from collections.abc import Callable
 from typing import Any
 
 from lab.errors import RpcReplyError, RpcTimeout, RpcTransportError
-from lab.grenache import wire
+from lab.grenache import load, wire
 from lab.grenache.http1 import ConnectionPool
 
 DEFAULT_LIMIT_PER_HOST = 256
@@ -67,6 +72,8 @@ class HttpTransport:
         )
         self._peers: dict[tuple[str, bool], tuple[str, int, bytes]] = {}
         self._rng = rng or random.Random()
+        self.on_load: Callable[[str, load.LoadReport], None] | None = None
+        """Told the load report of every reply that carries one (C3's feedback)."""
 
     def _peer(self, peer: str, compress: bool) -> tuple[str, int, bytes]:
         known = self._peers.get((peer, compress))
@@ -91,13 +98,17 @@ class HttpTransport:
         message = b"%s%d\r\n\r\n%s" % (head, len(body), body)
         try:
             async with asyncio.timeout(timeout):
-                status, raw = await self._pool.post(host, port, message)
+                status, raw, lab_headers = await self._pool.send(host, port, message)
         except TimeoutError:
             raise RpcTimeout(f"ERR_TIMEOUT: {peer} after {timeout:.3f}s") from None
         except OSError as exc:
             raise RpcTransportError(
                 f"ERR_REQUEST_GENERIC: {peer}: {type(exc).__name__}: {exc}"
             ) from exc
+        if lab_headers and self.on_load is not None:
+            report = load.from_headers(lab_headers)
+            if report is not None:
+                self.on_load(peer, report)
         if not 200 <= status < 300:
             text = raw[:200].decode("utf-8", "replace")
             raise RpcTransportError(f"ERR_REQUEST_GENERIC: {peer}: HTTP {status}: {text}")
@@ -105,6 +116,29 @@ class HttpTransport:
         if reply.error is not None:
             raise RpcReplyError(reply.error)
         return reply.data
+
+    async def probe(self, peer: str, *, timeout: float) -> load.LoadReport:
+        """``GET /load`` of ``peer``: its load report (Prequal's probe)."""
+        host, port = self._peer(peer, False)[:2]
+        message = f"GET {load.PROBE_PATH} HTTP/1.1\r\nHost: {peer}\r\n\r\n".encode("ascii")
+        try:
+            async with asyncio.timeout(timeout):
+                status, raw, _ = await self._pool.send(host, port, message)
+        except TimeoutError:
+            raise RpcTimeout(f"ERR_TIMEOUT: probe of {peer} after {timeout:.3f}s") from None
+        except OSError as exc:
+            raise RpcTransportError(
+                f"ERR_REQUEST_GENERIC: probe of {peer}: {type(exc).__name__}: {exc}"
+            ) from exc
+        report = None
+        if status == 200:
+            try:
+                report = load.from_json(json.loads(raw))
+            except ValueError:
+                report = None
+        if report is None:
+            raise RpcTransportError(f"ERR_REQUEST_GENERIC: probe of {peer}: HTTP {status}")
+        return report
 
     async def aclose(self) -> None:
         """Close every connection; safe to call twice."""

@@ -14,6 +14,10 @@ period's lag histogram (whole ms -> count) for the run's summary, and ``/health`
 shows max and p99 lag since start. Every policy gets the monitor, so the baselines'
 figures say how noisy the host was for them too.
 
+Policies that read the workers' own load get it here: C3 the load headers of every
+reply (the transport's ``on_load``), Prequal its probes (:class:`~lab.balancer.prober.
+Prober`, closed with the side).
+
 Every policy gets a gossip socket, so every client announces the same way; only the
 adaptive policy has verdicts to send and uses the hints it receives.
 """
@@ -27,9 +31,11 @@ from typing import Any
 
 from lab.balancer.adaptive import AdaptivePolicy
 from lab.balancer.client import BalancedClient, Transport
+from lab.balancer.feedback import LoadFeedback, ProbeDriven
 from lab.balancer.gossip import GossipConfig, Message
 from lab.balancer.gossip_net import GossipNode
 from lab.balancer.policies import make_policy
+from lab.balancer.prober import Prober, ProbeTransport
 from lab.clock import Clock
 from lab.errors import LabError, NoPeerAvailable, RpcTimeout
 from lab.history import ClientEvent, Outcome
@@ -59,6 +65,7 @@ class PolicySide:
         self._clock = clock
         self._on_event = on_event
         self.policy = make_policy(settings.policy, clock=clock, rng=random.Random(settings.seed))
+        self.prober = self._feed_load(transport)
         self.looplag = LoopLag(clock, on_stall=self._stall, on_period=self._lag_period)
         self.client = BalancedClient(
             self.policy,
@@ -90,9 +97,19 @@ class PolicySide:
         await self.gossip.start()
 
     async def aclose(self) -> None:
-        """Stop gossip and the monitor; the transport is closed by its owner."""
+        """Stop gossip, probes and the monitor; the transport is closed by its owner."""
         await self.gossip.aclose()
+        if self.prober is not None:
+            await self.prober.aclose()
         await self.looplag.aclose()
+
+    def _feed_load(self, transport: Transport) -> Prober | None:
+        """Connect the policies that read the workers' load (C3, Prequal) to it."""
+        if isinstance(self.policy, LoadFeedback) and hasattr(transport, "on_load"):
+            transport.on_load = self.policy.observe_load
+        if isinstance(self.policy, ProbeDriven) and isinstance(transport, ProbeTransport):
+            return Prober(self.policy, transport)
+        return None
 
     def _stall(self, stall: Stall) -> None:
         detail = {"start": stall.start, "length_ms": round(stall.length * 1000, 3)}

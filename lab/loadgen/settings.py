@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from lab.balancer.policies import POLICY_NAMES
 from lab.errors import SettingsError
 from lab.settings import (
     add_option,
@@ -23,7 +24,7 @@ from lab.settings import (
     reachable_host,
 )
 
-POLICIES = ("adaptive", "random", "round_robin", "oracle")
+POLICIES = POLICY_NAMES
 
 
 def parse_policy(text: str) -> str:

@@ -306,12 +306,20 @@ POLICY_COLOURS: dict[str, str] = {
     "random": OKABE_ITO["vermillion"],
     "round_robin": OKABE_ITO["orange"],
     "oracle": OKABE_ITO["green"],
+    "least_request": OKABE_ITO["sky_blue"],
+    "peak_ewma": OKABE_ITO["purple"],
+    "prequal": OKABE_ITO["yellow"],
+    "c3": OKABE_ITO["black"],
 }
 POLICY_DASHES: dict[str, str] = {
     "adaptive": "",
     "random": "6 3",
     "round_robin": "2 2",
     "oracle": "1 3",
+    "least_request": "4 2 1 2",
+    "peak_ewma": "8 2",
+    "prequal": "3 1",
+    "c3": "1 1",
 }
 
 

@@ -15,8 +15,10 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from lab.balancer.policies import POLICY_NAMES
+
 # Policies in the order a reader compares them: the candidate, the baseline, the limit.
-POLICY_ORDER: tuple[str, ...] = ("adaptive", "random", "round_robin", "oracle")
+POLICY_ORDER: tuple[str, ...] = POLICY_NAMES
 DASH = "\u2014"  # an em dash: "not measured"
 
 

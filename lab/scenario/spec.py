@@ -46,6 +46,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from lab.balancer.policies import POLICY_NAMES
 from lab.scenario.quantities import (
     Bound,
     format_duration,
@@ -91,7 +92,7 @@ __all__ = [
     "parse_scenario",
 ]
 
-POLICIES: tuple[str, ...] = ("adaptive", "random", "round_robin", "oracle")
+POLICIES: tuple[str, ...] = POLICY_NAMES
 RUNTIMES: tuple[str, ...] = ("compose", "local")
 ARRIVALS: tuple[str, ...] = ("constant", "poisson")
 SERVICES: tuple[str, ...] = ("rpc_test",)
@@ -381,10 +382,16 @@ def _clients(value: Any, at: Field, runtime: str) -> tuple[ClientSpec, ...]:
                 raise p_at.error(f"{n_v} runs policy {known} in the compose lab, not {policy}")
             spec = ClientSpec(n_v, policy, g_v, rate)
         if runtime == "compose" and spec.name not in COMPOSE_CLIENTS:
+            no_service = spec.policy not in COMPOSE_CLIENTS.values()
             raise iat.error(
                 f"the compose lab has no client {quote(spec.name)}"
                 f"{did_you_mean(spec.name, COMPOSE_CLIENTS)}; clients: "
                 f"{', '.join(COMPOSE_CLIENTS)}"
+                + (
+                    f" (no compose client runs policy {spec.policy} yet: use runtime: local)"
+                    if no_service
+                    else ""
+                )
             )
         if any(c.name == spec.name for c in out):
             raise iat.error(f"client {quote(spec.name)} is listed twice")

@@ -23,6 +23,7 @@ from lab.grenache.wire import Request
 from lab.service_runtime import settle
 from lab.worker.behaviour import burn_cpu
 from lab.worker.control import WorkerState, make_app
+from lab.worker.load import LoadGate
 from lab.worker.metrics import WorkerMetrics
 from lab.worker.settings import WorkerSettings
 
@@ -37,6 +38,7 @@ def make_handler(state: WorkerState) -> Any:
     """The RPC handler: the behaviour's CPU work, delay and error, then the echo."""
     sleep = asyncio.sleep
     gauge = state.metrics.in_flight
+    gate = state.load
 
     async def handle(req: Request) -> Any:
         b = state.behaviour  # one read: a concurrent PUT never splits a request's knobs
@@ -45,9 +47,10 @@ def make_handler(state: WorkerState) -> Any:
         try:
             delay_ms = b.latency.sample_ms(state.rng)
             fail = b.error_rate > 0 and state.rng.random() < b.error_rate
-            burn_cpu(b.cpu_ms)
-            if delay_ms > 0:
-                await sleep(delay_ms / 1000.0)
+            async with gate.slot():
+                burn_cpu(b.cpu_ms)
+                if delay_ms > 0:
+                    await sleep(delay_ms / 1000.0)
             if fail:
                 raise InjectedError(
                     f"ERR_WORKER_INJECTED: {state.name} fails {b.error_rate:g} of requests"
@@ -74,6 +77,7 @@ async def serve(settings: WorkerSettings, stop: asyncio.Event | None = None) -> 
         behaviour=settings.behaviour(),
         metrics=metrics,
         rng=random.Random(settings.seed),
+        load=LoadGate(settings.concurrency),
     )
     metrics.set_behaviour(state.behaviour)
     server = RpcServer(
@@ -83,6 +87,7 @@ async def serve(settings: WorkerSettings, stop: asyncio.Event | None = None) -> 
         max_body=settings.max_body,
         observer=metrics.observe,
         drain_timeout=settings.drain_timeout,
+        load=state.load.report,
     )
     await server.start()
     state.rpc_port = server.port

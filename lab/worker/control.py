@@ -15,7 +15,9 @@ from typing import Any
 from aiohttp import web
 
 from lab.errors import SettingsError
+from lab.worker.antagonist import Antagonist
 from lab.worker.behaviour import Behaviour
+from lab.worker.load import LoadGate
 from lab.worker.metrics import WorkerMetrics
 
 
@@ -33,6 +35,8 @@ class WorkerState:
     draining: bool = False
     in_flight: int = 0
     started: dict[str, Any] = field(default_factory=dict)
+    load: LoadGate = field(default_factory=LoadGate)  # the load-dependent mode's gate
+    antagonist: Antagonist = field(default_factory=Antagonist)
 
     def set_behaviour(self, b: Behaviour) -> None:
         self.behaviour = b
@@ -83,6 +87,33 @@ async def put_behaviour(request: web.Request) -> web.Response:
     return _json(new.to_json())
 
 
+async def get_antagonist(request: web.Request) -> web.Response:
+    a = request.app[STATE].antagonist
+    return _json({"share": a.share, "running": a.running})
+
+
+async def put_antagonist(request: web.Request) -> web.Response:
+    """``{"share": 0.5, "for_s": 30}``: take half the CPU for 30 s (no for_s: until DELETE)."""
+    a = request.app[STATE].antagonist
+    try:
+        body = json.loads(await request.read())
+        if not isinstance(body, dict) or not isinstance(body.get("share"), int | float):
+            raise ValueError('body: expected {"share": 0.5, "for_s": 30}')
+        for_s = body.get("for_s")
+        if for_s is not None and not isinstance(for_s, int | float):
+            raise ValueError("for_s: expected a number of seconds")
+        a.start(float(body["share"]), None if for_s is None else float(for_s))
+    except (ValueError, RecursionError) as exc:
+        return _json({"error": str(exc)}, 400)
+    return _json({"share": a.share, "running": a.running})
+
+
+async def delete_antagonist(request: web.Request) -> web.Response:
+    a = request.app[STATE].antagonist
+    await a.stop()
+    return _json({"share": a.share, "running": a.running})
+
+
 def make_app(state: WorkerState) -> web.Application:
     app = web.Application(client_max_size=64 * 1024)
     app[STATE] = state
@@ -90,4 +121,12 @@ def make_app(state: WorkerState) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/behaviour", get_behaviour)
     app.router.add_put("/behaviour", put_behaviour)
+    app.router.add_get("/antagonist", get_antagonist)
+    app.router.add_put("/antagonist", put_antagonist)
+    app.router.add_delete("/antagonist", delete_antagonist)
+
+    async def stop_antagonist(_app: web.Application) -> None:
+        await state.antagonist.stop()
+
+    app.on_cleanup.append(stop_antagonist)
     return app

@@ -32,6 +32,13 @@ def parse_ms(text: str) -> float:
     return value
 
 
+def parse_concurrency(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 10_000:
+        raise SettingsError(f"must be within 0..10000: {text!r}")
+    return value
+
+
 def parse_optional_port(text: str) -> int:
     return 0 if text.strip() == "" else parse_port(text)
 
@@ -55,8 +62,11 @@ class WorkerSettings:
     seed: int = 0
     max_body: int = 1024 * 1024
     drain_timeout: float = 5.0
+    concurrency: int = 0  # requests in service at once; the rest queue (0: no bound)
 
     def __post_init__(self) -> None:
+        if self.concurrency < 0:
+            raise SettingsError("concurrency: must be 0 (no bound) or more")
         if self.announce_interval <= 0:
             raise SettingsError("announce-interval: must be positive")
         if self.drain_timeout < 0:
@@ -103,6 +113,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=d.error_rate, help="share of requests answered with an error")
     opt(parser, "--cpu-ms", env="LAB_WORKER_CPU_MS", parse=parse_ms, default=d.cpu_ms,
         help="CPU busy-work per request, in ms")
+    opt(parser, "--concurrency", env="LAB_WORKER_CONCURRENCY", parse=parse_concurrency,
+        default=d.concurrency,
+        help="requests served at once, the rest queue in order (0: no bound, no queue)")
     opt(parser, "--seed", env="LAB_WORKER_SEED", parse=int, default=d.seed,
         help="seed of the latency and error draws")
     # fmt: on
@@ -124,4 +137,5 @@ def from_args(args: argparse.Namespace) -> WorkerSettings:
         error_rate=args.error_rate,
         cpu_ms=args.cpu_ms,
         seed=args.seed,
+        concurrency=args.concurrency,
     )
