@@ -6,6 +6,8 @@ path is an RPC). Where we improve on upstream (grenache-nodejs-http 1.0.2):
 - any method but POST gets 405, a body over ``max_body`` gets 413, and garbage gets 400
   ``[null, "ERR_REQUEST_PARSE", null]`` (upstream never answers such a request);
 - a bad ``_gr`` header gets 400 ``[null, "ERR_HEADER_PARSE_GR", null]`` (upstream: 500);
+- a request head not complete within 5 s closes the connection, a body not complete
+  within 5 s more gets 408 (:mod:`lab.httplimits`; upstream waits forever);
 - a handler exception becomes ``[rid, "ERR_...: message", null]`` instead of a crash;
 - :meth:`RpcServer.aclose` stops accepting, lets in-flight requests finish (bounded),
   then closes idle keep-alive connections.
@@ -27,6 +29,7 @@ from aiohttp import web
 
 from lab.errors import RpcProtocolError
 from lab.grenache import wire
+from lab.httplimits import BODY_TIMEOUT_S, server_options
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +97,7 @@ class RpcServer:
     async def start(self) -> RpcServer:
         """Bind and listen; ``port=0`` picks a free port (then read :attr:`port`)."""
         loop = asyncio.get_running_loop()
-        self._lowlevel = web.Server(self._serve, handler_cancellation=True)
+        self._lowlevel = web.Server(self._serve, handler_cancellation=True, **server_options())
         self._server = await loop.create_server(
             self._lowlevel, self.host, self.port, reuse_address=True, backlog=1024
         )
@@ -137,7 +140,11 @@ class RpcServer:
                 outcome = Outcome.BAD_REQUEST
                 return _fail(405, "ERR_REQUEST_METHOD", close=False)
             try:
-                body = await self._read(request)
+                async with asyncio.timeout(BODY_TIMEOUT_S):
+                    body = await self._read(request)
+            except TimeoutError:
+                outcome = Outcome.BAD_REQUEST
+                return _fail(408, f"ERR_REQUEST_TIMEOUT: body not received in {BODY_TIMEOUT_S:g}s")
             except _TooLarge:
                 outcome = Outcome.TOO_LARGE
                 return _fail(413, f"ERR_REQUEST_TOO_LARGE: body over {self.max_body} bytes")

@@ -4,7 +4,12 @@ The loop only reads the clock, asks the :class:`~lab.loadgen.schedule.ArrivalSch
 which arrivals are due, and starts one task per request; it never waits for a reply
 before issuing the next request (open loop, see ``schedule``). Each request's ``issued``
 time is its *scheduled* time, so a late loop counts against latency. Requests beyond
-the in-flight bound are recorded as ``REJECTED`` at once.
+the in-flight bound are recorded as ``REJECTED`` at once. An arrival the loop reaches
+only after its whole deadline (``timeout_s``) has passed can no longer be answered in
+time: it is recorded as ``DROPPED`` and not sent, as an open-loop generator should (a
+stalled loop used to work its backlog off long after the load's end, adding load the
+schedule never asked for). The bound on requests in flight shrinks for large payloads
+(:func:`lab.loadgen.limits.in_flight_cap`).
 
 The runner owns every task it starts: :meth:`LoadRunner.aclose` stops the loop and
 waits for (then cancels) the requests still in flight.
@@ -21,6 +26,7 @@ from typing import Any, Protocol
 
 from lab.clock import Clock
 from lab.history import Attempt, Outcome, RequestRecord
+from lab.loadgen.limits import in_flight_cap
 from lab.loadgen.schedule import ArrivalSchedule, InFlightLimit, LoadSpec
 
 log = logging.getLogger(__name__)
@@ -71,7 +77,9 @@ class LoadRunner:
         self._client = client
         self._policy = policy
         self._service = service
+        self._max_in_flight = max_in_flight
         self.limit = InFlightLimit(max_in_flight)
+        self.dropped = 0
         self._seq = 0
         self._spec: LoadSpec | None = None
         self._schedule: ArrivalSchedule | None = None
@@ -106,6 +114,7 @@ class LoadRunner:
         end = None if spec.duration_s is None else now + spec.duration_s
         self._spec = spec
         self._pad = "x" * spec.payload_bytes
+        self.limit.limit = in_flight_cap(self._max_in_flight, spec.payload_bytes)
         self._schedule = ArrivalSchedule(now, spec.rate, spec.arrival, spec.seed, end)
         self.started_at = now
         self._loop_task = asyncio.create_task(self._loop(), name=f"load:{self._client}")
@@ -130,6 +139,7 @@ class LoadRunner:
         if payload_bytes is not None:
             spec = replace(spec, payload_bytes=payload_bytes)
             self._pad = "x" * payload_bytes
+            self.limit.limit = in_flight_cap(self._max_in_flight, payload_bytes)
         self._spec = spec
         self._wake.set()
         return spec
@@ -141,7 +151,9 @@ class LoadRunner:
             "started": self.started_at,
             "issued": self._seq,
             "in_flight": self.limit.in_flight,
+            "max_in_flight": self.limit.limit,
             "rejected": self.limit.rejected,
+            "dropped": self.dropped,
         }
 
     async def aclose(self, grace: float = 2.0) -> None:
@@ -166,7 +178,10 @@ class LoadRunner:
         while True:
             now = self._clock.monotonic()
             for scheduled in schedule.due(now, limit=MAX_BATCH):
-                self._issue(service, scheduled, now)
+                if now - scheduled >= self._timeout():
+                    self._drop(scheduled, now)
+                else:
+                    self._issue(service, scheduled, now)
             if schedule.finished(now):
                 return
             nxt = schedule.next_at()
@@ -180,6 +195,24 @@ class LoadRunner:
                     await asyncio.wait_for(self._wake.wait(), nxt - now)
             else:
                 await asyncio.sleep(0)  # a backlog: let replies in between batches
+
+    def _timeout(self) -> float:
+        return self._spec.timeout_s if self._spec is not None else 1.0
+
+    def _drop(self, scheduled: float, now: float) -> None:
+        self._seq += 1
+        self.dropped += 1
+        self._record(
+            RequestRecord(
+                client=self._client,
+                policy=self._policy,
+                seq=self._seq,
+                issued=scheduled,
+                ended=now,
+                outcome=Outcome.DROPPED,
+                error=f"not sent: {now - scheduled:.3f}s behind schedule, past its deadline",
+            )
+        )
 
     def _issue(self, service: str, scheduled: float, now: float) -> None:
         self._seq += 1
@@ -198,8 +231,7 @@ class LoadRunner:
             )
             return
         payload = make_payload(seq, self._pad)
-        timeout = self._spec.timeout_s if self._spec is not None else 1.0
-        task = asyncio.create_task(self._one(service, seq, scheduled, payload, timeout))
+        task = asyncio.create_task(self._one(service, seq, scheduled, payload, self._timeout()))
         self._requests.add(task)
         task.add_done_callback(self._requests.discard)
 

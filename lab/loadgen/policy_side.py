@@ -26,6 +26,7 @@ from lab.balancer.policies import make_policy
 from lab.clock import Clock
 from lab.errors import LabError, NoPeerAvailable, RpcTimeout
 from lab.history import ClientEvent, Outcome
+from lab.loadgen import limits
 from lab.loadgen.load import Sent
 from lab.loadgen.metrics import GossipCounts, PeerStats
 from lab.loadgen.parts import Discovery, EventSink, PolicySideLike
@@ -160,7 +161,11 @@ async def open_parts(
     async with AsyncExitStack() as stack:
         link = Link(list(settings.grapes), clock=clock)
         stack.push_async_callback(link.aclose)
-        transport = HttpTransport()
+        transport = HttpTransport(  # bounded: see lab.loadgen.limits
+            limit=limits.MAX_CONNECTIONS,
+            limit_per_host=limits.MAX_CONNECTIONS_PER_PEER,
+            keepalive_timeout=limits.CONNECTION_IDLE_S,
+        )
         stack.push_async_callback(transport.aclose)
         side = PolicySide(settings, clock, transport, on_event)
         await side.start()

@@ -12,6 +12,7 @@ import argparse
 from dataclasses import dataclass
 
 from lab.errors import SettingsError
+from lab.loadgen.limits import MAX_IN_FLIGHT
 from lab.settings import (
     add_option,
     parse_bool,
@@ -52,7 +53,7 @@ class ClientSettings:
     gossip_service: str = "lab_gossip"  # the name gossip members announce on the grapes
     lookup_interval: float = 0.5  # seconds between peer-set refreshes
     announce_interval: float = 1.0  # seconds between gossip-membership announces
-    max_in_flight: int = 2000  # requests in flight before new arrivals are REJECTED
+    max_in_flight: int = MAX_IN_FLIGHT  # requests in flight before arrivals are REJECTED
     events_limit: int = 20_000  # breaker / gossip events kept for readers
 
     def __post_init__(self) -> None:

@@ -47,7 +47,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from lab.history import Attempt, FaultRecord, History, Outcome, RequestRecord
+from lab.history import NOT_SENT, Attempt, FaultRecord, History, Outcome, RequestRecord
 
 SHARE_WINDOW_S = 0.5
 DETECTION_SHARE = 0.05
@@ -194,7 +194,7 @@ def availability(requests: Sequence[RequestRecord]) -> Measure:
 
 
 def latencies_ms(requests: Iterable[RequestRecord]) -> list[float]:
-    return [r.latency * 1000.0 for r in requests if r.outcome is not Outcome.REJECTED]
+    return [r.latency * 1000.0 for r in requests if r.outcome not in NOT_SENT]
 
 
 def faulty_share(

@@ -92,8 +92,10 @@ def latency_from_json(value: Any) -> Latency:
     if not isinstance(value, Mapping):
         raise SettingsError('latency: expected an object like {"kind": "fixed", "ms": 300}')
     kind = value.get("kind")
-    if kind not in FIELDS:
-        raise SettingsError(f"latency.kind: expected one of {', '.join(FIELDS)}, got {kind!r}")
+    if not isinstance(kind, str) or kind not in FIELDS:
+        raise SettingsError(
+            f"latency.kind: expected one of {', '.join(FIELDS)}, got {repr(kind)[:40]}"
+        )
     names = FIELDS[kind]
     unknown = sorted(set(value) - {"kind", *names})
     if unknown:
@@ -143,7 +145,7 @@ class Behaviour:
     def updated(self, change: Any) -> Behaviour:
         """A partial update from ``PUT /behaviour`` JSON; errors name the field."""
         if not isinstance(change, Mapping):
-            raise SettingsError("body: expected a JSON object like {\"error_rate\": 0.1}")
+            raise SettingsError('body: expected a JSON object like {"error_rate": 0.1}')
         unknown = sorted(set(change) - {"latency", "error_rate", "cpu_ms"})
         if unknown:
             raise SettingsError(f"{unknown[0]}: unknown field (latency, error_rate, cpu_ms)")

@@ -7,7 +7,6 @@ and swaps the behaviour in one assignment; a bad value gets 400 naming the field
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +14,8 @@ from typing import Any
 from aiohttp import web
 
 from lab.errors import SettingsError
+from lab.httplimits import body_deadline
+from lab.jsonlimits import JsonRejected, loads
 from lab.worker.behaviour import Behaviour
 from lab.worker.metrics import WorkerMetrics
 
@@ -72,9 +73,9 @@ async def put_behaviour(request: web.Request) -> web.Response:
     s = request.app[STATE]
     raw = await request.read()
     try:
-        change = json.loads(raw)
-    except (ValueError, RecursionError):
-        return _json({"error": "body: not JSON (try {\"error_rate\": 0.1})"}, 400)
+        change = loads(raw, max_bytes=MAX_BODY_BYTES)
+    except JsonRejected as exc:
+        return _json({"error": f'body: {exc} (try {{"error_rate": 0.1}})'}, 400)
     try:
         new = s.behaviour.updated(change)
     except SettingsError as exc:
@@ -83,8 +84,12 @@ async def put_behaviour(request: web.Request) -> web.Response:
     return _json(new.to_json())
 
 
+MAX_BODY_BYTES = 16 * 1024
+"""The largest ``PUT /behaviour`` body: a real one is under 200 bytes."""
+
+
 def make_app(state: WorkerState) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024)
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[body_deadline])
     app[STATE] = state
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
