@@ -13,6 +13,7 @@ adaptive policy has verdicts to send and uses the hints it receives.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -30,7 +31,9 @@ from lab.loadgen import limits
 from lab.loadgen.load import Sent
 from lab.loadgen.metrics import GossipCounts, PeerStats
 from lab.loadgen.parts import Discovery, EventSink, PolicySideLike
-from lab.loadgen.settings import ClientSettings
+from lab.loadgen.settings import GOSSIP_KEY_ENV, ClientSettings
+
+log = logging.getLogger(__name__)
 
 
 def outcome_of(exc: BaseException) -> Outcome:
@@ -71,12 +74,18 @@ class PolicySide:
             config=config,
             outgoing=self.policy.verdicts,
             incoming=self._hints,
+            key=settings.gossip_key,
             enabled=settings.gossip,
         )
         self.policy.set_hints_enabled(settings.gossip)
 
     async def start(self) -> None:
         """Bind the gossip socket and start its timer."""
+        if self._settings.gossip and not self.gossip.authenticated:
+            log.warning(
+                "no gossip key (%s): this client neither sends nor accepts hints",
+                GOSSIP_KEY_ENV,
+            )
         await self.gossip.start()
 
     async def aclose(self) -> None:
@@ -123,6 +132,7 @@ class PolicySide:
         view: dict[str, Any] = {
             "gossip": self.gossip.enabled,
             "gossip_address": self.gossip.address,
+            "gossip_authenticated": self.gossip.authenticated,
             "gossip_members": len(self.gossip.members()),
             "peers": len(self.policy.known()),
         }
