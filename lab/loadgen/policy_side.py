@@ -13,6 +13,7 @@ adaptive policy has verdicts to send and uses the hints it receives.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from collections.abc import AsyncIterator, Sequence
@@ -134,6 +135,7 @@ class PolicySide:
             "gossip_address": self.gossip.address,
             "gossip_authenticated": self.gossip.authenticated,
             "gossip_members": len(self.gossip.members()),
+            "gossip_counts": dataclasses.asdict(self.gossip.counts()),
             "peers": len(self.policy.known()),
         }
         if isinstance(self.policy, AdaptivePolicy):
