@@ -9,7 +9,8 @@ connection, its buffers and a handler open for 40 s and more. Two rules bound th
   after each response, and closes the connection if no whole request head has arrived
   by then (bytes of a partial head do not re-arm it). :func:`server_options` passes it.
 - **body**: once the head is in, the whole body must arrive within
-  :data:`BODY_TIMEOUT_S`, else the answer is 408 and the connection is closed
+  :data:`BODY_TIMEOUT_S`, else the answer is 408 and the connection is closed after at
+  most :data:`LINGER_S` more
   (:func:`body_deadline`, a middleware that reads the body before the handler does;
   the RPC server, which has no middleware, reads under the same deadline).
 
@@ -30,11 +31,14 @@ from aiohttp import web
 
 HEADER_TIMEOUT_S = 5.0
 BODY_TIMEOUT_S = 5.0
+LINGER_S = 1.0
+"""After answering a request whose body was not read (413, 408), aiohttp drains the rest
+for this long before closing (its default, 10 s, let a slow-body client hold on)."""
 
 
 def server_options() -> dict[str, Any]:
-    """Keyword arguments for ``web.AppRunner`` / ``web.Server``: the header/idle timeout."""
-    return {"keepalive_timeout": HEADER_TIMEOUT_S}
+    """Keyword arguments for ``web.AppRunner`` / ``web.Server``: idle/header and linger."""
+    return {"keepalive_timeout": HEADER_TIMEOUT_S, "lingering_time": LINGER_S}
 
 
 def body_timeout_response() -> web.Response:
