@@ -16,10 +16,10 @@ that were healthy before the fault.
 - detection time: the first t >= t0 after which share(P) stays below 5 % until t1, as
   seconds after t0 (0 when it never reached 5 %). ``None`` with a reason when the share
   was still >= 5 % at t1 or there was no traffic.
-- availability: successful requests / requests issued in [t0, t1) (REJECTED counts as
-  failed: the user got no answer).
+- availability: successful requests / requests issued in [t0, t1) (REJECTED and DROPPED
+  count as failed: the user got no answer).
 - latency: p50, p99, p99.9 (nearest rank: a value that was observed) of the requests
-  issued in the window, REJECTED excluded (they end at once and would flatter the tail);
+  issued in the window, REJECTED and DROPPED excluded (never sent: no latency to judge);
   "before" is the steady state after warmup and before the first fault; p99_ratio =
   p99 during / p99 before.
 - recovery time: the first t >= t1 after which share(P) stays at or above half of 1/N
