@@ -44,9 +44,8 @@ def servers(logdir: Path) -> Iterator[dict[str, tuple[str, int]]]:
             "client-control": addr(client_url),
         }
     finally:
-        client.stop()
-        worker.stop()
-        grape.stop()
+        for proc in (client, worker, grape):
+            proc.stop()
 
 
 async def _held_for(

@@ -43,10 +43,10 @@ IN_FLIGHT_PAYLOAD_BYTES = 16 * 1024 * 1024
 MAX_CONNECTIONS = 256
 MAX_CONNECTIONS_PER_PEER = 128
 
-CONNECTION_IDLE_S = 5.0
-"""How long the client keeps an idle pooled connection: below the servers' 10 s idle
-timeout (:mod:`lab.httplimits`), so a server never closes a connection the client is
-about to reuse."""
+CONNECTION_IDLE_S = 3.0
+"""How long the client keeps an idle pooled connection: below the servers' 5 s idle
+timeout (:mod:`lab.httplimits`; Toxiproxy closes our side when the worker closes its
+side), so a server never closes a connection the client is about to reuse."""
 
 
 def load_problem(rate: float, payload_bytes: int) -> tuple[str, str] | None:

@@ -120,9 +120,7 @@ def lab(logdir: Path) -> Iterator[tuple[Any, str, int, str]]:
     try:
         yield client, url, gossip, grape_url
     finally:
-        assert_clean_exit(client)
-        worker.stop()
-        grape.stop()
+        assert_clean_exit(client, worker, grape)
 
 
 async def _health(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:

@@ -134,8 +134,7 @@ def client(logdir: Path) -> Iterator[tuple[Any, str]]:
     try:
         yield proc, url
     finally:
-        assert_clean_exit(proc)
-        grape.stop()
+        assert_clean_exit(proc, grape)
 
 
 async def test_ten_thousand_control_requests_answered_and_memory_bounded(

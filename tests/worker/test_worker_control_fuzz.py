@@ -122,8 +122,7 @@ def worker(logdir: Path) -> Iterator[tuple[Any, str]]:
     try:
         yield proc, control
     finally:
-        assert_clean_exit(proc)
-        grape.stop()
+        assert_clean_exit(proc, grape)
 
 
 async def test_ten_thousand_control_requests_answered_and_memory_bounded(
