@@ -8,6 +8,9 @@ path is an RPC). Where we improve on upstream (grenache-nodejs-http 1.0.2):
 - a bad ``_gr`` header gets 400 ``[null, "ERR_HEADER_PARSE_GR", null]`` (upstream: 500);
 - a request head not complete within 5 s closes the connection, a body not complete
   within 5 s more gets 408 (:mod:`lab.httplimits`; upstream waits forever);
+- bodies in flight are bounded (``max_body_in_flight``, 16 MiB: a request holds its body
+  about four times over, and a worker has 160 MiB); past it a request gets 429
+  ``ERR_BUSY`` before its body is read (upstream reads every body it is sent);
 - a handler exception becomes ``[rid, "ERR_...: message", null]`` instead of a crash;
 - :meth:`RpcServer.aclose` stops accepting, lets in-flight requests finish (bounded),
   then closes idle keep-alive connections.
@@ -34,6 +37,7 @@ from lab.httplimits import BODY_TIMEOUT_S, server_options
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
+MAX_BODY_IN_FLIGHT = 16 * MiB
 
 Handler = Callable[[wire.Request], Awaitable[Any]]
 """Gets a decoded request, returns the reply data; an exception becomes an error reply."""
@@ -76,8 +80,11 @@ class RpcServer:
         max_body: int = MiB,
         observer: Observer | None = None,
         drain_timeout: float = 5.0,
+        max_body_in_flight: int = MAX_BODY_IN_FLIGHT,
     ) -> None:
         self._handler = handler
+        self._body_budget = max_body_in_flight
+        self._body_held = 0
         self.host = host
         self.port = port
         self.max_body = max_body
@@ -135,10 +142,19 @@ class RpcServer:
         self._idle.clear()
         key: str | None = None
         outcome = Outcome.OK
+        held = 0
         try:
             if request.method != "POST":
                 outcome = Outcome.BAD_REQUEST
                 return _fail(405, "ERR_REQUEST_METHOD", close=False)
+            # Reserve the body's bytes (the limit when undeclared) before reading any.
+            length = request.content_length
+            need = self.max_body if length is None else min(length, self.max_body + 1)
+            if self._body_held and self._body_held + need > self._body_budget:
+                outcome = Outcome.BAD_REQUEST
+                return _fail(429, f"ERR_BUSY: over {self._body_budget} bytes of bodies in flight")
+            held = need
+            self._body_held += held
             try:
                 async with asyncio.timeout(BODY_TIMEOUT_S):
                     body = await self._read(request)
@@ -171,6 +187,7 @@ class RpcServer:
                 resp.force_close()
             return resp
         finally:
+            self._body_held -= held
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()
