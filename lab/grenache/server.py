@@ -149,7 +149,9 @@ class RpcServer:
                 return _fail(405, "ERR_REQUEST_METHOD", close=False)
             # Reserve the body's bytes (the limit when undeclared) before reading any.
             length = request.content_length
-            need = self.max_body if length is None else min(length, self.max_body + 1)
+            need = self.max_body if length is None else length
+            if need > self.max_body:
+                need = 0  # refused unread (413) below: nothing to hold
             if self._body_held and self._body_held + need > self._body_budget:
                 outcome = Outcome.BAD_REQUEST
                 return _fail(429, f"ERR_BUSY: over {self._body_budget} bytes of bodies in flight")
