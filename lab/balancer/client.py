@@ -170,7 +170,9 @@ class BalancedClient:
                 t_attempt = policy.attempt_timeout(pick.peer, remaining)
                 delay = policy.hedge_delay()
                 if delay is None or delay >= t_attempt:
-                    results = [await self._attempt(pick, service, payload, t_attempt, hedge=False)]
+                    results = [
+                        await self._attempt(pick, service, payload, t_attempt, hedge=False)
+                    ]
                 else:
                     results = await self._hedged(
                         pick, service, payload, t_attempt, delay, tried, deadline
@@ -199,7 +201,9 @@ class BalancedClient:
                 return
             a = t.result().attempt
             detail = {"outcome": a.outcome.value, "latency_s": round(a.end - a.start, 6)}
-            self._on_event(ClientEvent(self.name, self.policy.name, a.end, "probe", a.peer, detail))
+            self._on_event(
+                ClientEvent(self.name, self.policy.name, a.end, "probe", a.peer, detail)
+            )
 
         task.add_done_callback(done)
         return task

@@ -45,7 +45,9 @@ class WorkerMetrics:
             ["worker", "service", "knob"], registry=self.registry,
         )  # fmt: skip
         self._labels = labels
-        self._by_outcome = {o: self.requests.labels(**labels, outcome=o.value) for o in Outcome}
+        self._by_outcome = {
+            o: self.requests.labels(**labels, outcome=o.value) for o in Outcome
+        }
         self._announce = {
             ok: self.announcements.labels(**labels, result="ok" if ok else "failed")
             for ok in (True, False)
