@@ -87,6 +87,9 @@ class LoadRunner:
         self._loop_task: asyncio.Task[None] | None = None
         self._requests: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        # start/stop one at a time: two concurrent starts each saw no loop to stop and
+        # the first one's loop was orphaned (never stopped, loading at its rate forever).
+        self._control = asyncio.Lock()
         self.started_at: float | None = None
 
     # -- control --------------------------------------------------------------------------
@@ -109,7 +112,11 @@ class LoadRunner:
 
     async def start(self, spec: LoadSpec) -> float:
         """Start ``spec`` now (stopping any running load); return the start time."""
-        await self.stop()
+        async with self._control:
+            await self._stop()
+            return self._start(spec)
+
+    def _start(self, spec: LoadSpec) -> float:
         now = self._clock.monotonic()
         end = None if spec.duration_s is None else now + spec.duration_s
         self._spec = spec
@@ -122,6 +129,10 @@ class LoadRunner:
 
     async def stop(self) -> None:
         """Stop issuing; requests in flight finish on their own (bounded by their timeout)."""
+        async with self._control:
+            await self._stop()
+
+    async def _stop(self) -> None:
         task, self._loop_task = self._loop_task, None
         if task is not None and not task.done():
             task.cancel()

@@ -118,3 +118,20 @@ async def test_in_flight_cap_shrinks_for_large_payloads(fake_sender: Callable[..
     runner.patch(payload_bytes=64)
     assert runner.limit.limit == 1000
     await runner.aclose(grace=0.0)
+
+
+async def test_concurrent_starts_leave_exactly_one_load_running(
+    fake_sender: Callable[..., Any],
+) -> None:
+    """Two starts at once each found no loop to stop: the first loop ran on, orphaned."""
+    runner = _runner(fake_sender(), [], limit=1000)
+
+    def loops() -> int:
+        return sum(1 for t in asyncio.all_tasks() if t.get_name() == "load:c1" and not t.done())
+
+    await runner.start(LoadSpec(rate=5))
+    await asyncio.gather(*(runner.start(LoadSpec(rate=5 + i)) for i in range(20)))
+    assert loops() == 1 and runner.running
+    await asyncio.gather(runner.stop(), runner.start(LoadSpec(rate=1)), runner.stop())
+    await runner.aclose()
+    assert loops() == 0
