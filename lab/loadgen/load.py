@@ -31,8 +31,10 @@ from lab.loadgen.schedule import ArrivalSchedule, InFlightLimit, LoadSpec
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 1000
-"""Most arrivals issued in one pass of the loop before it yields to the replies."""
+MAX_BATCH = 100
+"""Most arrivals issued in one pass of the loop before it yields to the replies and the
+control API: every request started in a pass runs its first step before a control request
+queued behind it (1,000 a pass kept a starved client's /load/stop waiting over 1 s)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +89,7 @@ class LoadRunner:
         self._loop_task: asyncio.Task[None] | None = None
         self._requests: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
-        # start/stop one at a time: two concurrent starts each saw no loop to stop and
-        # the first one's loop was orphaned (never stopped, loading at its rate forever).
-        self._control = asyncio.Lock()
+        self._halted: set[asyncio.Task[None]] = set()  # cancelled loops, until they end
         self.started_at: float | None = None
 
     # -- control --------------------------------------------------------------------------
@@ -111,12 +111,13 @@ class LoadRunner:
         return self.limit.in_flight
 
     async def start(self, spec: LoadSpec) -> float:
-        """Start ``spec`` now (stopping any running load); return the start time."""
-        async with self._control:
-            await self._stop()
-            return self._start(spec)
+        """Start ``spec`` now (stopping any running load); return the start time.
 
-    def _start(self, spec: LoadSpec) -> float:
+        Nothing is awaited between stopping the old loop and starting the new one: two
+        concurrent starts used to each find no loop to stop while the other awaited, and
+        one loop ran on orphaned (never stopped, loading at its rate for good).
+        """
+        self._halt()
         now = self._clock.monotonic()
         end = None if spec.duration_s is None else now + spec.duration_s
         self._spec = spec
@@ -129,15 +130,17 @@ class LoadRunner:
 
     async def stop(self) -> None:
         """Stop issuing; requests in flight finish on their own (bounded by their timeout)."""
-        async with self._control:
-            await self._stop()
+        self._halt()
 
-    async def _stop(self) -> None:
+    def _halt(self) -> None:
+        """Cancel the loop. It is suspended (we are running), so it issues nothing more:
+        the cancellation is raised at the await it sits in. No waiting for it here, so a
+        start or stop never waits on a busy loop; :meth:`aclose` waits for every one."""
         task, self._loop_task = self._loop_task, None
         if task is not None and not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            self._halted.add(task)
+            task.add_done_callback(self._halted.discard)
 
     def patch(self, *, rate: float | None = None, payload_bytes: int | None = None) -> LoadSpec:
         """Change the running load's rate or payload from now on."""
@@ -169,7 +172,9 @@ class LoadRunner:
 
     async def aclose(self, grace: float = 2.0) -> None:
         """Stop the loop, give requests in flight ``grace`` seconds, then cancel them."""
-        await self.stop()
+        self._halt()
+        if self._halted:
+            await asyncio.wait(set(self._halted))
         pending = set(self._requests)
         if pending:
             _, late = await asyncio.wait(pending, timeout=grace)

@@ -126,8 +126,12 @@ async def test_concurrent_starts_leave_exactly_one_load_running(
     """Two starts at once each found no loop to stop: the first loop ran on, orphaned."""
     runner = _runner(fake_sender(), [], limit=1000)
 
-    def loops() -> int:
-        return sum(1 for t in asyncio.all_tasks() if t.get_name() == "load:c1" and not t.done())
+    def loops() -> int:  # loops that will go on issuing: not ended, not cancelled
+        return sum(
+            1
+            for t in asyncio.all_tasks()
+            if t.get_name() == "load:c1" and not t.done() and not t.cancelling()
+        )
 
     await runner.start(LoadSpec(rate=5))
     await asyncio.gather(*(runner.start(LoadSpec(rate=5 + i)) for i in range(20)))
