@@ -25,6 +25,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from lab.loadgen.limits import MAX_RATE
 from lab.loadgen.local_cluster import Client, ClientSpec, ClusterSpec, LocalCluster
 from lab.procs import wait_until
 
@@ -61,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--step", type=float, default=2.0, help="seconds per ladder step")
     parser.add_argument("--start", type=float, default=250.0, help="first offered rate")
-    parser.add_argument("--max", type=float, default=16_000.0, help="highest offered rate")
+    parser.add_argument(
+        "--max", type=float, default=MAX_RATE, help="highest offered rate (clients refuse more)"
+    )
     args = parser.parse_args(argv)
 
     logdir = Path(tempfile.mkdtemp(prefix="bench-client-rate-"))
@@ -87,9 +90,9 @@ def main(argv: list[str] | None = None) -> int:
                 for p, value in row.items():
                     best[p] = max(best[p], value)
                 print(f"{rate:>10.0f} " + " ".join(f"{row[p]:>12.0f}" for p in POLICIES))
-                if all(v < 0.9 * rate for v in row.values()):
+                if all(v < 0.9 * rate for v in row.values()) or rate >= args.max:
                     break
-                rate *= 2
+                rate = min(rate * 2, args.max)
     except Exception as exc:  # a benchmark that cannot run says so and exits 2
         print(f"bench_client_rate: could not run: {exc}", file=sys.stderr)
         return 2

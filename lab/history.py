@@ -29,6 +29,11 @@ class Outcome(StrEnum):
     TIMEOUT = "timeout"  # no answer within the attempt timeout / deadline: effect unknown
     REJECTED = "rejected"  # never sent: no peer admitted, or the retry budget said no
     CANCELLED = "cancelled"  # a hedge or attempt abandoned because another one won
+    DROPPED = "dropped"  # never sent: the client fell behind its schedule past the deadline
+
+
+NOT_SENT = frozenset({Outcome.REJECTED, Outcome.DROPPED})
+"""Requests that never left the client: they have no latency to measure."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,31 +10,45 @@ purpose:
 - a bad hint multiplies the peer's cost by up to ``penalty``, decaying linearly to 1
   over its ttl (probation that fades, not a ban);
 - it **never outweighs our own fresh observations**: if the peer answered this client
-  within ``own_fresh_s`` and after the sender's observation, that hint is ignored, so one
-  wrong (or hostile) report cannot herd every client away from a healthy peer; our own
-  failures agree with a bad hint and never cancel it;
+  within ``own_fresh_s`` and after the sender's observation, that hint is ignored; our
+  own failures agree with a bad hint and never cancel it;
+- **one sender moves a bounded share**: a sender may hold at most ``max_bad_share`` of
+  our known peers as bad at once (at least one; 1 of the lab's 3 workers), so one
+  wrong or hostile member can take at most that share of our traffic off its usual
+  peers; claims beyond it are counted (``capped``) and ignored;
 - an ``ok`` hint from a sender withdraws that sender's earlier bad hint.
 
-Datagrams are JSON ``{"v": 1, "sender": "host:port", "hints": [{"peer", "verdict",
-"age", "ttl"}]}``, at most ``max_bytes``. Anything malformed or hostile (not JSON, wrong
-types, too big, another version, from ourselves, an observation dated in the future)
-is refused whole with a :class:`Rejected` naming why; the transport counts those.
-Everything here is pure; the socket and its timer live in :mod:`lab.balancer.gossip_net`.
+Datagrams are ``HMAC-SHA256(key, body) || body`` (:func:`seal`), the body JSON ``{"v":
+1, "sender": "host:port", "seq": n, "hints": [{"peer", "verdict", "age", "ttl"}]}`` of at
+most ``max_bytes``. The key is the lab's (``lab up`` and the local runtime generate it):
+a datagram not sealed with it is refused before its JSON is parsed. Anything malformed or
+hostile (not JSON within :mod:`lab.jsonlimits`' limits, wrong types, too big, another
+version, from ourselves, an observation dated in the future) is refused whole with a
+:class:`Rejected` naming why; the transport counts those and also checks who sent it
+(:mod:`lab.balancer.gossip_net`: a member known through discovery, at the datagram's
+source address, with a fresh sequence number). Everything here is pure.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import math
-from collections.abc import Container, Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+from lab.jsonlimits import JsonRejected, loads
 
 VERSION = 1
 MAX_HINTS = 128
 MAX_NAME = 255
 MAX_SENDERS_PER_PEER = 64
+MAX_DEPTH = 4  # {"hints": [{...}]} is 3 deep
+MAC_BYTES = 32  # HMAC-SHA256
+MIN_KEY_BYTES = 16
 
 
 class HintVerdict(StrEnum):
@@ -53,6 +67,7 @@ class GossipConfig:
     max_bytes: int = 8192
     bad_failure_rate: float = 0.5  # a closed peer is shared as bad above this share...
     bad_min_calls: int = 3  # ...over at least this many calls in the metrics window
+    max_bad_share: float = 0.34  # of our known peers one sender may hold bad (>= 1 peer)
 
     def __post_init__(self) -> None:
         for name in ("interval_s", "hint_ttl_s", "max_ttl_s", "own_fresh_s"):
@@ -67,6 +82,12 @@ class GossipConfig:
             raise ValueError(f"max_bytes: must be at least 256, not {self.max_bytes!r}")
         if self.hint_ttl_s > self.max_ttl_s:
             raise ValueError("hint_ttl_s: must not exceed max_ttl_s")
+        if not 0 < self.max_bad_share <= 1:
+            raise ValueError(f"max_bad_share: must be within (0, 1], not {self.max_bad_share!r}")
+
+    def bad_peers_per_sender(self, known: int) -> int:
+        """How many of ``known`` peers one sender may hold bad at once (at least one)."""
+        return max(1, int(self.max_bad_share * known))
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,18 +112,34 @@ class Hint:
 class Message:
     sender: str
     hints: tuple[Hint, ...]
+    seq: int = 0  # the sender's send time in ns (CLOCK_MONOTONIC), strictly increasing
 
 
 class Rejected(ValueError):
     """A datagram refused whole; the message says why."""
 
 
-def encode(sender: str, hints: Iterable[Hint], max_bytes: int = 8192) -> bytes:
-    """A datagram carrying as many of ``hints`` as fit in ``max_bytes``."""
+def seal(key: bytes, body: bytes) -> bytes:
+    """``body`` with its HMAC-SHA256 under ``key`` in front."""
+    return hmac.new(key, body, hashlib.sha256).digest() + body
+
+
+def unseal(key: bytes, data: bytes) -> bytes:
+    """The body of a datagram :func:`seal` made with ``key``, or :class:`Rejected`."""
+    if len(data) < MAC_BYTES:
+        raise Rejected("mac: datagram shorter than its MAC")
+    body = data[MAC_BYTES:]
+    if not hmac.compare_digest(data[:MAC_BYTES], hmac.new(key, body, hashlib.sha256).digest()):
+        raise Rejected("mac: not sealed with this lab's gossip key")
+    return body
+
+
+def encode(sender: str, hints: Iterable[Hint], max_bytes: int = 8192, seq: int = 0) -> bytes:
+    """A message body carrying as many of ``hints`` as fit in ``max_bytes`` (not sealed)."""
     items = [h.to_json() for h in hints][:MAX_HINTS]
     while True:
         data = json.dumps(
-            {"v": VERSION, "sender": sender, "hints": items}, separators=(",", ":")
+            {"v": VERSION, "sender": sender, "seq": seq, "hints": items}, separators=(",", ":")
         ).encode()
         if len(data) <= max_bytes or not items:
             return data
@@ -132,9 +169,9 @@ def decode(data: bytes, *, me: str, max_ttl: float, max_bytes: int = 8192) -> Me
     if len(data) > max_bytes:
         raise Rejected(f"too large ({len(data)} > {max_bytes} bytes)")
     try:
-        raw = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise Rejected("not JSON") from None
+        raw = loads(data, max_bytes=max_bytes, max_depth=MAX_DEPTH)
+    except JsonRejected as exc:
+        raise Rejected(f"not JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise Rejected("not a JSON object")
     if raw.get("v") != VERSION or isinstance(raw.get("v"), bool):
@@ -142,6 +179,9 @@ def decode(data: bytes, *, me: str, max_ttl: float, max_bytes: int = 8192) -> Me
     sender = _name(raw.get("sender"), "sender")
     if sender == me:
         raise Rejected("sender: from ourselves")
+    seq = raw.get("seq", 0)
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < 2**63:
+        raise Rejected("seq: not a non-negative 64-bit integer")
     items = raw.get("hints")
     if not isinstance(items, list):
         raise Rejected("hints: not a list")
@@ -164,7 +204,7 @@ def decode(data: bytes, *, me: str, max_ttl: float, max_bytes: int = 8192) -> Me
         if not 0 < ttl <= max_ttl:
             raise Rejected(f"{where}.ttl: outside (0, {max_ttl:g}]")
         hints.append(Hint(peer, verdict, age, ttl))
-    return Message(sender, tuple(hints))
+    return Message(sender, tuple(hints), seq)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,15 +223,18 @@ class HintBook:
         self._config = config
         self._held: dict[str, dict[str, Held]] = {}
         self.stale = 0  # hints dropped on arrival because they were already too old
+        self.capped = 0  # bad hints ignored: their sender already held its share of peers
 
-    def merge(self, message: Message, now: float, known: Container[str]) -> list[Hint]:
+    def merge(self, message: Message, now: float, known: Collection[str]) -> list[Hint]:
         """Take in a message's hints about peers we know; return those that changed ours.
 
         A bad hint changes ours when we held none from that sender for that peer; an ok
         hint when it withdrew one. Hints about peers we do not know are ignored (so a
-        hostile sender cannot grow the book without bound).
+        hostile sender cannot grow the book without bound), and so are new bad hints
+        from a sender that already holds its share of our peers bad.
         """
         changed: list[Hint] = []
+        share = self._config.bad_peers_per_sender(len(known))
         for hint in message.hints:
             if hint.peer not in known:
                 continue
@@ -207,6 +250,9 @@ class HintBook:
                 if previous is not None and observed >= previous.observed_at and by_sender:
                     del by_sender[message.sender]
                     changed.append(hint)
+                continue
+            if previous is None and self._held_by(message.sender, now) >= share:
+                self.capped += 1
                 continue
             if by_sender is None:
                 by_sender = self._held[hint.peer] = {}
@@ -247,6 +293,14 @@ class HintBook:
             remaining = max(remaining, (held.expires_at - now) / held.ttl)
         return 1.0 + (self._config.penalty - 1.0) * min(1.0, remaining)
 
+    def _held_by(self, sender: str, now: float) -> int:
+        """Peers ``sender`` currently holds bad (unexpired) in this book."""
+        return sum(
+            1
+            for by_sender in self._held.values()
+            if (h := by_sender.get(sender)) is not None and h.expires_at > now
+        )
+
     def count(self, peer: str, now: float) -> int:
         """Unexpired bad hints held against ``peer``."""
         by_sender = self._held.get(peer)
@@ -254,7 +308,7 @@ class HintBook:
             return 0
         return sum(1 for h in by_sender.values() if h.expires_at > now)
 
-    def prune(self, now: float, known: Container[str] | None = None) -> None:
+    def prune(self, now: float, known: Collection[str] | None = None) -> None:
         """Drop expired hints (and peers no longer known)."""
         for peer in list(self._held):
             if known is not None and peer not in known:

@@ -6,8 +6,11 @@ picks the handler the way upstream's lodash ``camelCase`` does (``/Lookup`` and
 ``/lookup/`` work, ``/lookup?x=1`` does not); an unknown one answers 200 with the JSON
 string ``"ERR_REQ_NOTFOUND"``. A body over 8192 bytes answers 413 ``ERR_GRAPE_PAYLOAD_SIZE``;
 an empty or unparseable body (or a GET) 500 ``ERR_GRAPE_PAYLOAD_INVALID``, both plain
-text. Application errors are 200 with a JSON string (``"ERR_GRAPE_LOOKUP"`` ...). Where
-upstream leaks a raw exception text we answer with one of those codes instead.
+text. Beyond upstream, a body nested deeper than 32 levels is ``ERR_GRAPE_PAYLOAD_INVALID``
+too, and one that does not arrive within 5 s answers 408 ``ERR_GRAPE_PAYLOAD_TIMEOUT``
+(:mod:`lab.httplimits`). Application errors are 200 with a JSON string
+(``"ERR_GRAPE_LOOKUP"`` ...). Where upstream leaks a raw exception text we answer with one
+of those codes instead.
 
 Ours, under ``/_lab/`` so they never collide with a Grenache endpoint: ``GET
 /_lab/health`` (JSON) and ``GET /_lab/metrics`` (Prometheus text, a registry per app).
@@ -15,6 +18,7 @@ Ours, under ``/_lab/`` so they never collide with a Grenache endpoint: ``GET
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import logging
@@ -31,6 +35,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from lab.grape import bencode
 from lab.grape.node import GrapeNode, ValueTooLarge
 from lab.grape.settings import parse_host
+from lab.httplimits import BODY_TIMEOUT_S
+from lab.jsonlimits import MAX_DEPTH, nesting_depth
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +199,10 @@ class _Unreadable(Exception):
     """The body could not be read (a broken Content-Encoding, a truncated chunk)."""
 
 
+class _TooSlow(Exception):
+    """The body did not arrive within ``BODY_TIMEOUT_S``."""
+
+
 async def _read_limited(request: web.Request, limit: int) -> bytes | None:
     """The body, or None once it passes ``limit`` bytes (declared or actually sent)."""
     if request.content_length is not None and request.content_length > limit:
@@ -200,11 +210,14 @@ async def _read_limited(request: web.Request, limit: int) -> bytes | None:
     chunks: list[bytes] = []
     size = 0
     try:
-        while chunk := await request.content.readany():
-            size += len(chunk)
-            if size > limit:
-                return None
-            chunks.append(chunk)
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            while chunk := await request.content.readany():
+                size += len(chunk)
+                if size > limit:
+                    return None
+                chunks.append(chunk)
+    except TimeoutError:
+        raise _TooSlow from None
     except (RequestPayloadError, HttpProcessingError) as exc:
         raise _Unreadable(str(exc)) from exc
     return b"".join(chunks)
@@ -241,6 +254,10 @@ async def _answer(request: web.Request) -> tuple[web.Response, str]:
         resp = _text(500, "ERR_GRAPE_PAYLOAD_INVALID")
         resp.force_close()  # the rest of the stream cannot be trusted
         return resp, "invalid"
+    except _TooSlow:
+        resp = _text(408, "ERR_GRAPE_PAYLOAD_TIMEOUT")
+        resp.force_close()
+        return resp, "timeout"
     if body is None:
         resp = _text(413, "ERR_GRAPE_PAYLOAD_SIZE")
         resp.force_close()  # the unread rest of the body is not worth draining
@@ -249,6 +266,8 @@ async def _answer(request: web.Request) -> tuple[web.Response, str]:
 
 
 async def _dispatch(request: web.Request, body: bytes) -> tuple[web.Response, str]:
+    if nesting_depth(body) > MAX_DEPTH:  # before json recurses into it
+        return _text(500, "ERR_GRAPE_PAYLOAD_INVALID"), "invalid"
     try:
         msg = json.loads(body.decode("utf-8", "replace"), parse_constant=_reject_constant)
     except (ValueError, RecursionError):

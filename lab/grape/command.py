@@ -20,6 +20,7 @@ from lab.grape import settings as grape_settings
 from lab.grape.api import create_app
 from lab.grape.node import GrapeNode
 from lab.grape.settings import GrapeSettings
+from lab.httplimits import server_options
 from lab.service_logging import add_log_level_option, setup_logging
 from lab.service_runtime import add_event_loop_option, run_service, settle
 
@@ -50,7 +51,9 @@ async def serve(settings: GrapeSettings) -> int:
         loop.add_signal_handler(sig, stop.set)
     node = GrapeNode(settings)
     await node.start()
-    runner = web.AppRunner(create_app(node), access_log=None, shutdown_timeout=2.0)
+    runner = web.AppRunner(
+        create_app(node), access_log=None, shutdown_timeout=2.0, **server_options()
+    )
     try:
         await runner.setup()
         site = web.TCPSite(runner, settings.bind, settings.api_port)

@@ -21,6 +21,7 @@ reply that is not HTTP); :mod:`lab.grenache.transport` maps them to Grenache's e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from typing import NamedTuple, cast
@@ -135,10 +136,21 @@ class _Connection(asyncio.Protocol):
         return self._keep_alive and not self.closed
 
 
-class ConnectionPool:
-    """Keep-alive connections per ``(host, port)``, at most ``limit_per_host`` each."""
+_UNBOUNDED = contextlib.nullcontext()
 
-    def __init__(self, *, limit_per_host: int = 256, keepalive_timeout: float = 15.0) -> None:
+
+class ConnectionPool:
+    """Keep-alive connections per ``(host, port)``: at most ``limit_per_host`` each, and at
+    most ``limit`` busy in all (``None``: no bound beyond the per-host one)."""
+
+    def __init__(
+        self,
+        *,
+        limit: int | None = None,
+        limit_per_host: int = 256,
+        keepalive_timeout: float = 15.0,
+    ) -> None:
+        self._total = None if limit is None else asyncio.Semaphore(limit)
         self._limit = limit_per_host
         self._keepalive = keepalive_timeout
         self._idle: dict[tuple[str, int], deque[_Connection]] = {}
@@ -177,7 +189,7 @@ class ConnectionPool:
         slots = self._slots.get(key)
         if slots is None:
             slots = self._slots[key] = asyncio.Semaphore(self._limit)
-        async with slots:
+        async with slots, self._total or _UNBOUNDED:
             conn = self._take_idle(key) or await self._connect(host, port)
             try:
                 reply = await conn.send(request)

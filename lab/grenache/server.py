@@ -6,6 +6,11 @@ path is an RPC). Where we improve on upstream (grenache-nodejs-http 1.0.2):
 - any method but POST gets 405, a body over ``max_body`` gets 413, and garbage gets 400
   ``[null, "ERR_REQUEST_PARSE", null]`` (upstream never answers such a request);
 - a bad ``_gr`` header gets 400 ``[null, "ERR_HEADER_PARSE_GR", null]`` (upstream: 500);
+- a request head not complete within 5 s closes the connection, a body not complete
+  within 5 s more gets 408 (:mod:`lab.httplimits`; upstream waits forever);
+- bodies in flight are bounded (``max_body_in_flight``, 16 MiB: a request holds its body
+  about four times over, and a worker has 160 MiB); past it a request gets 429
+  ``ERR_BUSY`` before its body is read (upstream reads every body it is sent);
 - a handler exception becomes ``[rid, "ERR_...: message", null]`` instead of a crash;
 - :meth:`RpcServer.aclose` stops accepting, lets in-flight requests finish (bounded),
   then closes idle keep-alive connections.
@@ -32,10 +37,12 @@ from aiohttp import web
 from lab.errors import RpcProtocolError
 from lab.grenache import wire
 from lab.grenache.load import PROBE_PATH, LoadReport
+from lab.httplimits import BODY_TIMEOUT_S, server_options
 
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
+MAX_BODY_IN_FLIGHT = 16 * MiB
 
 Handler = Callable[[wire.Request], Awaitable[Any]]
 """Gets a decoded request, returns the reply data; an exception becomes an error reply."""
@@ -79,8 +86,11 @@ class RpcServer:
         observer: Observer | None = None,
         drain_timeout: float = 5.0,
         load: Callable[[], LoadReport] | None = None,
+        max_body_in_flight: int = MAX_BODY_IN_FLIGHT,
     ) -> None:
         self._handler = handler
+        self._body_budget = max_body_in_flight
+        self._body_held = 0
         self.host = host
         self.port = port
         self.max_body = max_body
@@ -101,7 +111,7 @@ class RpcServer:
     async def start(self) -> RpcServer:
         """Bind and listen; ``port=0`` picks a free port (then read :attr:`port`)."""
         loop = asyncio.get_running_loop()
-        self._lowlevel = web.Server(self._serve, handler_cancellation=True)
+        self._lowlevel = web.Server(self._serve, handler_cancellation=True, **server_options())
         self._server = await loop.create_server(
             self._lowlevel, self.host, self.port, reuse_address=True, backlog=1024
         )
@@ -139,14 +149,29 @@ class RpcServer:
         self._idle.clear()
         key: str | None = None
         outcome = Outcome.OK
+        held = 0
         try:
             if request.method == "GET" and request.path == PROBE_PATH and self._load:
                 return web.json_response(self._load().to_json())
             if request.method != "POST":
                 outcome = Outcome.BAD_REQUEST
                 return _fail(405, "ERR_REQUEST_METHOD", close=False)
+            # Reserve the body's bytes (the limit when undeclared) before reading any.
+            length = request.content_length
+            need = self.max_body if length is None else length
+            if need > self.max_body:
+                need = 0  # refused unread (413) below: nothing to hold
+            if self._body_held and self._body_held + need > self._body_budget:
+                outcome = Outcome.BAD_REQUEST
+                return _fail(429, f"ERR_BUSY: over {self._body_budget} bytes of bodies in flight")
+            held = need
+            self._body_held += held
             try:
-                body = await self._read(request)
+                async with asyncio.timeout(BODY_TIMEOUT_S):
+                    body = await self._read(request)
+            except TimeoutError:
+                outcome = Outcome.BAD_REQUEST
+                return _fail(408, f"ERR_REQUEST_TIMEOUT: body not received in {BODY_TIMEOUT_S:g}s")
             except _TooLarge:
                 outcome = Outcome.TOO_LARGE
                 return _fail(413, f"ERR_REQUEST_TOO_LARGE: body over {self.max_body} bytes")
@@ -175,6 +200,7 @@ class RpcServer:
                 resp.force_close()
             return resp
         finally:
+            self._body_held -= held
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()

@@ -63,12 +63,13 @@ class HttpTransport:
     def __init__(
         self,
         *,
+        limit: int | None = None,
         limit_per_host: int = DEFAULT_LIMIT_PER_HOST,
         keepalive_timeout: float = 15.0,
         rng: random.Random | None = None,
     ) -> None:
         self._pool = ConnectionPool(
-            limit_per_host=limit_per_host, keepalive_timeout=keepalive_timeout
+            limit=limit, limit_per_host=limit_per_host, keepalive_timeout=keepalive_timeout
         )
         self._peers: dict[tuple[str, bool], tuple[str, int, bytes]] = {}
         self._rng = rng or random.Random()

@@ -53,12 +53,21 @@ def dumps(value: Any) -> bytes:
         raise RpcProtocolError(f"value is not JSON-serialisable: {exc}") from exc
 
 
+MAX_INFLATED = 16 * 1024 * 1024
+"""Most bytes a gzipped body may inflate to: a 1 MiB body of zeros would otherwise
+inflate to 1 GiB inside a 160 MiB worker."""
+
+
 def _gunzip(body: bytes) -> bytes:
     """Inflate a gzip body; on failure keep the body as is (upstream behaviour)."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
-        return zlib.decompress(body, 16 + zlib.MAX_WBITS)
+        out = inflater.decompress(body, MAX_INFLATED)
     except zlib.error:
         return body
+    if inflater.unconsumed_tail:
+        raise RpcProtocolError(f"body inflates to more than {MAX_INFLATED} bytes")
+    return out if inflater.eof else body  # a truncated stream: as zlib.decompress did
 
 
 def _parse(body: bytes, what: str) -> Any:

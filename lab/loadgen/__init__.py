@@ -5,7 +5,8 @@ A client process drives requests at a scheduled rate through one balancing polic
 serves the records, its breaker and gossip events, and Prometheus metrics on a small
 control API so the scenario engine can judge it afterwards.
 
-Modules: ``schedule`` (pure arrival times and the in-flight bound), ``recorder`` (bounded
+Modules: ``limits`` (the load a client accepts; the scenario loader uses it too),
+``schedule`` (pure arrival times and the in-flight bound), ``recorder`` (bounded
 rings read with cursors), ``settings`` (flags and environment), ``load`` (the load loop),
 ``metrics`` (the per-app Prometheus registry), ``control`` (HTTP handlers), ``app``
 (wiring and lifecycle), ``command`` (the ``lab client`` entry point) and

@@ -27,7 +27,8 @@ from aiohttp import web
 from lab.clock import SYSTEM_CLOCK, Clock
 from lab.errors import LabError
 from lab.history import ClientEvent, RequestRecord
-from lab.loadgen.control import CONTROLS, Controls, add_routes
+from lab.httplimits import body_deadline, server_options
+from lab.loadgen.control import CONTROLS, MAX_BODY_BYTES, Controls, add_routes
 from lab.loadgen.load import LoadRunner
 from lab.loadgen.metrics import ClientMetrics
 from lab.loadgen.parts import Discovery, PartsFactory, PolicySideLike
@@ -58,7 +59,7 @@ def build_app(
         from lab.loadgen.policy_side import open_parts
 
         parts = open_parts
-    app = web.Application()
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[body_deadline])
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[PARTS] = parts
@@ -179,7 +180,7 @@ async def serve(
 ) -> int:
     """Run the client until SIGTERM/SIGINT, then shut down gracefully; return 0."""
     app = build_app(settings, clock, parts)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, **server_options())
     try:
         await runner.setup()
     except BaseException:

@@ -3,7 +3,10 @@
 The routes are those of ``docs/contracts.md``. Handlers parse and validate, call one
 method, and answer JSON; they hold no state of their own (everything lives in the
 :class:`Controls` under the app key), so tests can mount them on a bare app.
-Bad input is a 400 whose ``error`` names the field; it never reaches the runner.
+Bad input is a 4xx whose ``error`` names the field; it never reaches the runner. The
+limits (:data:`MAX_BODY_BYTES`, :data:`MAX_PAGE`, :data:`MAX_FAULTY`, the JSON rules of
+:mod:`lab.jsonlimits` and the load limits of :mod:`lab.loadgen.limits`) are documented in
+``docs/contracts.md``.
 """
 
 from __future__ import annotations
@@ -18,10 +21,22 @@ from aiohttp import web
 from lab.clock import Clock
 from lab.errors import SettingsError
 from lab.history import event_to_json, request_to_json
+from lab.jsonlimits import JsonRejected, loads
 from lab.loadgen.load import LoadRunner
 from lab.loadgen.metrics import CONTENT_TYPE, ClientMetrics, PeerStats
 from lab.loadgen.recorder import Recorder
 from lab.loadgen.schedule import LoadSpec
+
+MAX_BODY_BYTES = 16 * 1024
+"""The largest control body: the biggest real one (an oracle list) is a few hundred bytes."""
+
+MAX_PAGE = 10_000
+"""Most records one ``/history`` or ``/events`` page returns (the engine asks for 5,000)."""
+
+MAX_FAULTY = 64
+"""Most peers ``PUT /oracle`` may name (the lab has three workers)."""
+
+MAX_PEER_NAME = 255
 
 
 class PolicyControls(Protocol):
@@ -71,25 +86,21 @@ async def _body(request: web.Request) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise _bad(f"body is not JSON: {exc}") from None
+        data = loads(raw, max_bytes=MAX_BODY_BYTES)
+    except JsonRejected as exc:
+        raise _bad(f"body: {exc}") from None
     if not isinstance(data, dict):
         raise _bad("body must be a JSON object")
     return data
 
 
-def _int_query(request: web.Request, name: str, default: int) -> int:
+def _int_query(request: web.Request, name: str, default: int, high: int) -> int:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise _bad(f"{name}: not an integer: {raw!r}") from None
-    if value < 0:
-        raise _bad(f"{name}: must not be negative: {value}")
-    return value
+    if len(raw) > 20 or not (raw.isascii() and raw.isdigit()):
+        raise _bad(f"{name}: not a non-negative integer: {raw[:24]!r}")
+    return min(int(raw), high)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -200,7 +211,7 @@ async def load_status(request: web.Request) -> web.Response:
 async def history(request: web.Request) -> web.Response:
     c = _controls(request)
     page = c.recorder.requests.page(
-        _int_query(request, "cursor", 0), _int_query(request, "limit", 1000)
+        _int_query(request, "cursor", 0, 2**63), _int_query(request, "limit", 1000, MAX_PAGE)
     )
     return web.json_response(
         {
@@ -214,7 +225,7 @@ async def history(request: web.Request) -> web.Response:
 async def events(request: web.Request) -> web.Response:
     c = _controls(request)
     page = c.recorder.events.page(
-        _int_query(request, "cursor", 0), _int_query(request, "limit", 1000)
+        _int_query(request, "cursor", 0, 2**63), _int_query(request, "limit", 1000, MAX_PAGE)
     )
     return web.json_response(
         {
@@ -240,8 +251,12 @@ async def oracle_put(request: web.Request) -> web.Response:
     c = _controls(request)
     data = await _body(request)
     faulty = data.get("faulty")
-    if not isinstance(faulty, list) or not all(isinstance(p, str) for p in faulty):
+    if not isinstance(faulty, list) or not all(
+        isinstance(p, str) and 0 < len(p) <= MAX_PEER_NAME for p in faulty
+    ):
         raise _bad('faulty: expected a list of "host:port" strings')
+    if len(faulty) > MAX_FAULTY:
+        raise _bad(f"faulty: at most {MAX_FAULTY} peers")
     c.policy_side.set_faulty(faulty)
     return web.json_response(
         {"faulty": list(c.policy_side.faulty()), "applies": c.policy == "oracle"}

@@ -4,7 +4,12 @@ The loop only reads the clock, asks the :class:`~lab.loadgen.schedule.ArrivalSch
 which arrivals are due, and starts one task per request; it never waits for a reply
 before issuing the next request (open loop, see ``schedule``). Each request's ``issued``
 time is its *scheduled* time, so a late loop counts against latency. Requests beyond
-the in-flight bound are recorded as ``REJECTED`` at once.
+the in-flight bound are recorded as ``REJECTED`` at once. An arrival the loop reaches
+only after its whole deadline (``timeout_s``) has passed can no longer be answered in
+time: it is recorded as ``DROPPED`` and not sent, as an open-loop generator should (a
+stalled loop used to work its backlog off long after the load's end, adding load the
+schedule never asked for). The bound on requests in flight shrinks for large payloads
+(:func:`lab.loadgen.limits.in_flight_cap`).
 
 The runner owns every task it starts: :meth:`LoadRunner.aclose` stops the loop and
 waits for (then cancels) the requests still in flight.
@@ -25,12 +30,15 @@ from typing import Any, Protocol
 
 from lab.clock import Clock
 from lab.history import Attempt, Outcome, RequestRecord
+from lab.loadgen.limits import in_flight_cap
 from lab.loadgen.schedule import ArrivalSchedule, InFlightLimit, LoadSpec
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 1000
-"""Most arrivals issued in one pass of the loop before it yields to the replies."""
+MAX_BATCH = 100
+"""Most arrivals issued in one pass of the loop before it yields to the replies and the
+control API: every request started in a pass runs its first step before a control request
+queued behind it (1,000 a pass kept a starved client's /load/stop waiting over 1 s)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +83,9 @@ class LoadRunner:
         self._client = client
         self._policy = policy
         self._service = service
+        self._max_in_flight = max_in_flight
         self.limit = InFlightLimit(max_in_flight)
+        self.dropped = 0
         self._seq = 0
         self._spec: LoadSpec | None = None
         self._schedule: ArrivalSchedule | None = None
@@ -83,6 +93,7 @@ class LoadRunner:
         self._loop_task: asyncio.Task[None] | None = None
         self._requests: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        self._halted: set[asyncio.Task[None]] = set()  # cancelled loops, until they end
         self.started_at: float | None = None
         self.lease_until: float | None = None  # None: no lease, runs until stopped/over
         self.lease_expired = False
@@ -109,15 +120,19 @@ class LoadRunner:
         """Start ``spec`` now (stopping any running load); return the start time.
 
         With ``lease_s`` the load stops by itself ``lease_s`` seconds from now unless
-        :meth:`lease` renews it.
+        :meth:`lease` renews it. Nothing is awaited between stopping the old loop and
+        starting the new one: two concurrent starts used to each find no loop to stop
+        while the other awaited, and one loop ran on orphaned (never stopped, loading at
+        its rate for good).
         """
-        await self.stop()
+        self._halt()
         now = self._clock.monotonic()
         self.lease_until = None if lease_s is None else now + lease_s
         self.lease_expired = False
         end = None if spec.duration_s is None else now + spec.duration_s
         self._spec = spec
         self._pad = "x" * spec.payload_bytes
+        self.limit.limit = in_flight_cap(self._max_in_flight, spec.payload_bytes)
         self._schedule = ArrivalSchedule(now, spec.rate, spec.arrival, spec.seed, end)
         self.started_at = now
         self._loop_task = asyncio.create_task(self._loop(), name=f"load:{self._client}")
@@ -125,11 +140,17 @@ class LoadRunner:
 
     async def stop(self) -> None:
         """Stop issuing; requests in flight finish on their own (bounded by their timeout)."""
+        self._halt()
+
+    def _halt(self) -> None:
+        """Cancel the loop. It is suspended (we are running), so it issues nothing more:
+        the cancellation is raised at the await it sits in. No waiting for it here, so a
+        start or stop never waits on a busy loop; :meth:`aclose` waits for every one."""
         task, self._loop_task = self._loop_task, None
         if task is not None and not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            self._halted.add(task)
+            task.add_done_callback(self._halted.discard)
 
     def lease(self, seconds: float) -> float:
         """Renew the running load's lease to ``seconds`` from now; return its new end."""
@@ -148,6 +169,7 @@ class LoadRunner:
         if payload_bytes is not None:
             spec = replace(spec, payload_bytes=payload_bytes)
             self._pad = "x" * payload_bytes
+            self.limit.limit = in_flight_cap(self._max_in_flight, payload_bytes)
         self._spec = spec
         self._wake.set()
         return spec
@@ -159,14 +181,18 @@ class LoadRunner:
             "started": self.started_at,
             "issued": self._seq,
             "in_flight": self.limit.in_flight,
+            "max_in_flight": self.limit.limit,
             "rejected": self.limit.rejected,
             "lease_until": self.lease_until,
             "lease_expired": self.lease_expired,
+            "dropped": self.dropped,
         }
 
     async def aclose(self, grace: float = 2.0) -> None:
         """Stop the loop, give requests in flight ``grace`` seconds, then cancel them."""
-        await self.stop()
+        self._halt()
+        if self._halted:
+            await asyncio.wait(set(self._halted))
         pending = set(self._requests)
         if pending:
             _, late = await asyncio.wait(pending, timeout=grace)
@@ -190,7 +216,10 @@ class LoadRunner:
                 log.warning("load lease ran out (nobody renewed it): load stopped")
                 return
             for scheduled in schedule.due(now, limit=MAX_BATCH):
-                self._issue(service, scheduled, now)
+                if now - scheduled >= self._timeout():
+                    self._drop(scheduled, now)
+                else:
+                    self._issue(service, scheduled, now)
             if schedule.finished(now):
                 return
             nxt = schedule.next_at()
@@ -206,6 +235,24 @@ class LoadRunner:
                     await asyncio.wait_for(self._wake.wait(), nxt - now)
             else:
                 await asyncio.sleep(0)  # a backlog: let replies in between batches
+
+    def _timeout(self) -> float:
+        return self._spec.timeout_s if self._spec is not None else 1.0
+
+    def _drop(self, scheduled: float, now: float) -> None:
+        self._seq += 1
+        self.dropped += 1
+        self._record(
+            RequestRecord(
+                client=self._client,
+                policy=self._policy,
+                seq=self._seq,
+                issued=scheduled,
+                ended=now,
+                outcome=Outcome.DROPPED,
+                error=f"not sent: {now - scheduled:.3f}s behind schedule, past its deadline",
+            )
+        )
 
     def _issue(self, service: str, scheduled: float, now: float) -> None:
         self._seq += 1
@@ -224,8 +271,7 @@ class LoadRunner:
             )
             return
         payload = make_payload(seq, self._pad)
-        timeout = self._spec.timeout_s if self._spec is not None else 1.0
-        task = asyncio.create_task(self._one(service, seq, scheduled, payload, timeout))
+        task = asyncio.create_task(self._one(service, seq, scheduled, payload, self._timeout()))
         self._requests.add(task)
         task.add_done_callback(self._requests.discard)
 

@@ -23,6 +23,7 @@ import itertools
 import json
 import os
 import platform
+import secrets
 import shutil
 import urllib.error
 import urllib.request
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from lab.errors import FaultError, RuntimeUnavailable
+from lab.loadgen.settings import GOSSIP_KEY_ENV
 from lab.procs import ServiceProcess, free_port, wait_until
 
 TOXIPROXY_CANDIDATES = (
@@ -307,6 +309,9 @@ class LocalCluster:
         self.workers: list[Worker] = []
         self.clients: list[Client] = []
         self.toxiproxy: Toxiproxy | None = None
+        # The cluster's gossip key, as `lab up` makes one per Compose lab: in the clients'
+        # environment only (a flag would show in `ps`).
+        self.gossip_key = secrets.token_hex(32)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -390,6 +395,7 @@ class LocalCluster:
             *argv,
             health_url=f"http://{host}:{control}/health",
             log_path=self.logdir / f"{cs.name}.log",
+            env={GOSSIP_KEY_ENV: self.gossip_key},
         )
         client = Client(cs.name, cs.policy, host, control, gossip, proc)
         self.clients.append(client)

@@ -24,6 +24,8 @@ adaptive policy has verdicts to send and uses the hints it receives.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import random
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -39,11 +41,14 @@ from lab.balancer.prober import Prober, ProbeTransport
 from lab.clock import Clock
 from lab.errors import LabError, NoPeerAvailable, RpcTimeout
 from lab.history import ClientEvent, Outcome
+from lab.loadgen import limits
 from lab.loadgen.load import Sent
 from lab.loadgen.metrics import GossipCounts, PeerStats
 from lab.loadgen.parts import Discovery, EventSink, PolicySideLike
-from lab.loadgen.settings import ClientSettings
+from lab.loadgen.settings import GOSSIP_KEY_ENV, ClientSettings
 from lab.looplag import LoopLag, Stall
+
+log = logging.getLogger(__name__)
 
 
 def outcome_of(exc: BaseException) -> Outcome:
@@ -87,6 +92,7 @@ class PolicySide:
             config=config,
             outgoing=self.policy.verdicts,
             incoming=self._hints,
+            key=settings.gossip_key,
             enabled=settings.gossip,
         )
         self.policy.set_hints_enabled(settings.gossip)
@@ -94,6 +100,11 @@ class PolicySide:
     async def start(self) -> None:
         """Start the loop-lag monitor, bind the gossip socket and start its timer."""
         await self.looplag.start()
+        if self._settings.gossip and not self.gossip.authenticated:
+            log.warning(
+                "no gossip key (%s): this client neither sends nor accepts hints",
+                GOSSIP_KEY_ENV,
+            )
         await self.gossip.start()
 
     async def aclose(self) -> None:
@@ -163,7 +174,9 @@ class PolicySide:
         view: dict[str, Any] = {
             "gossip": self.gossip.enabled,
             "gossip_address": self.gossip.address,
+            "gossip_authenticated": self.gossip.authenticated,
             "gossip_members": len(self.gossip.members()),
+            "gossip_counts": dataclasses.asdict(self.gossip.counts()),
             "peers": len(self.policy.known()),
         }
         view["loop_lag"] = {**self.looplag.view(), "voided_attempts": self.client.voided}
@@ -203,7 +216,11 @@ async def open_parts(
     async with AsyncExitStack() as stack:
         link = Link(list(settings.grapes), clock=clock)
         stack.push_async_callback(link.aclose)
-        transport = HttpTransport()
+        transport = HttpTransport(  # bounded: see lab.loadgen.limits
+            limit=limits.MAX_CONNECTIONS,
+            limit_per_host=limits.MAX_CONNECTIONS_PER_PEER,
+            keepalive_timeout=limits.CONNECTION_IDLE_S,
+        )
         stack.push_async_callback(transport.aclose)
         side = PolicySide(settings, clock, transport, on_event)
         await side.start()

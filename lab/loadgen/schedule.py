@@ -25,12 +25,7 @@ from enum import StrEnum
 from typing import Any
 
 from lab.errors import SettingsError
-
-MAX_RATE = 100_000.0
-"""Requests per second above which a spec is refused: beyond any one process's reach."""
-
-MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
-"""Padding above which a spec is refused; the worker's body limit is far below anyway."""
+from lab.loadgen import limits
 
 
 class Arrival(StrEnum):
@@ -53,18 +48,19 @@ class LoadSpec:
     service: str | None = None  # None: the client's configured service
 
     def __post_init__(self) -> None:
-        if not (0.0 <= self.rate <= MAX_RATE) or math.isnan(self.rate):
-            raise SettingsError(f"rate: {self.rate!r} is not within 0..{MAX_RATE:g} per second")
-        if not (0 <= self.payload_bytes <= MAX_PAYLOAD_BYTES):
+        limits.check_load(self.rate, self.payload_bytes)  # NaN fails every comparison
+        if self.duration_s is not None and not 0 < self.duration_s <= limits.MAX_DURATION_S:
             raise SettingsError(
-                f"payload_bytes: {self.payload_bytes!r} is not within 0..{MAX_PAYLOAD_BYTES}"
+                f"duration_s: {self.duration_s!r} is not within (0, {limits.MAX_DURATION_S:g}] s"
             )
-        if self.duration_s is not None and not self.duration_s > 0:
-            raise SettingsError(f"duration_s: {self.duration_s!r} must be positive")
-        if not self.timeout_s > 0:
-            raise SettingsError(f"timeout_s: {self.timeout_s!r} must be positive")
-        if self.service is not None and not self.service:
-            raise SettingsError("service: must not be empty")
+        if not 0 < self.timeout_s <= limits.MAX_TIMEOUT_S:
+            raise SettingsError(
+                f"timeout_s: {self.timeout_s!r} is not within (0, {limits.MAX_TIMEOUT_S:g}] s"
+            )
+        if not limits.SEED_MIN <= self.seed <= limits.SEED_MAX:
+            raise SettingsError("seed: not within the signed 64-bit range")
+        if self.service is not None and not 0 < len(self.service) <= 255:
+            raise SettingsError("service: must be 1..255 characters")
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], base: LoadSpec | None = None) -> LoadSpec:
@@ -97,25 +93,43 @@ def _coerce(key: str, value: Any) -> Any:
     """One JSON field to its typed value; bool is refused where a number is expected."""
     try:
         if key == "arrival":
-            return Arrival(str(value))
+            return Arrival(_str(value))
         if key == "service":
             return None if value is None else _str(value)
         if key == "duration_s":
             return None if value is None else _number(value)
         if key in {"payload_bytes", "seed"}:
-            number = _number(value)
-            if number != int(number):
-                raise ValueError("not an integer")
-            return int(number)
+            return _integer(value)
         return _number(value)
     except ValueError as exc:
-        raise SettingsError(f"{key}: {value!r}: {exc}") from None
+        raise SettingsError(f"{key}: {_show(value)}: {exc}") from None
+
+
+def _show(value: Any) -> str:
+    """A caller's value, cut short: an error message never grows with the input."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError("not a number")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError("out of range") from None
+    if not math.isfinite(number):
+        raise ValueError("not a finite number")
+    return number
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    number = _number(value)
+    if number != int(number):
+        raise ValueError("not an integer")
+    return int(number)
 
 
 def _str(value: Any) -> str:

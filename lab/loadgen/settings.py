@@ -9,12 +9,14 @@ knobs at the end have defaults that suit the lab and rarely need touching.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lab.balancer.policies import POLICY_NAMES
 from lab.errors import SettingsError
+from lab.loadgen.limits import MAX_IN_FLIGHT
 from lab.settings import (
     add_option,
+    env_default,
     parse_bool,
     parse_duration,
     parse_grapes,
@@ -25,6 +27,19 @@ from lab.settings import (
 )
 
 POLICIES = POLICY_NAMES
+
+GOSSIP_KEY_ENV = "LAB_CLIENT_GOSSIP_KEY"
+"""The lab's gossip key: an environment variable only, never a flag (a flag would show in
+``ps`` to every user of the host). ``lab up`` and the local runtime set it."""
+
+MIN_GOSSIP_KEY = 32
+
+
+def parse_gossip_key(text: str) -> bytes:
+    key = text.strip().encode()
+    if len(key) < MIN_GOSSIP_KEY:
+        raise SettingsError(f"must be at least {MIN_GOSSIP_KEY} characters (lab up makes 64)")
+    return key
 
 
 def parse_policy(text: str) -> str:
@@ -53,8 +68,9 @@ class ClientSettings:
     gossip_service: str = "lab_gossip"  # the name gossip members announce on the grapes
     lookup_interval: float = 0.5  # seconds between peer-set refreshes
     announce_interval: float = 1.0  # seconds between gossip-membership announces
-    max_in_flight: int = 2000  # requests in flight before new arrivals are REJECTED
+    max_in_flight: int = MAX_IN_FLIGHT  # requests in flight before arrivals are REJECTED
     events_limit: int = 20_000  # breaker / gossip events kept for readers
+    gossip_key: bytes | None = field(default=None, repr=False)  # None: no gossip at all
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -218,4 +234,5 @@ def from_args(args: argparse.Namespace) -> ClientSettings:
         lookup_interval=args.lookup_interval,
         announce_interval=args.announce_interval,
         max_in_flight=args.max_in_flight,
+        gossip_key=env_default(GOSSIP_KEY_ENV, parse_gossip_key, None),
     )

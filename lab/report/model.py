@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from lab.history import ClientEvent, FaultRecord, History, Outcome, RequestRecord
+from lab.history import NOT_SENT, ClientEvent, FaultRecord, History, Outcome, RequestRecord
 from lab.report.tables import (
     DASH,
     Table,
@@ -330,7 +330,7 @@ def build_timelines(
             issued[g][i] += 1
             if r.outcome is not Outcome.OK:
                 failed[g][i] += 1
-            if r.outcome is not Outcome.REJECTED:
+            if r.outcome not in NOT_SENT:
                 lat[g][i].append((r.ended - r.issued) * 1000.0)
         for a in r.attempts:
             j = bins.index(a.start - t0)

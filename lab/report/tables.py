@@ -391,7 +391,6 @@ def index_headline(summary: Mapping[str, object]) -> tuple[str, ...]:
     return tuple(f"{name}: {policy_figures(summary, name)}" for name in names)
 
 
-
 def _fig(v: object, unit: str = "", digits: int = 2) -> str:
     return DASH if not isinstance(v, int | float) else f"{v:.{digits}f}{unit}"
 

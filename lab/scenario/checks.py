@@ -25,10 +25,10 @@ that were healthy before the fault.
   as seconds after t0 (0 when there is none after t0): the moment the policy stopped
   choosing P. ``None`` with a reason when the last window of the fault is still
   confidently >= 5 %, when no later window's share fell below 5 %, or with no traffic.
-- availability: successful requests / requests issued in [t0, t1) (REJECTED counts as
-  failed: the user got no answer).
+- availability: successful requests / requests issued in [t0, t1) (REJECTED and DROPPED
+  count as failed: the user got no answer).
 - latency: p50, p99, p99.9 (nearest rank: a value that was observed) of the requests
-  issued in the window, REJECTED excluded (they end at once and would flatter the tail);
+  issued in the window, REJECTED and DROPPED excluded (never sent: no latency to judge);
   "before" is the steady state after warmup and before the first fault; p99_ratio =
   p99 during / p99 before.
 - recovery time: the first window j after the heal whose point share is >= half of 1/N
@@ -65,7 +65,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from lab.history import Attempt, FaultRecord, History, Outcome, RequestRecord
+from lab.history import NOT_SENT, Attempt, FaultRecord, History, Outcome, RequestRecord
 
 SHARE_WINDOW_N = 50  # attempts per share window: 0.5 s at the lab's 100 req/s
 CONFIDENCE_Z = 2.5758  # Wilson interval, 99 % two-sided (false contradictions: module doc)
@@ -159,9 +159,7 @@ def detection(attempts: Sequence[Attempt], peers: Sequence[str], t0: float, t1: 
     return detection_of(*as_arrays(attempts, peers), t0, t1, label=", ".join(peers))
 
 
-def detection_of(
-    times: Floats, hits: Bools, t0: float, t1: float, *, label: str = "P"
-) -> Measure:
+def detection_of(times: Floats, hits: Bools, t0: float, t1: float, *, label: str = "P") -> Measure:
     """:func:`detection` on arrays: sorted attempt starts and whether each went to P."""
     w = share_windows(times, hits, t0, t1)
     if w is None:
@@ -254,7 +252,7 @@ def availability(requests: Sequence[RequestRecord]) -> Measure:
 
 
 def latencies_ms(requests: Iterable[RequestRecord]) -> list[float]:
-    return [r.latency * 1000.0 for r in requests if r.outcome is not Outcome.REJECTED]
+    return [r.latency * 1000.0 for r in requests if r.outcome not in NOT_SENT]
 
 
 def faulty_share(

@@ -144,9 +144,7 @@ def noise_figures(history: History, scenario: Any) -> dict[str, Any]:
             "slow_ms": SLOW_MS,
             "gap_s": CLUSTER_GAP_S,
             "count": len(clusters),
-            "clusters": [
-                {**asdict(c), "start": c.start - t0, "end": c.end - t0} for c in clusters
-            ],
+            "clusters": [{**asdict(c), "start": c.start - t0, "end": c.end - t0} for c in clusters],
             **periodicity(clusters),
         },
     }

@@ -164,6 +164,8 @@ def _refresh_index(reports: Path, console: Console) -> None:
         render_index(reports)
     except Exception as exc:  # the run's own report and verdict stand without the index
         console.print(f"[yellow]index not refreshed: {type(exc).__name__}: {exc}[/yellow]")
+
+
 def _runtime(kind: str, scenario: object, logdir: Path, seed: int | None) -> Runtime:
     if kind == "compose":
         from lab.scenario.runtime_compose import ComposeRuntime

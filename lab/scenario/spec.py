@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.balancer.policies import POLICY_NAMES
+from lab.loadgen.limits import MAX_PAYLOAD_BYTES, MAX_RATE, load_problem
 from lab.scenario.quantities import (
     Bound,
     format_duration,
@@ -256,6 +257,10 @@ def parse_scenario(text: str, label: str = "<scenario>") -> Scenario:
     topology = replace(topology, clients=tuple(c.name for c in clients))
     load_v, at = top.need("load")
     load = _load(load_v, at)
+    for c in clients:
+        problem = None if c.rate is None else load_problem(c.rate, load.payload_bytes)
+        if problem is not None:
+            raise at.error(f"payload_bytes at client {c.name}'s rate: {problem[1]}")
 
     dur_v, dur_at = top.need("duration")
     duration = parse_duration(dur_v, dur_at, allow_zero=False)
@@ -376,7 +381,7 @@ def _clients(value: Any, at: Field, runtime: str) -> tuple[ClientSpec, ...]:
             if not isinstance(g_v, bool):
                 raise g_at.error(f"expected true or false, got {describe(g_v)}")
             r_v, r_at = s.get("rate")
-            rate = None if r_v is None else parse_number(r_v, r_at, low=0.1, high=10_000)
+            rate = None if r_v is None else parse_number(r_v, r_at, low=0.1, high=MAX_RATE)
             s.done()
             if known is not None and known != policy:
                 raise p_at.error(f"{n_v} runs policy {known} in the compose lab, not {policy}")
@@ -402,7 +407,7 @@ def _clients(value: Any, at: Field, runtime: str) -> tuple[ClientSpec, ...]:
 def _load(value: Any, at: Field) -> LoadSpec:
     s = Section(value, at, "a mapping like {rate: 100}")
     r_v, r_at = s.need("rate")
-    rate = parse_number(r_v, r_at, low=0.1, high=10_000)
+    rate = parse_number(r_v, r_at, low=0.1, high=MAX_RATE)
     a_v, a_at = s.get("arrival", "constant")
     if a_v not in ARRIVALS:
         raise a_at.error(
@@ -410,7 +415,10 @@ def _load(value: Any, at: Field) -> LoadSpec:
             f"{did_you_mean(str(a_v), ARRIVALS)}"
         )
     p_v, p_at = s.get("payload_bytes", 64)
-    payload = int(parse_number(p_v, p_at, low=0, high=1_048_576, integer=True))
+    payload = int(parse_number(p_v, p_at, low=0, high=MAX_PAYLOAD_BYTES, integer=True))
+    problem = load_problem(rate, payload)  # the clients' own limits (lab.loadgen.limits)
+    if problem is not None:
+        raise (p_at if problem[0] == "payload_bytes" else r_at).error(problem[1])
     sv_v, sv_at = s.get("service", "rpc_test")
     if sv_v not in SERVICES:
         raise sv_at.error(f"the lab's workers serve {', '.join(SERVICES)}, not {describe(sv_v)}")

@@ -15,7 +15,7 @@ import time
 import docker.errors
 
 from lab.errors import RuntimeUnavailable
-from lab.stack import toxiapi
+from lab.stack import gossip_key, toxiapi
 from lab.stack.engine import Engine
 
 
@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
                 pass
             except docker.errors.DockerException as exc:
                 raise RuntimeUnavailable(f"cannot remove network {n.name}: {exc}") from exc
+        gossip_key.forget(engine.paths)
         _log(f"lab down: done in {time.monotonic() - t0:.1f}s")
         return 0
     finally:

@@ -16,7 +16,7 @@ from typing import Any
 
 from lab.errors import RuntimeUnavailable
 from lab.settings import add_option, parse_duration
-from lab.stack import health, status, toxiapi
+from lab.stack import gossip_key, health, status, toxiapi
 from lab.stack.engine import Engine, service_kind, write_env_file
 from lab.stack.images import SOURCES, Builder
 
@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
             f"({time.monotonic() - t0:.1f}s)"
         )
         write_env_file(engine.paths.state_env, images.env())
-        engine.env = images.env()
+        engine.env = {**images.env(), **gossip_key.ensure(engine.paths)}
         if args.images_only:
             try:  # the local runtime and the tests run the same Toxiproxy as a process
                 _log(f"images: Toxiproxy binary {builder.toxiproxy_binary()}")

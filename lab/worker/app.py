@@ -20,6 +20,7 @@ from aiohttp import web
 from lab.grenache.link import Link
 from lab.grenache.server import RpcServer
 from lab.grenache.wire import Request
+from lab.httplimits import server_options
 from lab.service_runtime import settle
 from lab.worker.behaviour import burn_cpu
 from lab.worker.control import WorkerState, make_app
@@ -91,7 +92,7 @@ async def serve(settings: WorkerSettings, stop: asyncio.Event | None = None) -> 
     )
     await server.start()
     state.rpc_port = server.port
-    runner = web.AppRunner(make_app(state), access_log=None)
+    runner = web.AppRunner(make_app(state), access_log=None, **server_options())
     try:
         await runner.setup()
         await web.TCPSite(runner, settings.bind, settings.control_port).start()

@@ -92,8 +92,10 @@ def latency_from_json(value: Any) -> Latency:
     if not isinstance(value, Mapping):
         raise SettingsError('latency: expected an object like {"kind": "fixed", "ms": 300}')
     kind = value.get("kind")
-    if kind not in FIELDS:
-        raise SettingsError(f"latency.kind: expected one of {', '.join(FIELDS)}, got {kind!r}")
+    if not isinstance(kind, str) or kind not in FIELDS:
+        raise SettingsError(
+            f"latency.kind: expected one of {', '.join(FIELDS)}, got {repr(kind)[:40]}"
+        )
     names = FIELDS[kind]
     unknown = sorted(set(value) - {"kind", *names})
     if unknown:

@@ -7,7 +7,6 @@ and swaps the behaviour in one assignment; a bad value gets 400 naming the field
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +14,8 @@ from typing import Any
 from aiohttp import web
 
 from lab.errors import SettingsError
+from lab.httplimits import body_deadline
+from lab.jsonlimits import JsonRejected, loads
 from lab.worker.antagonist import Antagonist
 from lab.worker.behaviour import Behaviour
 from lab.worker.load import LoadGate
@@ -76,9 +77,9 @@ async def put_behaviour(request: web.Request) -> web.Response:
     s = request.app[STATE]
     raw = await request.read()
     try:
-        change = json.loads(raw)
-    except (ValueError, RecursionError):
-        return _json({"error": 'body: not JSON (try {"error_rate": 0.1})'}, 400)
+        change = loads(raw, max_bytes=MAX_BODY_BYTES)
+    except JsonRejected as exc:
+        return _json({"error": f'body: {exc} (try {{"error_rate": 0.1}})'}, 400)
     try:
         new = s.behaviour.updated(change)
     except SettingsError as exc:
@@ -96,14 +97,14 @@ async def put_antagonist(request: web.Request) -> web.Response:
     """``{"share": 0.5, "for_s": 30}``: take half the CPU for 30 s (no for_s: until DELETE)."""
     a = request.app[STATE].antagonist
     try:
-        body = json.loads(await request.read())
+        body = loads(await request.read(), max_bytes=MAX_BODY_BYTES)
         if not isinstance(body, dict) or not isinstance(body.get("share"), int | float):
             raise ValueError('body: expected {"share": 0.5, "for_s": 30}')
         for_s = body.get("for_s")
         if for_s is not None and not isinstance(for_s, int | float):
             raise ValueError("for_s: expected a number of seconds")
         a.start(float(body["share"]), None if for_s is None else float(for_s))
-    except (ValueError, RecursionError) as exc:
+    except (JsonRejected, ValueError) as exc:
         return _json({"error": str(exc)}, 400)
     return _json({"share": a.share, "running": a.running})
 
@@ -114,8 +115,13 @@ async def delete_antagonist(request: web.Request) -> web.Response:
     return _json({"share": a.share, "running": a.running})
 
 
+MAX_BODY_BYTES = 16 * 1024
+"""The largest control body (``PUT /behaviour``, ``PUT /antagonist``): a real one is
+under 200 bytes."""
+
+
 def make_app(state: WorkerState) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024)
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[body_deadline])
     app[STATE] = state
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
+from lab.balancer.adaptive import AdaptivePolicy
 from lab.balancer.gossip import (
     GossipConfig,
     Hint,
@@ -15,7 +17,11 @@ from lab.balancer.gossip import (
     Rejected,
     decode,
     encode,
+    seal,
+    unseal,
 )
+from lab.balancer.policies import make_policy
+from lab.clock import FakeClock
 
 ME = "127.0.0.1:7001"
 PEERS = {"10.0.0.1:1", "10.0.0.2:1"}
@@ -71,7 +77,13 @@ def _hint(**over: object) -> bytes:
         (_hint(ttl=0), "ttl"),
         (_hint(ttl=1e9), "ttl"),
         (_hint(peer=None), "peer"),
-        (b'{"v": 1, "sender": "127.0.0.2:7001", "hints": [{"age": NaN}]}', "peer"),
+        (b'{"v": 1, "sender": "127.0.0.2:7001", "hints": [{"age": NaN}]}', "NaN"),
+        (_hint(age=1e999), "not JSON"),  # json.dumps writes Infinity
+        (b"[" * 4000 + b"]" * 4000, "nested deeper"),  # was an uncaught RecursionError
+        (_msg(hints=[{**bad().to_json(), "x": [[[[1]]]]}]), "nested deeper"),
+        (_msg(seq=-1), "seq"),
+        (_msg(seq="1"), "seq"),
+        (_msg(seq=2**64), "seq"),
     ],
 )
 def test_hostile_datagrams_are_rejected_with_a_reason(data: bytes, why: str) -> None:
@@ -137,3 +149,53 @@ def test_one_sender_cannot_outweigh_its_ttl_by_repeating() -> None:
         book.merge(Message("127.0.0.2:7001", (bad(),)), 10.0 + i * 0.01, PEERS)
     assert book.count("10.0.0.1:1", 10.5) == 1
     assert book.factor("10.0.0.1:1", 10.5, None) <= CFG.penalty
+
+
+KEY = b"k" * 32
+
+
+def test_seal_and_unseal() -> None:
+    body = encode("127.0.0.2:7001", [bad()], seq=7)
+    assert unseal(KEY, seal(KEY, body)) == body
+    assert decode(body, me=ME, max_ttl=30.0).seq == 7
+    for forged in (
+        seal(b"x" * 32, body),  # another lab's key
+        seal(KEY, body).replace(b"bad", b"ok!"),  # tampered after sealing
+        body,  # not sealed at all
+        b"short",
+    ):
+        with pytest.raises(Rejected, match="mac"):
+            unseal(KEY, forged)
+
+
+def test_one_sender_holds_at_most_its_share_of_peers_bad() -> None:
+    """The issue: one datagram claiming two of three workers bad herded every request."""
+    peers = {"10.0.0.1:1", "10.0.0.2:1", "10.0.0.3:1"}
+    book = HintBook(CFG)
+    claim = Message("127.0.0.2:7001", (bad("10.0.0.1:1"), bad("10.0.0.2:1")))
+    assert [h.peer for h in book.merge(claim, 10.0, peers)] == ["10.0.0.1:1"]
+    assert book.capped == 1 and book.count("10.0.0.2:1", 10.0) == 0
+    # A second member's word counts on its own: two members may flag two peers.
+    other = Message("127.0.0.3:7001", (bad("10.0.0.2:1"),))
+    assert book.merge(other, 10.0, peers) != []
+    # Once the first claim expires, the sender may flag another peer.
+    later = Message("127.0.0.2:7001", (bad("10.0.0.3:1"),))
+    assert book.merge(later, 10.0 + CFG.hint_ttl_s + 0.1, peers) != []
+    assert CFG.bad_peers_per_sender(3) == 1 and CFG.bad_peers_per_sender(10) == 3
+
+
+def test_one_forged_claim_cannot_herd_the_adaptive_policy(clock: FakeClock) -> None:
+    peers = ["10.0.0.1:1", "10.0.0.2:1", "10.0.0.3:1"]
+    policy = make_policy("adaptive", clock=clock, rng=random.Random(3))
+    assert isinstance(policy, AdaptivePolicy)
+    policy.set_peers(peers)
+    claim = Message("127.0.0.9:7001", (bad(peers[0], ttl=3.0), bad(peers[1], ttl=3.0)))
+    policy.take_hints(claim)
+    counts = dict.fromkeys(peers, 0)
+    for _ in range(3000):
+        pick = policy.choose()
+        counts[pick.peer] += 1
+        policy.release(pick)
+    # Before: 100 % on the third peer. Now the claim moves at most one peer's share.
+    assert counts[peers[2]] / 3000 < 0.75, counts
+    assert counts[peers[1]] / 3000 > 0.25, counts

@@ -26,7 +26,9 @@ async def until(predicate: Callable[[], bool], within: float = 3.0) -> None:
 def side(
     name: str, clock: FakeClock, transport: ScriptedTransport, events: list[ClientEvent]
 ) -> PolicySide:
-    s = ClientSettings(name=name, bind="127.0.0.1", gossip_port=0, seed=len(name))
+    s = ClientSettings(
+        name=name, bind="127.0.0.1", gossip_port=0, seed=len(name), gossip_key=b"k" * 32
+    )
     p = PolicySide(s, clock, transport, events.append)
     p.set_peers(PEERS)
     return p

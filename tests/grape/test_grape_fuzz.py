@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from hostile_support import mem_limit, peak_rss
 
 from lab.procs import ServiceProcess, free_port
 
@@ -162,6 +163,7 @@ def grape(logdir: Path) -> Iterator[str]:
         health_url=f"http://{host}:{api}/_lab/health", log_path=logdir / "grape-fuzz.log",
     ).start()  # fmt: skip
     yield f"http://{host}:{api}"
+    assert peak_rss(proc) < mem_limit("grape"), f"peak RSS {peak_rss(proc) / 2**20:.0f} MiB"
     assert proc.stop() == 0, proc.tail()
     assert "Traceback" not in proc.tail(10_000)
 

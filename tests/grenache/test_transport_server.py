@@ -259,3 +259,38 @@ async def test_aclose_gives_up_after_drain_timeout() -> None:
         await asyncio.wait_for(srv.aclose(), 3)
         with pytest.raises((RpcTransportError, RpcTimeout)):
             await pending
+
+
+async def test_bodies_in_flight_are_bounded() -> None:
+    """Forty 1 MiB RPCs held by a slow handler: 16 MiB of bodies at most, the rest 429."""
+    echo = Echo()
+    echo.gate = asyncio.Event()
+    srv = await RpcServer(echo, host=HOST, port=0, max_body_in_flight=16 * 2**20).start()
+    body = json.dumps(["rid", "svc", "x" * (2**20 - 100)]).encode()
+    try:
+        async with aiohttp.ClientSession() as s:
+
+            async def one() -> int:
+                async with s.post(f"http://{HOST}:{srv.port}/", data=body) as r:
+                    await r.read()
+                    return r.status
+
+            calls = [asyncio.create_task(one()) for _ in range(40)]
+            deadline = asyncio.get_running_loop().time() + 10
+            while sum(c.done() for c in calls) < 40 - 16:  # the refused ones answer at once
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.01)
+            assert len(echo.seen) <= 16
+            echo.gate.set()
+            statuses = await asyncio.gather(*calls)
+    finally:
+        await srv.aclose()
+    assert statuses.count(200) == 16 and statuses.count(429) == 24
+    async with aiohttp.ClientSession() as s:  # the budget is given back
+        srv = await RpcServer(Echo(), host=HOST, port=0, max_body_in_flight=2**20).start()
+        try:
+            for _ in range(3):
+                async with s.post(f"http://{HOST}:{srv.port}/", data=body) as r:
+                    assert r.status == 200
+        finally:
+            await srv.aclose()

@@ -111,3 +111,17 @@ def test_error_slot_follows_javascript_truthiness(slot: Any, error: str | None) 
 def test_deeply_nested_json_is_a_protocol_error() -> None:
     with pytest.raises(RpcProtocolError):
         wire.decode_request(b"[" * 100_000 + b"]" * 100_000, {})
+
+
+def test_a_gzip_bomb_is_refused_before_it_inflates() -> None:
+    """16 KiB of gzip that would inflate past the bound (and 1 MiB of it, to 1 GiB)."""
+    bomb = gzip.compress(b"\0" * (wire.MAX_INFLATED + 1), compresslevel=9)
+    assert len(bomb) < 64 * 1024
+    body, _ = wire.encode_request("r", "k", None, compress=False)
+    with pytest.raises(RpcProtocolError, match="inflates to more than"):
+        wire.decode_request(bomb, {"grc-compress": "gzip"})
+    ok = gzip.compress(body)
+    assert wire.decode_request(ok, {"grc-compress": "gzip"}).key == "k"
+    cut = ok[: len(ok) // 2]  # a truncated stream is parsed as sent, as before
+    with pytest.raises(RpcProtocolError, match="not JSON"):
+        wire.decode_request(cut, {"grc-compress": "gzip"})

@@ -108,6 +108,72 @@ async def test_bad_load_specs_are_400(
     assert "error" in await resp.json()
 
 
+# The inputs: each once killed a client (OOM), a Toxiproxy (connections), or
+# answered 500, or was accepted and later rendered /load and /health as invalid JSON.
+HOSTILE = [
+    (b'{"rate":100,"payload_bytes":4194304,"duration_s":3}', "payload_bytes"),
+    (b'{"rate":100000,"duration_s":3}', "rate"),
+    (b'{"rate":10000,"payload_bytes":1048576}', "rate"),
+    (b'{"rate":1000,"payload_bytes":65536}', "MiB/s"),
+    (b'{"rate":2000,"payload_bytes":65536}', "payload_bytes"),  # 128 MiB/s
+    (b'{"rate":Infinity}', "Infinity"),
+    (b'{"rate":NaN}', "NaN"),
+    (b'{"timeout_s":1e999}', "overflows"),
+    (b'{"duration_s":1e308}', "duration_s"),
+    (b'{"timeout_s":3600}', "timeout_s"),
+    (b'{"seed":1e300}', "seed"),
+    (b'{"seed":' + b"9" * 400 + b"}", "digits"),
+    (b'{"seed":' + b"9" * 5000 + b"}", "digits"),
+    (b'{"seed":18446744073709551616}', "seed"),
+    (b'{"payload_bytes":' + b"9" * 40 + b"}", "payload_bytes"),
+    (b'{"rate":' + b"9" * 60 + b"}", "rate"),
+    (b'{"service":' + b"[" * 5000 + b"]" * 5000 + b"}", "nested"),
+    (b"[" * 100_000, "over"),  # 100 KB: over the body limit
+    (b'{"arrival":["constant"]}', "arrival"),
+]
+
+
+@pytest.mark.parametrize(("body", "says"), HOSTILE)
+async def test_hostile_load_specs_are_4xx_and_change_nothing(
+    client: TestClient[web.Request, web.Application], body: bytes, says: str
+) -> None:
+    resp = await client.post("/load/start", data=body)
+    assert resp.status in (400, 413), await resp.text()
+    if resp.status == 400:
+        assert says in (await resp.json())["error"]
+    load = await (await client.get("/load")).json()  # still valid JSON, nothing started
+    assert load["running"] is False and load["spec"] is None
+    assert (await client.get("/health")).status == 200
+
+
+async def test_patch_is_held_to_the_same_limits(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    assert (await client.post("/load/start", json={"rate": 100, "duration_s": 5})).status == 200
+    changes = (
+        {"rate": 100_000},
+        {"payload_bytes": 4 * 2**20},
+        {"rate": 1500, "payload_bytes": 65536},
+    )
+    for change in changes:
+        resp = await client.patch("/load", json=change)
+        assert resp.status == 400, change
+    resp = await client.patch("/load", data=b'{"rate": Infinity}')
+    assert resp.status == 400
+    spec = (await (await client.get("/load")).json())["spec"]
+    assert spec["rate"] == 100 and spec["payload_bytes"] == 64
+
+
+async def test_query_and_oracle_limits(client: TestClient[web.Request, web.Application]) -> None:
+    for q in ("limit=" + "9" * 5000, "cursor=\u00b2", "limit=-1", "cursor=1e3"):
+        assert (await client.get(f"/history?{q}")).status == 400, q
+    page = await (await client.get("/history?limit=999999999")).json()
+    assert page["records"] == []  # capped at MAX_PAGE, not refused
+    too_many = {"faulty": [f"10.0.0.{i}:1" for i in range(65)]}
+    assert (await client.put("/oracle", json=too_many)).status == 400
+    assert (await client.put("/oracle", json={"faulty": ["x" * 256]})).status == 400
+
+
 async def test_events_cursor(client: TestClient[web.Request, web.Application]) -> None:
     controls = client.app[CONTROLS]  # type: ignore[index]
     for i in range(15):

@@ -78,3 +78,10 @@ def test_draws_follow_the_distribution_and_the_seed() -> None:
     exp = [parse_latency("exp:50").sample_ms(rng) for _ in range(4000)]
     assert 45 < sum(exp) / len(exp) < 55
     assert all(parse_latency("normal:10,50").sample_ms(rng) >= 0 for _ in range(500))
+
+
+@pytest.mark.parametrize("kind", [[], {}, None, 5, ["fixed"]])
+def test_a_latency_kind_of_the_wrong_type_is_a_clear_error(kind: object) -> None:
+    """``{"latency": {"kind": []}}`` used to raise TypeError (unhashable): a 500."""
+    with pytest.raises(SettingsError, match=r"latency\.kind"):
+        Behaviour().updated({"latency": {"kind": kind}})

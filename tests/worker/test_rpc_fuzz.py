@@ -19,6 +19,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from hostile_support import mem_limit, peak_rss
 
 from lab.procs import ServiceProcess, free_port
 
@@ -137,3 +138,4 @@ async def test_ten_thousand_random_requests_all_answered(
     assert statuses[200] > 1000 and statuses[400] > 1000 and statuses[413] > 100
     assert slowest < 1.0
     assert not proc.exited()
+    assert peak_rss(proc) < mem_limit("worker"), f"peak RSS {peak_rss(proc) / 2**20:.0f} MiB"
