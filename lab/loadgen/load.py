@@ -192,7 +192,9 @@ class LoadRunner:
         """Stop the loop, give requests in flight ``grace`` seconds, then cancel them."""
         self._halt()
         if self._halted:
-            await asyncio.wait(set(self._halted))
+            _, stuck = await asyncio.wait(set(self._halted), timeout=grace)
+            if stuck:  # a loop that ignored its cancel must not hold up the shutdown
+                log.error("%d load loop(s) did not stop when cancelled", len(stuck))
         pending = set(self._requests)
         if pending:
             _, late = await asyncio.wait(pending, timeout=grace)
@@ -231,8 +233,11 @@ class LoadRunner:
             if nxt is None:
                 await self._wake.wait()  # paused at rate 0 until a patch
             elif nxt > now:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can lose a cancel that
+                # lands as the wake-up does, and a halted loop then ran on for good
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), nxt - now)
+                    async with asyncio.timeout(nxt - now):
+                        await self._wake.wait()
             else:
                 await asyncio.sleep(0)  # a backlog: let replies in between batches
 

@@ -275,7 +275,10 @@ def parse_scenario(text: str, label: str = "<scenario>") -> Scenario:
     settle = parse_duration(settle_v, settle_at)
 
     ss_v, ss_at = top.get("steady_state")
-    steady = _bounds(ss_v, ss_at, STEADY_METRICS) if ss_v is not None else {}
+    # a relative steady-state bound holds every client to the ref's figure in the same
+    # window (the ref itself trivially meets it), e.g. p99_ms: "<= 2x oracle"
+    steady_refs = RefCheck("", tuple(clients))
+    steady = _bounds(ss_v, ss_at, STEADY_METRICS, steady_refs) if ss_v is not None else {}
 
     tl_v, tl_at = top.get("timeline")
     timeline = parse_timeline(tl_v if tl_v is not None else YList(), tl_at, topology, duration)

@@ -109,21 +109,38 @@ def _judge_relative(
     key: str,
 ) -> Judgement:
     """``bound`` against the ref client's figure for ``metric`` in the same run."""
+    ref = _ref_client(scenario, bound)
+    rf = figures.get(ref)
+    ref_m = Measure(None, f"no requests recorded from {ref}") if rf is None else rf.metric(metric)
+    return _against_ref(client, metric, bound, m, ref, ref_m, key=key)
+
+
+def _ref_client(scenario: Scenario, bound: Bound) -> str:
     assert bound.ref is not None
-    refs = [c.name for c in scenario.clients_for(bound.ref)] or [bound.ref]
-    rf = figures.get(refs[0])
-    ref_m = (
-        Measure(None, f"no requests recorded from {refs[0]}") if rf is None else rf.metric(metric)
-    )
+    return ([c.name for c in scenario.clients_for(bound.ref)] or [bound.ref])[0]
+
+
+def _against_ref(
+    client: str,
+    metric: str,
+    bound: Bound,
+    m: Measure,
+    ref: str,
+    ref_m: Measure,
+    *,
+    key: str = "",
+    phase: str = "",
+) -> Judgement:
+    """A relative ``bound`` resolved with the ref's figure ``ref_m`` (never a pass without it)."""
     written = str(bound)
     if ref_m.value is None:
         return Judgement(
             client, metric, bound.op, math.nan, m.value, Verdict.FAIL,
-            f"not measurable: {refs[0]}'s {metric}: {ref_m.reason or 'no data'}",
-            key, written=written,
+            f"not measurable: {ref}'s {metric}: {ref_m.reason or 'no data'}",
+            key, phase, written=written,
         )  # fmt: skip
-    v = judge(client, metric, bound.against(ref_m.value), m, key=key)
-    note = f"{refs[0]} measured {ref_m.value:.4g}, so the bound is {v.bound_text}"
+    v = judge(client, metric, bound.against(ref_m.value), m, key=key, phase=phase)
+    note = f"{ref} measured {ref_m.value:.4g}, so the bound is {v.bound_text}"
     reason = f"{v.reason}; {note}" if v.reason else note
     return dataclasses.replace(v, reason=reason, written=written)
 
@@ -138,6 +155,14 @@ def _steady_measure(
     q = {"p50_ms": 0.50, "p99_ms": 0.99, "p999_ms": 0.999}[metric]
     v = quantile(latencies_ms(reqs), q)
     return Measure(v, None if v is not None else "no answered requests in the window")
+
+
+def _steady_or_empty(
+    history: History, client: str, metric: str, lo: float, hi: float, phase: str
+) -> Measure:
+    if hi <= lo:
+        return Measure(None, f"the {phase} window is empty")
+    return _steady_measure(history, client, metric, lo, hi, phase)
 
 
 def steady_windows(history: History, scenario: Scenario) -> dict[str, tuple[float, float]]:
@@ -167,9 +192,13 @@ def check_steady_state(history: History, scenario: Scenario) -> list[Judgement]:
     for phase, (lo, hi) in steady_windows(history, scenario).items():
         for client in clients:
             for metric, bound in scenario.steady_state.items():
-                if hi <= lo:
-                    m = Measure(None, f"the {phase} window is empty")
-                else:
-                    m = _steady_measure(history, client, metric, lo, hi, phase)
-                out.append(judge(client, metric, bound, m, phase=phase))
+                m = _steady_or_empty(history, client, metric, lo, hi, phase)
+                if bound.ref is None:
+                    out.append(judge(client, metric, bound, m, phase=phase))
+                    continue
+                ref = _ref_client(scenario, bound)
+                ref_m = (
+                    m if ref == client else _steady_or_empty(history, ref, metric, lo, hi, phase)
+                )
+                out.append(_against_ref(client, metric, bound, m, ref, ref_m, phase=phase))
     return out

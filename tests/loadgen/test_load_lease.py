@@ -131,7 +131,9 @@ async def test_a_bad_lease_is_a_400_naming_it(
 ) -> None:
     resp = await api.post("/load/start", json={"rate": 10, **body})
     assert resp.status == 400
-    assert "lease_s" in (await resp.json())["error"]
+    error = (await resp.json())["error"]
+    # NaN and Infinity are refused by the bounded JSON reader before any field is read
+    assert "lease_s" in error or "is not a JSON number" in error
     assert not (await (await api.get("/load")).json())["running"]
     resp = await api.post("/load/lease", json=body)
     assert resp.status == 400

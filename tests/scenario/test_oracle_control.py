@@ -7,6 +7,8 @@ from collections.abc import Callable
 from histbuild import A, B, C, fault, history, round_robin, stream
 
 from lab.history import Outcome
+from lab.scenario.checks import Window
+from lab.scenario.control import most_faulty_at_once
 from lab.scenario.spec import Scenario, parse_scenario
 from lab.scenario.summary import build_summary, exit_code
 
@@ -124,3 +126,39 @@ def test_a_stalled_control_failing_its_requests_makes_the_run_unknown() -> None:
     s = build_summary(history(reqs, [fault()]), scenario())
     assert s["verdict"] == "unknown"
     assert "availability 0.8" in s["verdict_reason"]
+
+
+def _window(fid: str, peer: str, t0: float, t1: float) -> Window:
+    return Window(fault(fid, peer, t0, t1), t0, t1, t1 + 5.0, 3)
+
+
+def test_concurrent_faults_count_together_for_the_controls_room_to_move() -> None:
+    """Three one-peer faults at once leave the oracle nowhere to go: no detection or
+    recovery is asked of it for them, and its p99 band does not apply (more than half)."""
+    all_down = [_window("d1", A, 10, 20), _window("d2", B, 11, 20), _window("d3", C, 12, 20)]
+    assert most_faulty_at_once(all_down) == 3
+    assert most_faulty_at_once(all_down, all_down[0]) == 3
+    apart = [_window("f1", A, 10, 12), _window("f2", B, 14, 16)]
+    assert most_faulty_at_once(apart) == 1
+    assert most_faulty_at_once(apart, apart[1]) == 1
+
+
+def test_the_control_is_not_asked_to_avoid_peers_when_every_peer_is_faulty() -> None:
+    faults = [fault("d1", A, 10, 20), fault("d2", B, 10, 20), fault("d3", C, 10, 20)]
+    reqs = stream("client-oracle", "oracle", 0, 40, RR, step=1 / 128)
+    s = build_summary(history(reqs, faults), scenario())
+    metrics = {c["metric"] for c in s["control"]["checks"]}
+    assert "detection_s" not in metrics and "p99_ratio" not in metrics
+    assert s["verdict"] != "unknown"
+
+
+def test_a_steady_state_bound_relative_to_the_oracle_holds_each_client_to_its_figure() -> None:
+    text = SCENARIO.replace('p99_ms: "<= 50"', 'p99_ms: "<= 2x oracle"')
+    sc = parse_scenario(text, "scenarios/t.yaml")
+    reqs = stream("client-adaptive", "adaptive", 0, 40, avoids_b()) + stream(
+        "client-oracle", "oracle", 0, 40, avoids_b(), step=1 / 128
+    )
+    s = build_summary(history(reqs, [fault()]), sc)
+    p99 = [j for j in s["steady_state"] if j["metric"] == "p99_ms"]
+    assert p99 and all(j["bound"] == "<= 2x oracle" for j in p99)
+    assert all(j["verdict"] == "pass" and j["bound_value"] is not None for j in p99)
