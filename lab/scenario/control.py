@@ -30,7 +30,11 @@ Bounds (each a known answer plus the estimator's own error, never tuned to a sce
   checked when at most half the peers are faulty at a time: with more, each healthy
   worker carries more than twice its load and the oracle's tail grows for a physical
   reason, not noise (with every peer faulty it cannot avoid harm at all); and when
-  no fault (with peers) held less than 2 s (the oracle learns of each change by a control
+  every fault is a network or worker-control one (a kill, pause or restart is a
+  container's life cycle on the same 2-core host: starting a Python worker again costs
+  every client's latency, measured x8-x13 on every policy's p99 alike in ci/kill-worker,
+  which is a real cost of the fault, not the control moving), and no fault (with peers)
+  held less than 2 s (the oracle learns of each change by a control
   call, tens of ms; at 100 req/s each change costs it a few slow requests, and faults
   flipping every second make those over 1 % of its requests: its p99 then measures the
   flips, as in a flapping scenario, not the host), and when
@@ -116,7 +120,11 @@ def check_control(
     by_id = {w.fault.id: w for w in windows}
     peers = max((w.healthy for w in windows), default=0)
     spare = bool(windows) and 2 * most_faulty_at_once(windows) <= peers
-    steady_faults = all(w.t1 - w.t0 >= MIN_FAULT_HOLD_S for w in windows if w.fault.peers)
+    steady_faults = all(
+        w.t1 - w.t0 >= MIN_FAULT_HOLD_S and _via(w.fault.kind) in _PEER_STAYS_KNOWN
+        for w in windows
+        if w.fault.peers
+    )
     cornered = {w.fault.id for w in windows if most_faulty_at_once(windows, w) >= peers}
     for cf in figures.values():
         if cf.policy != CONTROL_POLICY:
@@ -156,6 +164,11 @@ def check_control(
                 )
             )
     return out
+
+
+def _via(kind: str) -> str:
+    info = KINDS.get(kind)
+    return "" if info is None else info.via
 
 
 def most_faulty_at_once(windows: Sequence[Window], within: Window | None = None) -> int:
