@@ -42,12 +42,18 @@ test-deps: venv
 	@$(SETUP) node chromium
 
 # Short scenarios on the Compose lab, each a series of CHAOS_REPEAT runs judged on medians
-# (3 x 3 x ~35 s: ~6 min of CI's 30); fails when any series exits non-zero (1: an
-# expectation failed, 2: could not be carried out, 3: unknown, the control moved).
+# (4 x 3 x ~35 s: ~8 min of CI's 30); fails when a series fails (1: an expectation failed)
+# or could not be carried out (2). Unknown (3: the control, the oracle, moved, so the
+# series cannot tell a regression from a bad day) is reported, named, and not a failure:
+# it is no verdict either way (CHAOS_STRICT=1 fails on it too).
 # Reports land in reports/ (a folder per series, reports/index.html lists them).
 CHAOS_REPEAT ?= 3
+CHAOS_STRICT ?=
 chaos: up
-	@status=0; for s in $(CHAOS); do $(LAB) run --repeat $(CHAOS_REPEAT) "$$s" || status=1; done; \
+	@status=0; unknown=""; for s in $(CHAOS); do $(LAB) run --repeat $(CHAOS_REPEAT) "$$s"; rc=$$?; \
+	if [ $$rc = 3 ] && [ -z "$(CHAOS_STRICT)" ]; then unknown="$$unknown $$s"; \
+	elif [ $$rc != 0 ]; then status=1; fi; done; \
+	if [ -n "$$unknown" ]; then echo "chaos: unknown (the control moved; no verdict):$$unknown" >&2; fi; \
 	exit $$status
 
 # Every benchmark runs and prints its figures even when one misses its goal (exit 1) or
