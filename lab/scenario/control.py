@@ -119,13 +119,18 @@ def check_control(
     out: list[ControlCheck] = []
     by_id = {w.fault.id: w for w in windows}
     peers = max((w.healthy for w in windows), default=0)
-    spare = bool(windows) and 2 * most_faulty_at_once(windows) <= peers
+    most = most_faulty_at_once(windows)
+    spare = bool(windows) and 2 * most <= peers
     steady_faults = all(
         w.t1 - w.t0 >= MIN_FAULT_HOLD_S and _via(w.fault.kind) in _PEER_STAYS_KNOWN
         for w in windows
         if w.fault.peers
     )
-    cornered = {w.fault.id for w in windows if most_faulty_at_once(windows, w) >= peers}
+    cornered = (  # per window only when some instant had every peer faulty (quadratic each)
+        {w.fault.id for w in windows if most_faulty_at_once(windows, w) >= peers}
+        if most >= peers
+        else set()
+    )
     for cf in figures.values():
         if cf.policy != CONTROL_POLICY:
             continue
