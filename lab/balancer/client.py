@@ -50,6 +50,7 @@ no peers when every grape is down).
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -461,17 +462,29 @@ class BalancedClient:
     def _stalled(self, start: float, end: float) -> bool:
         return self._stalls is not None and self._stalls.overlapped(start, end)
 
+    def _cut_short(self, pick: Pick, waited: float) -> bool:
+        """Right after a stall, did this attempt get less than the peer's own timeout?
+
+        Requests that fell due while the client was frozen go out on waking with what
+        is left of their deadlines, some with a few ms: their timeouts measure how late
+        the client was, not the peer (a burst of them opened a healthy peer's breaker).
+        A timeout shorter than the peer's ordinary one is a verdict only when the
+        client has not stalled lately (a user's short deadline still ejects a dead peer).
+        """
+        return self._starved() and waited < self.policy.attempt_timeout(pick.peer, math.inf)
+
     def _judge(self, pick: Pick, start: float, end: float, outcome: Outcome) -> None:
         """Tell the policy how the attempt ended, net of the client's own stalls.
 
         A timeout that overlapped a stall gives no verdict (the client, not the peer,
-        was late); an answer's latency is counted without the stalled time; an error
-        (refused, a reply error) is what it is, stall or not.
+        was late), nor one cut short by the request's deadline right after a stall
+        (:meth:`_cut_short`); an answer's latency is counted without the stalled time;
+        an error (refused, a reply error) is what it is, stall or not.
         """
         rtt = end - start
         if self._stalls is not None and outcome is not Outcome.ERROR:
             stalled = self._stalls.overlap(start, end)
-            if stalled > 0 and outcome is Outcome.TIMEOUT:
+            if outcome is Outcome.TIMEOUT and (stalled > 0 or self._cut_short(pick, rtt)):
                 self.voided += 1
                 self.policy.abandoned(pick)
                 return

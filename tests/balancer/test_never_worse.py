@@ -9,6 +9,7 @@ the case's own property (no "every breaker open" rejections, detection, ...).
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -254,3 +255,54 @@ async def test_right_after_its_own_stall_the_client_behaves_like_the_plain_one()
         await c.request("rpc_test", 1, timeout=1.0)
     (attempt,) = getattr(info.value, "attempts", ())  # one attempt, no retry
     assert transport.calls == [(attempt.peer, 1.0)]  # waited the whole deadline
+
+
+class _Stalled:
+    """A stall oracle: the loop stalled less than a second ago (or not), no overlap."""
+
+    def __init__(self, lately: bool) -> None:
+        self.lately = lately
+
+    def overlapped(self, t0: float, t1: float) -> bool:
+        return False
+
+    def overlap(self, t0: float, t1: float) -> float:
+        return 0.0
+
+    def stalled_within(self, seconds: float) -> bool:
+        return self.lately
+
+
+async def _short_deadline_breakers(stalled_lately: bool) -> tuple[list[ClientEvent], int]:
+    """Sixty requests with 20 ms left each (below the 100 ms floor); peer A is silent."""
+    clock = FakeClock(start=START)
+    transport = ScriptedTransport(clock)
+    events: list[ClientEvent] = []
+    c = BalancedClient(
+        make_policy("adaptive", clock=clock, rng=random.Random(1)),
+        transport,
+        clock=clock,
+        on_event=events.append,
+        stalls=_Stalled(stalled_lately),
+        linger=False,
+    )
+    c.set_peers(PEERS)
+    transport.mode = {A: "timeout"}
+    for _ in range(60):
+        with contextlib.suppress(LabError):
+            await c.request("rpc_test", 1, timeout=0.02)
+        clock.advance(0.01)
+    return [e for e in events if e.kind == "breaker" and e.detail["to"] == "open"], c.voided
+
+
+async def test_after_a_stall_timeouts_cut_short_by_the_deadline_give_no_verdict() -> None:
+    # The backlog a frozen client issues on waking has little of its deadline left.
+    opened, voided = await _short_deadline_breakers(stalled_lately=True)
+    assert not opened
+    assert voided > 0
+
+
+async def test_without_a_stall_a_short_deadline_still_ejects_a_silent_peer() -> None:
+    opened, voided = await _short_deadline_breakers(stalled_lately=False)
+    assert opened
+    assert voided == 0
