@@ -67,6 +67,24 @@ from lab.looplag import StallOracle
 STARVED_S = 1.0
 """After a stall of the client's own loop, how long it behaves like the plain client."""
 
+LATE_TIMEOUT_S = 0.05
+"""A timeout noticed this much after it was due was late because the client was busy.
+
+The loop-lag monitor's stall threshold: a client working off a burst (the backlog of a
+freeze) notices its timers late without one 20 ms tick being 50 ms late, and a timeout
+noticed late says nothing about whether the peer had answered in time. Measured on the
+event loop's own clock, so a fake lab clock's jumps are never taken for lateness.
+"""
+
+
+def _loop_now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def _noticed_late(loop_start: float, allotted: float) -> bool:
+    """Was a timeout of ``allotted`` seconds from ``loop_start`` noticed late?"""
+    return _loop_now() - loop_start - allotted >= LATE_TIMEOUT_S
+
 
 class Transport(Protocol):
     """What the client needs from the RPC transport (``lab.grenache.transport``)."""
@@ -90,6 +108,8 @@ class _Running:
 
     pick: Pick
     start: float
+    allotted: float  # the attempt timeout it was given
+    loop_start: float  # the event loop's own clock at the start (see LATE_TIMEOUT_S)
     judged: bool = False  # the policy already had its verdict (a timeout)
 
 
@@ -274,7 +294,7 @@ class BalancedClient:
         self.policy.started(pick)
         hold = max(t_attempt, r.deadline - start) if self._linger else t_attempt
         task = asyncio.create_task(self._call(pick.peer, service, payload, hold))
-        r.running[task] = _Running(pick, start)
+        r.running[task] = _Running(pick, start, t_attempt, _loop_now())
         r.tried.add(pick.peer)
         until = start + t_attempt
         extended = False
@@ -306,7 +326,8 @@ class BalancedClient:
         if not run.judged:  # still waiting: the verdict is a timeout
             run.judged = True
             now = clock.monotonic()
-            self._judge(pick, start, now, Outcome.TIMEOUT)
+            late = _noticed_late(r.running[task].loop_start, t_attempt)
+            self._judge(pick, start, now, Outcome.TIMEOUT, t_attempt, late=late)
             r.last = RpcTimeout(f"{pick.peer}: no answer within {t_attempt:.3f}s")
             if not self.policy.worth_waiting(pick.peer):
                 # A peer the policy now holds broken: waiting on costs a connection
@@ -340,7 +361,8 @@ class BalancedClient:
             raise exc  # a transport bug: not an outcome of the peer's
         outcome = outcome_of(exc)
         if not run.judged:
-            self._judge(run.pick, run.start, end, outcome)
+            late = _noticed_late(run.loop_start, run.allotted)
+            self._judge(run.pick, run.start, end, outcome, run.allotted, late=late)
             r.last = exc
         elif r.last is None:
             r.last = exc
@@ -423,14 +445,15 @@ class BalancedClient:
         self, pick: Pick, service: str, payload: Any, timeout: float, *, hedge: bool
     ) -> _Done:
         policy, clock = self.policy, self._clock
-        start = clock.monotonic()
+        start, loop_start = clock.monotonic(), _loop_now()
         policy.started(pick)
         try:
             value = await self._call(pick.peer, service, payload, timeout)
         except RpcError as exc:
             end = clock.monotonic()
             outcome = outcome_of(exc)
-            self._judge(pick, start, end, outcome)
+            late = _noticed_late(loop_start, timeout)
+            self._judge(pick, start, end, outcome, timeout, late=late)
             text = str(exc) or type(exc).__name__
             return _Done(Attempt(pick.peer, start, end, outcome, text, hedge), error=exc)
         except BaseException:
@@ -462,8 +485,8 @@ class BalancedClient:
     def _stalled(self, start: float, end: float) -> bool:
         return self._stalls is not None and self._stalls.overlapped(start, end)
 
-    def _cut_short(self, pick: Pick, waited: float) -> bool:
-        """Right after a stall, did this attempt get less than the peer's own timeout?
+    def _cut_short(self, pick: Pick, allotted: float) -> bool:
+        """Right after a stall, was this attempt given less than the peer's own timeout?
 
         Requests that fell due while the client was frozen go out on waking with what
         is left of their deadlines, some with a few ms: their timeouts measure how late
@@ -471,20 +494,32 @@ class BalancedClient:
         A timeout shorter than the peer's ordinary one is a verdict only when the
         client has not stalled lately (a user's short deadline still ejects a dead peer).
         """
-        return self._starved() and waited < self.policy.attempt_timeout(pick.peer, math.inf)
+        return self._starved() and allotted < self.policy.attempt_timeout(pick.peer, math.inf)
 
-    def _judge(self, pick: Pick, start: float, end: float, outcome: Outcome) -> None:
+    def _judge(
+        self,
+        pick: Pick,
+        start: float,
+        end: float,
+        outcome: Outcome,
+        allotted: float = math.inf,
+        *,
+        late: bool = False,
+    ) -> None:
         """Tell the policy how the attempt ended, net of the client's own stalls.
 
         A timeout that overlapped a stall gives no verdict (the client, not the peer,
-        was late), nor one cut short by the request's deadline right after a stall
-        (:meth:`_cut_short`); an answer's latency is counted without the stalled time;
+        was late), nor one noticed ``LATE_TIMEOUT_S`` after it was due, nor one cut
+        short by the request's deadline right after a stall (:meth:`_cut_short`); an
+        answer's latency is counted without the stalled time;
         an error (refused, a reply error) is what it is, stall or not.
         """
         rtt = end - start
         if self._stalls is not None and outcome is not Outcome.ERROR:
             stalled = self._stalls.overlap(start, end)
-            if outcome is Outcome.TIMEOUT and (stalled > 0 or self._cut_short(pick, rtt)):
+            if outcome is Outcome.TIMEOUT and (
+                stalled > 0 or late or self._cut_short(pick, allotted)
+            ):
                 self.voided += 1
                 self.policy.abandoned(pick)
                 return

@@ -9,8 +9,10 @@ the case's own property (no "every breaker open" rejections, detection, ...).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,8 +23,8 @@ from scripted_transport import ScriptedTransport
 
 from lab.balancer.client import BalancedClient
 from lab.balancer.policies import make_policy
-from lab.clock import FakeClock
-from lab.errors import LabError
+from lab.clock import FakeClock, SystemClock
+from lab.errors import LabError, RpcTimeout
 from lab.history import ClientEvent, Outcome
 
 PEERS = ["10.0.0.1:1", "10.0.0.2:1", "10.0.0.3:1"]
@@ -306,3 +308,55 @@ async def test_without_a_stall_a_short_deadline_still_ejects_a_silent_peer() -> 
     opened, voided = await _short_deadline_breakers(stalled_lately=False)
     assert opened
     assert voided == 0
+
+
+class _SilentPeer:
+    """A real-clock transport whose peers never answer within the attempt timeout."""
+
+    async def request(
+        self,
+        peer: str,
+        key: str,
+        payload: Any,
+        *,
+        timeout: float,  # noqa: ASYNC109 (the Transport protocol's signature)
+        compress: bool = False,
+    ) -> Any:
+        await asyncio.sleep(timeout)
+        raise RpcTimeout(f"{peer}: no answer within {timeout:.3f}s")
+
+
+async def _timeout_verdicts(block_s: float) -> tuple[int, int]:
+    """One request to a silent peer; the loop is blocked ``block_s`` when its timer is due."""
+    clock = SystemClock()
+    policy = make_policy("adaptive", clock=clock, rng=random.Random(1))
+    verdicts: list[Outcome] = []
+    finished = policy.finished
+
+    def spy(pick: Any, rtt: float, outcome: Outcome) -> None:
+        verdicts.append(outcome)
+        finished(pick, rtt, outcome)
+
+    policy.finished = spy  # type: ignore[method-assign]
+    c = BalancedClient(policy, _SilentPeer(), clock=clock, stalls=_Stalled(False))
+    c.set_peers([A])  # one peer: the request cannot move on, so one verdict at most
+
+    async def busy() -> None:  # the client working off a burst: its loop is late
+        await asyncio.sleep(0.09)
+        time.sleep(block_s)  # noqa: ASYNC251 (blocking the loop is the point)
+
+    blocker = asyncio.create_task(busy())
+    with contextlib.suppress(LabError):
+        await c.request("rpc_test", 1, timeout=0.3)
+    await blocker
+    return verdicts.count(Outcome.TIMEOUT), c.voided
+
+
+async def test_a_timeout_the_busy_client_noticed_late_gives_no_verdict() -> None:
+    timeouts, voided = await _timeout_verdicts(block_s=0.15)  # due at 0.1 s, seen at 0.24 s
+    assert (timeouts, voided) == (0, 1)
+
+
+async def test_a_timeout_noticed_on_time_is_the_peers() -> None:
+    timeouts, voided = await _timeout_verdicts(block_s=0.0)
+    assert (timeouts, voided) == (1, 0)
