@@ -287,6 +287,30 @@ def healthy_peers(history: History, fault: FaultRecord, t0: float) -> int:
     return len(seen | set(fault.peers))
 
 
+def healthy_after_heal(history: History, fault: FaultRecord, t0: float, t1: float) -> int:
+    """N at the heal: the peers known before the fault, less those another fault holds at t1.
+
+    Fair share after a heal is among the peers up *then*: with every worker down and
+    brought back one by one, the last one back shares with the two already up (1/3),
+    though at the fault's start every other peer was down too (N = 1 there).
+    """
+    held: set[str] = set()
+    for f in history.faults:
+        if f is fault or f.started is None:
+            continue
+        if f.started <= t1 and (f.ended is None or f.ended > t1):
+            held.update(f.peers)
+    known = {
+        a.peer
+        for r in history.requests
+        for a in r.attempts
+        if t0 - HEALTHY_LOOKBACK_S <= a.start < t0
+    }
+    if not known:
+        known = {a.peer for r in history.requests for a in r.attempts}
+    return max(1, len((known | set(fault.peers)) - (held - set(fault.peers))))
+
+
 # -- figures per client ------------------------------------------------------------------
 
 
@@ -298,7 +322,8 @@ class Window:
     t0: float
     t1: float
     t_end: float  # next fault's start or the run's end: the recovery horizon
-    healthy: int
+    healthy: int  # N at the fault's start (healthy_peers)
+    healthy_after: int  # N at its heal, the fair share recovery is judged against
 
 
 def run_end(history: History) -> float:
@@ -324,7 +349,9 @@ def fault_windows(history: History) -> tuple[list[Window], list[tuple[FaultRecor
         t1 = f.ended if f.ended is not None else end
         later = [g.started for g in confirmed if g.started is not None and g.started > t1]
         t_end = min([end, *later])
-        out.append(Window(f, t0, max(t0, t1), t_end, healthy_peers(history, f, t0)))
+        healthy = healthy_peers(history, f, t0)
+        after = healthy_after_heal(history, f, t0, max(t0, t1))
+        out.append(Window(f, t0, max(t0, t1), t_end, healthy, after))
     return out, skipped
 
 
@@ -504,7 +531,7 @@ def client_figures(
                     p99_ms=p99_w,
                     p999_ms=quantile(lat_w, 0.999),
                     p99_ratio=(p99_w / p99_before) if p99_w is not None and p99_before else None,
-                    recovery=recovery(attempts, f.peers, w.t1, w.t_end, w.healthy),
+                    recovery=recovery(attempts, f.peers, w.t1, w.t_end, w.healthy_after),
                     faulty_share=faulty_share(attempts, f.peers, w.t0, w.t1),
                     errors=sum(1 for r in reqs_w if r.outcome is not Outcome.OK),
                     retries=sum(r.retries for r in reqs_w),

@@ -304,3 +304,17 @@ def test_requests_between_a_fault_request_and_its_confirmation_are_not_steady_st
     figs = client_figures(history(reqs, [f], duration=20.0))
     p99 = figs["client-random"].p99_ms_before
     assert p99 is not None and abs(p99 - 10.0) < 1e-6  # the healthy 10 ms answers only
+
+
+def test_recovery_is_judged_against_the_peers_up_at_the_heal() -> None:
+    # Every peer down at 10 s, back one by one at 14, 17, 20 s: the first one back has
+    # the traffic to itself (fair 1/1), the last one shares it with two (fair 1/3).
+    faults = [
+        fault("d1", A, 10.0, 14.0, kind="down", target="worker-1"),
+        fault("d2", B, 10.0, 17.0, kind="down", target="worker-2"),
+        fault("d3", C, 10.0, 20.0, kind="down", target="worker-3"),
+    ]
+    reqs = stream("c", "adaptive", 0.0, 30.0, round_robin((A, B, C)))
+    windows, skipped = fault_windows(history(reqs, faults))
+    assert not skipped
+    assert [(w.fault.id, w.healthy_after) for w in windows] == [("d1", 1), ("d2", 2), ("d3", 3)]

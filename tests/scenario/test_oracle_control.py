@@ -129,7 +129,7 @@ def test_a_stalled_control_failing_its_requests_makes_the_run_unknown() -> None:
 
 
 def _window(fid: str, peer: str, t0: float, t1: float) -> Window:
-    return Window(fault(fid, peer, t0, t1), t0, t1, t1 + 5.0, 3)
+    return Window(fault(fid, peer, t0, t1), t0, t1, t1 + 5.0, 3, 3)
 
 
 def test_concurrent_faults_count_together_for_the_controls_room_to_move() -> None:
