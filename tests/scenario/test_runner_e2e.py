@@ -91,11 +91,21 @@ def test_repeat_runs_a_series_into_one_folder_and_exits_with_its_verdict(
 
 
 def _wait_injected(reports: Path) -> dict[str, object]:
+    """The marker once the fault is in place (the journal confirms it), not just planned.
+
+    The marker names a fault before it is injected (write-ahead), so a kill right after
+    it appears could land before the toxic exists, and cleanup would find none.
+    """
     marker = reports / MARKER
 
     def injected() -> bool:
         try:
-            return bool(json.loads(marker.read_text()).get("faults"))
+            if not json.loads(marker.read_text()).get("faults"):
+                return False
+            journals = list(reports.glob("*/journal.jsonl"))
+            return any(
+                f.started is not None for j in journals for f in read_journal(j).faults
+            )
         except (OSError, ValueError):
             return False
 
