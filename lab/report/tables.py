@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from lab.balancer.policies import POLICY_NAMES
+from lab.balancer.registry import POLICY_NAMES
 
 # Policies in the order a reader compares them: the candidate, the baseline, the limit.
 POLICY_ORDER: tuple[str, ...] = POLICY_NAMES

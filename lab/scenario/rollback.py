@@ -33,6 +33,8 @@ from lab.errors import FaultError, LabError, RuntimeUnavailable
 from lab.loadgen.local_cluster import http_json
 from lab.scenario.adapter import ToxiproxyAdapter
 from lab.scenario.faults import TOXIC_PREFIX, Fault
+from lab.scenario.runtime_compose import undo_leftovers
+from lab.stack.engine import Paths
 
 MARKER = ".inflight.json"
 
@@ -40,8 +42,6 @@ MARKER = ".inflight.json"
 def default_reports_dir() -> Path:
     """``reports/`` of the repository when lab runs from its tree, else of the cwd."""
     try:
-        from lab.stack.engine import Paths
-
         return Paths.find().root / "reports"
     except LabError:
         return Path.cwd() / "reports"
@@ -270,9 +270,9 @@ def cleanup_leftovers(
         _clean_toxiproxy(ToxiproxyAdapter(str(api), timeout=2.0), faults, report)
     runtime = data.get("runtime")
     if runtime == "compose":
-        from lab.scenario.runtime_compose import undo_leftovers
-
-        undo_leftovers(faults, report)
+        actions, errors = undo_leftovers(faults)
+        report.actions.extend(actions)
+        report.errors.extend(errors)
     for f in faults:
         if f.get("behaviour_url") and f.get("restore"):
             try:

@@ -39,8 +39,10 @@ from lab.history import History, JournalWriter, RunMeta
 from lab.scenario.adapter import ToxiproxyAdapter
 from lab.scenario.collector import Collector
 from lab.scenario.faults import Fault, FaultContext, make_fault
+from lab.scenario.junit import write_junit
 from lab.scenario.noise import NoiseMonitor
 from lab.scenario.progress import NullProgress, Progress
+from lab.scenario.result import RunResult
 from lab.scenario.rollback import MARKER, Rollback, UndoResult, cleanup_leftovers
 from lab.scenario.runlock import reserve_run_dir
 from lab.scenario.runtime import ClockProbe, Runtime, Target, clients, probe_clock, target
@@ -58,24 +60,6 @@ class PlannedStepLike(Protocol):
     kind: str
     target: str
     params: Mapping[str, Any]
-
-
-@dataclass
-class RunResult:
-    """How a run ended; ``exit_code`` is the CLI's (``Verdict.exit_code``: 0 pass, 1 fail,
-    2 aborted or could not be judged, 3 unknown)."""
-
-    run_id: str
-    run_dir: Path
-    status: str  # completed | aborted
-    verdict: Verdict
-    exit_code: int
-    abort_reason: str | None = None
-    summary: dict[str, Any] | None = None
-    rollback: list[UndoResult] = field(default_factory=list)
-    clock: list[ClockProbe] = field(default_factory=list)
-    wall_s: float = 0.0
-    report: Path | None = None
 
 
 class RunAborted(LabError):
@@ -370,7 +354,7 @@ async def _heal(run: _Run, fault: Fault) -> None:
 def _fail_fast(run: _Run) -> None:
     """With --fail-fast, judge the history so far after each heal; a failure aborts."""
     try:
-        from lab.scenario.summary import build_summary
+        from lab.scenario.summary import build_summary  # why: numpy, only when judging
     except ImportError:
         return
     try:
@@ -464,7 +448,10 @@ def _finish(run: _Run, results: list[UndoResult], wall0: float) -> RunResult:
 
 
 def _write_summary(run: _Run) -> tuple[dict[str, Any] | None, Verdict]:
-    from lab.scenario.summary import build_summary, write_summary
+    from lab.scenario.summary import (  # why: numpy and scipy, only when judging
+        build_summary,
+        write_summary,
+    )
 
     try:
         summary = build_summary(run.history, run.scenario, aborted=run.abort_reason)
@@ -479,8 +466,6 @@ def _write_summary(run: _Run) -> tuple[dict[str, Any] | None, Verdict]:
 
 
 def _write_junit(run: _Run, summary: Mapping[str, Any]) -> None:
-    from lab.scenario.junit import write_junit
-
     try:
         write_junit(run.run_dir, summary)
     except Exception as exc:  # the summary and report carry the verdict all the same
@@ -489,7 +474,7 @@ def _write_junit(run: _Run, summary: Mapping[str, Any]) -> None:
 
 def _render(run: _Run) -> Path | None:
     try:
-        from lab.report.render import render_report
+        from lab.report.render import render_report  # why: a page must not cost a verdict
 
         return render_report(run.run_dir)
     except Exception as exc:  # a run without a page still has its journal and summary

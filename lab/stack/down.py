@@ -15,6 +15,7 @@ import time
 import docker.errors
 
 from lab.errors import RuntimeUnavailable
+from lab.scenario.rollback import cleanup_leftovers
 from lab.stack import gossip_key, toxiapi
 from lab.stack.engine import Engine
 
@@ -47,8 +48,6 @@ def remove_toxics() -> int:
 
 def run(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
-    from lab.scenario.rollback import cleanup_leftovers
-
     # a crashed run's faults first; force: what cannot be undone, down removes anyway
     leftovers = cleanup_leftovers(log=_log, force=True)
     if leftovers.found:

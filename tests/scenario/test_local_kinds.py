@@ -35,8 +35,9 @@ from lab.errors import LabError
 from lab.history import History, read_journal
 from lab.loadgen.local_cluster import http_json
 from lab.scenario.adapter import ToxiproxyAdapter
+from lab.scenario.result import RunResult
 from lab.scenario.rollback import MARKER
-from lab.scenario.runner import RunResult, run_scenario
+from lab.scenario.runner import run_scenario
 from lab.scenario.runtime_local import LocalRuntime
 from lab.scenario.spec import load_scenario
 
