@@ -12,21 +12,18 @@ sleep. Processes are started in parallel per tier and stopped in reverse order; 
 failed start stops what did start.
 
 Synchronous on purpose: tests and the runtime drive it from plain code (the runtime
-wraps calls in ``asyncio.to_thread``). The small :class:`ControlClient` speaks the
-client control API of ``docs/contracts.md`` with urllib for the same reason.
+wraps calls in ``asyncio.to_thread``); it reaches the clients through the synchronous
+:class:`lab.lab_client.ControlClient` for the same reason.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import os
 import platform
 import secrets
 import shutil
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,6 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from lab.errors import FaultError, RuntimeUnavailable
+from lab.lab_client import ControlClient, http_json
 from lab.loadgen.settings import GOSSIP_KEY_ENV
 from lab.procs import ServiceProcess, free_port, wait_until
 
@@ -66,25 +64,6 @@ def loopback_hosts(start: int = 20) -> Iterator[str]:
         if i > 254:
             raise RuntimeUnavailable("out of 127.0.0.x addresses")
         yield f"127.0.0.{i}"
-
-
-def http_json(
-    method: str, url: str, body: Mapping[str, Any] | None = None, timeout: float = 5.0
-) -> Any:
-    """One JSON request with urllib; an HTTP error status raises with the body's text."""
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            raw = resp.read()
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")
-        raise RuntimeUnavailable(f"{method} {url}: {exc.code} {detail}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise RuntimeUnavailable(f"{method} {url}: {exc}") from None
-    return json.loads(raw) if raw.strip() else None
 
 
 # -- Toxiproxy -------------------------------------------------------------------------
@@ -244,51 +223,6 @@ class Client:
 
     def __post_init__(self) -> None:
         self.control = ControlClient(f"http://{self.host}:{self.control_port}")
-
-
-class ControlClient:
-    """The client control API of ``docs/contracts.md``, synchronously."""
-
-    def __init__(self, base: str, timeout: float = 5.0) -> None:
-        self.base = base
-        self.timeout = timeout
-
-    def _call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
-        return http_json(method, f"{self.base}{path}", body, self.timeout)
-
-    def health(self) -> Any:
-        return self._call("GET", "/health")
-
-    def clock(self) -> float:
-        return float(self._call("GET", "/clock")["monotonic"])
-
-    def start_load(self, **spec: Any) -> Any:
-        return self._call("POST", "/load/start", spec)
-
-    def stop_load(self) -> Any:
-        return self._call("POST", "/load/stop", {})
-
-    def patch_load(self, **change: Any) -> Any:
-        return self._call("PATCH", "/load", change)
-
-    def history(self, cursor: int = 0, limit: int = 10_000) -> Any:
-        return self._call("GET", f"/history?cursor={cursor}&limit={limit}")
-
-    def events(self, cursor: int = 0, limit: int = 10_000) -> Any:
-        return self._call("GET", f"/events?cursor={cursor}&limit={limit}")
-
-    def peers(self) -> Any:
-        return self._call("GET", "/peers")
-
-    def set_oracle(self, faulty: Sequence[str]) -> Any:
-        return self._call("PUT", "/oracle", {"faulty": list(faulty)})
-
-    def set_gossip(self, enabled: bool) -> Any:
-        return self._call("PUT", "/gossip", {"enabled": enabled})
-
-    def metrics(self) -> str:
-        with urllib.request.urlopen(f"{self.base}/metrics", timeout=self.timeout) as resp:
-            return bytes(resp.read()).decode()
 
 
 class LocalCluster:
@@ -530,12 +464,10 @@ __all__ = [
     "Client",
     "ClientSpec",
     "ClusterSpec",
-    "ControlClient",
     "Grape",
     "LocalCluster",
     "Toxiproxy",
     "Worker",
     "find_toxiproxy",
-    "http_json",
     "loopback_hosts",
 ]

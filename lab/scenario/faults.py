@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 
 from lab.errors import FaultError, LabError
 from lab.history import FaultRecord
-from lab.loadgen.local_cluster import http_json
+from lab.lab_client import http_json
 from lab.scenario.adapter import ToxiproxyAdapter
 from lab.scenario.runtime import Runtime, Target
 

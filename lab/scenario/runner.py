@@ -32,10 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import aiohttp
-
-from lab.errors import FaultError, LabError
+from lab.errors import LabError
 from lab.history import History, JournalWriter, RunMeta
+from lab.lab_client import HttpLabClient, LabClient
 from lab.scenario.adapter import ToxiproxyAdapter
 from lab.scenario.collector import Collector
 from lab.scenario.faults import Fault, FaultContext, make_fault
@@ -79,6 +78,7 @@ class _Run:
     history: History
     journal: JournalWriter
     rollback: Rollback
+    lab: LabClient
     toxi: ToxiproxyAdapter | None = None
     faults: dict[str, Fault] = field(default_factory=dict)
     faulty: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -112,14 +112,33 @@ async def run_scenario(
     health_timeout: float = 30.0,
     marker_dir: Path | None = None,
     summary_extra: Mapping[str, Any] | None = None,
+    lab: LabClient | None = None,
 ) -> RunResult:
     """Run ``scenario`` on ``runtime``; never raises for a run that started (see RunResult).
+
+    ``lab`` speaks to the clients' control plane (default: over HTTP, for this run).
 
     The run goes to ``reports_dir/run_id``; the crash marker (``.inflight.json``) lives
     in ``marker_dir`` (default ``reports_dir``), so the runs of a series, one folder
     down, keep theirs where the next ``lab run`` looks. ``summary_extra`` adds sections
     to summary.json (a series says which run of how many this is).
     """
+    if lab is None:
+        async with HttpLabClient() as http:
+            return await run_scenario(
+                scenario,
+                runtime=runtime,
+                reports_dir=reports_dir,
+                seed=seed,
+                fail_fast=fail_fast,
+                console=console,
+                run_id=run_id,
+                command=command,
+                health_timeout=health_timeout,
+                marker_dir=marker_dir,
+                summary_extra=summary_extra,
+                lab=http,
+            )
     marker_dir = reports_dir if marker_dir is None else marker_dir
     wall0, mono0 = time.time(), time.monotonic()
     seed = scenario.seed if seed is None else seed
@@ -159,6 +178,7 @@ async def run_scenario(
         history=History(meta=meta),
         journal=journal,
         rollback=rollback,
+        lab=lab,
         summary_extra=dict(summary_extra or {}),
     )
     main = asyncio.current_task()
@@ -227,14 +247,13 @@ async def _execute(run: _Run, plan: tuple[Any, ...], reports_dir: Path, health_t
         run.clients = clients(rt, list(sc.client_names()))
         for step in plan:  # every target exists before anything is touched
             target(rt, step.target, ("worker", "grape", "client"))
-        probes = [await asyncio.to_thread(probe_clock, c) for c in run.clients]
+        probes = [await probe_clock(run.lab, c) for c in run.clients]
         _record_clock(run, probes)
-        async with aiohttp.ClientSession() as session:
-            gossip = {c.name: bool(getattr(c, "gossip", True)) for c in sc.clients}
-            for c in run.clients:
-                await _put(session, f"{c.control_url}/gossip", {"enabled": gossip[c.name]})
-                if c.policy == "oracle":
-                    await _put(session, f"{c.control_url}/oracle", {"faulty": []})
+        gossip = {c.name: bool(getattr(c, "gossip", True)) for c in sc.clients}
+        for c in run.clients:
+            await run.lab.set_gossip(_url(c), gossip[c.name])
+            if c.policy == "oracle":
+                await run.lab.set_oracle(_url(c), [])
     collector = Collector(run.clients, run.journal, run.history)
     watch = Watch(rt.toxiproxy_api(), run.clients)
     main = asyncio.current_task()
@@ -245,56 +264,54 @@ async def _execute(run: _Run, plan: tuple[Any, ...], reports_dir: Path, health_t
             if main is not None:
                 main.cancel()
 
-    async with aiohttp.ClientSession() as session:
-        await collector.skip_existing(session)  # long-lived (Compose) clients hold old runs
-        collector.not_before = time.monotonic()
-        stop = asyncio.Event()
-        poller = asyncio.create_task(collector.run(session, stop))
-        ticker = asyncio.create_task(run.progress.follow(collector, run))
-        watcher: asyncio.Task[None] | None = None
-        noise = NoiseMonitor(run.runtime.service_pids)
-        await noise.start()
-        try:
-            with run.phase("load"):
-                body = {
-                    **sc.load.control_body(float(sc.duration_s), run.seed),
-                    **watch.start_body(),
-                }
-                rates = {c.name: getattr(c, "rate", None) for c in sc.clients}
-                run.load_t0 = time.monotonic()
-                await asyncio.gather(
-                    *(
-                        _post(
-                            session,
-                            f"{c.control_url}/load/start",
-                            body if rates.get(c.name) is None else {**body, "rate": rates[c.name]},
-                        )
-                        for c in run.clients
+    await collector.skip_existing(run.lab)  # long-lived (Compose) clients hold old runs
+    collector.not_before = time.monotonic()
+    stop = asyncio.Event()
+    poller = asyncio.create_task(collector.run(run.lab, stop))
+    ticker = asyncio.create_task(run.progress.follow(collector, run))
+    watcher: asyncio.Task[None] | None = None
+    noise = NoiseMonitor(run.runtime.service_pids)
+    await noise.start()
+    try:
+        with run.phase("load"):
+            body = {
+                **sc.load.control_body(float(sc.duration_s), run.seed),
+                **watch.start_body(),
+            }
+            rates = {c.name: getattr(c, "rate", None) for c in sc.clients}
+            run.load_t0 = time.monotonic()
+            await asyncio.gather(
+                *(
+                    run.lab.start_load(
+                        _url(c),
+                        body if rates.get(c.name) is None else {**body, "rate": rates[c.name]},
                     )
+                    for c in run.clients
                 )
-                watcher = asyncio.create_task(watch.run(session, lost), name="watch")
-                await _steps(run, plan, session)
-                await _sleep_until(run.load_t0 + float(sc.duration_s))
-        finally:
-            if watcher is not None:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await watcher
-            _record_watch(run, watch)
-            with run.phase("drain"):
-                with contextlib.suppress(Exception):  # a dead client must not block the drain
-                    await asyncio.gather(
-                        *(_post(session, f"{c.control_url}/load/stop", {}) for c in run.clients),
-                        return_exceptions=True,
-                    )
-                stop.set()
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(poller, 10.0)
-                await collector.drain(session, within_s=5.0)
-                ticker.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await ticker
-                run.history.meta.noise = await noise.stop()
+            )
+            watcher = asyncio.create_task(watch.run(run.lab, lost), name="watch")
+            await _steps(run, plan)
+            await _sleep_until(run.load_t0 + float(sc.duration_s))
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watcher
+        _record_watch(run, watch)
+        with run.phase("drain"):
+            with contextlib.suppress(Exception):  # a dead client must not block the drain
+                await asyncio.gather(
+                    *(run.lab.stop_load(_url(c)) for c in run.clients),
+                    return_exceptions=True,
+                )
+            stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(poller, 10.0)
+            await collector.drain(run.lab, within_s=5.0)
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await ticker
+            run.history.meta.noise = await noise.stop()
     dropped = {k: v for k, v in collector.dropped().items() if v}
     if dropped:
         run.history.meta.versions["history_dropped"] = json.dumps(dropped)
@@ -303,7 +320,7 @@ async def _execute(run: _Run, plan: tuple[Any, ...], reports_dir: Path, health_t
         run.history.meta.versions["history_stale"] = json.dumps(stale)
 
 
-async def _steps(run: _Run, plan: tuple[Any, ...], session: aiohttp.ClientSession) -> None:
+async def _steps(run: _Run, plan: tuple[Any, ...]) -> None:
     assert run.load_t0 is not None and run.toxi is not None
     ctx = FaultContext(runtime=run.runtime, toxiproxy=run.toxi)
     for step in plan:
@@ -325,14 +342,14 @@ async def _steps(run: _Run, plan: tuple[Any, ...], session: aiohttp.ClientSessio
             else:
                 run.faulty[fault.id] = rec.peers
                 if rec.peers:  # a fault on a client or grape changes no oracle's list,
-                    await _tell_oracle(run, session)  # and a paused oracle cannot answer
+                    await _tell_oracle(run)  # and a paused oracle cannot answer
         elif step.action == "heal":
             healing = run.faults.get(step.fault_id)
             if healing is None:
                 raise RunAborted(f"plan heals {step.fault_id!r}, which was never injected")
             await _heal(run, healing)
             if run.faulty.pop(healing.id, ()):
-                await _tell_oracle(run, session)
+                await _tell_oracle(run)
             if run.fail_fast:
                 _fail_fast(run)
         else:
@@ -375,11 +392,17 @@ def _verdicts(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [v for v in found if isinstance(v, dict)]
 
 
-async def _tell_oracle(run: _Run, session: aiohttp.ClientSession) -> None:
+async def _tell_oracle(run: _Run) -> None:
     faulty = sorted({p for peers in run.faulty.values() for p in peers})
     for c in run.clients:
         if c.policy == "oracle":
-            await _put(session, f"{c.control_url}/oracle", {"faulty": faulty})
+            await run.lab.set_oracle(_url(c), faulty)
+
+
+def _url(client: Target) -> str:
+    if client.control_url is None:  # runtimes give every client one; a bug otherwise
+        raise RunAborted(f"client {client.name} has no control URL")
+    return client.control_url
 
 
 def _record_clock(run: _Run, probes: list[ClockProbe]) -> None:
@@ -486,29 +509,6 @@ async def _sleep_until(deadline: float) -> None:
     delay = deadline - time.monotonic()
     if delay > 0:
         await asyncio.sleep(delay)
-
-
-async def _post(session: aiohttp.ClientSession, url: str, body: Mapping[str, Any]) -> Any:
-    return await _call(session, "POST", url, body)
-
-
-async def _put(session: aiohttp.ClientSession, url: str, body: Mapping[str, Any]) -> Any:
-    return await _call(session, "PUT", url, body)
-
-
-async def _call(
-    session: aiohttp.ClientSession, method: str, url: str, body: Mapping[str, Any]
-) -> Any:
-    try:
-        async with session.request(
-            method, url, json=dict(body), timeout=aiohttp.ClientTimeout(total=5.0)
-        ) as resp:
-            text = await resp.text()
-            if resp.status >= 300:
-                raise FaultError(f"{method} {url}: HTTP {resp.status}: {text[:200]}")
-            return json.loads(text) if text.strip() else None
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise FaultError(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
 
 
 ConsoleFactory = Callable[[], Any]

@@ -33,7 +33,7 @@ from engine_support import toxiproxy_binary
 
 from lab.errors import LabError
 from lab.history import History, read_journal
-from lab.loadgen.local_cluster import http_json
+from lab.lab_client import http_json
 from lab.scenario.adapter import ToxiproxyAdapter
 from lab.scenario.result import RunResult
 from lab.scenario.rollback import MARKER
