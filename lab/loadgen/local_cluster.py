@@ -30,10 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from lab.errors import FaultError, RuntimeUnavailable
+from lab.errors import RuntimeUnavailable
 from lab.lab_client import ControlClient, http_json
 from lab.loadgen.settings import GOSSIP_KEY_ENV
 from lab.procs import ServiceProcess, free_port, wait_until
+from lab.toxiproxy_adapter import ToxiproxyAdapter
 
 TOXIPROXY_CANDIDATES = (
     f".cache/toxiproxy/2.12.0/{platform.machine()}/toxiproxy",  # built by `make images`
@@ -71,7 +72,7 @@ def loopback_hosts(start: int = 20) -> Iterator[str]:
 
 @dataclass
 class Toxiproxy:
-    """One real Toxiproxy server process and the few API calls the topology needs."""
+    """One real Toxiproxy server process; its API is :attr:`client` (the lab's adapter)."""
 
     binary: Path
     host: str
@@ -96,56 +97,10 @@ class Toxiproxy:
         if self.process is not None:
             self.process.stop()
 
-    def call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
-        """One API call; failures are FaultErrors naming the call."""
-        try:
-            return http_json(method, f"{self.api}{path}", body)
-        except RuntimeUnavailable as exc:
-            raise FaultError(f"toxiproxy: {exc}") from None
-
-    def create_proxy(self, name: str, listen: str, upstream: str) -> None:
-        self.call(
-            "POST",
-            "/proxies",
-            {"name": name, "listen": listen, "upstream": upstream, "enabled": True},
-        )
-
-    def add_toxic(
-        self,
-        proxy: str,
-        name: str,
-        kind: str,
-        attributes: Mapping[str, Any],
-        stream: str = "downstream",
-    ) -> None:
-        self.call(
-            "POST",
-            f"/proxies/{proxy}/toxics",
-            {
-                "name": name,
-                "type": kind,
-                "stream": stream,
-                "toxicity": 1.0,
-                "attributes": dict(attributes),
-            },
-        )
-
-    def remove_toxic(self, proxy: str, name: str) -> None:
-        self.call("DELETE", f"/proxies/{proxy}/toxics/{name}")
-
-    def blackhole(self, proxy: str) -> None:
-        """A partition: data dropped forever both ways (timeout toxic, timeout 0)."""
-        for stream in ("upstream", "downstream"):
-            self.add_toxic(proxy, f"blackhole_{stream}", "timeout", {"timeout": 0}, stream)
-
-    def heal(self, proxy: str) -> None:
-        """Remove every toxic of ``proxy`` (Toxiproxy closes connections through them)."""
-        for toxic in self.call("GET", f"/proxies/{proxy}/toxics") or []:
-            self.remove_toxic(proxy, str(toxic["name"]))
-
-    def reset(self) -> None:
-        """Enable every proxy and remove every toxic."""
-        self.call("POST", "/reset")
+    @property
+    def client(self) -> ToxiproxyAdapter:
+        """Its API, through the lab's one Toxiproxy client."""
+        return ToxiproxyAdapter(self.api)
 
 
 # -- the cluster -----------------------------------------------------------------------
@@ -423,7 +378,7 @@ class LocalCluster:
                 proxy = name
                 tp = self.toxiproxy
                 listen_port = free_port(tp.host)
-                tp.create_proxy(proxy, f"{tp.host}:{listen_port}", peer)
+                tp.client.create_proxy(proxy, f"{tp.host}:{listen_port}", peer)
                 peer = f"{tp.host}:{listen_port}"
                 argv += ["--announce-host", tp.host, "--announce-port", str(listen_port)]
             proc = ServiceProcess.lab(

@@ -32,10 +32,10 @@ from typing import Any
 
 from lab.errors import FaultError, LabError, RuntimeUnavailable
 from lab.lab_client import ControlError, HttpLabClient, LabClient, http_json
-from lab.scenario.adapter import ToxiproxyAdapter
 from lab.scenario.faults import TOXIC_PREFIX, Fault
 from lab.scenario.runtime_compose import undo_leftovers
 from lab.stack.engine import Paths
+from lab.toxiproxy_adapter import ToxiproxyAdapter
 
 MARKER = ".inflight.json"
 
@@ -324,28 +324,16 @@ def _clean_toxiproxy(
     toxi: ToxiproxyAdapter, faults: list[dict[str, Any]], report: CleanupReport
 ) -> None:
     """Remove every ``lab-`` toxic and re-enable the proxies our faults disabled."""
+    disabled = [str(f.get("proxy")) for f in faults if f.get("disabled") and f.get("proxy")]
     try:
-        proxies = toxi.proxies()
+        swept = toxi.sweep(ours=TOXIC_PREFIX, reenable=disabled)
     except FaultError as exc:
         if any(f.get("proxy") for f in faults):
             report.errors.append(str(exc))
         return
-    for name, p in proxies.items():
-        for t in p.toxics:
-            if t.name.startswith(TOXIC_PREFIX):
-                try:
-                    toxi.remove_toxic(name, t.name)
-                    report.actions.append(f"removed toxic {t.name} from proxy {name}")
-                except FaultError as exc:
-                    report.errors.append(str(exc))
-    for f in faults:
-        proxy = f.get("proxy")
-        if f.get("disabled") and proxy in proxies and not proxies[str(proxy)].enabled:
-            try:
-                toxi.set_enabled(str(proxy), True)
-                report.actions.append(f"re-enabled proxy {proxy}")
-            except FaultError as exc:
-                report.errors.append(str(exc))
+    report.actions.extend(f"removed toxic {t} from proxy {p}" for p, t in swept.removed)
+    report.actions.extend(f"re-enabled proxy {p}" for p in swept.enabled)
+    report.errors.extend(swept.errors)
 
 
 def _quiet_clients(

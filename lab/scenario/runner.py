@@ -35,7 +35,6 @@ from typing import Any, Protocol
 from lab.errors import LabError
 from lab.history import History, JournalWriter, RunMeta
 from lab.lab_client import HttpLabClient, LabClient
-from lab.scenario.adapter import ToxiproxyAdapter
 from lab.scenario.collector import Collector
 from lab.scenario.faults import Fault, FaultContext, make_fault
 from lab.scenario.junit import write_junit
@@ -47,6 +46,7 @@ from lab.scenario.runlock import reserve_run_dir
 from lab.scenario.runtime import ClockProbe, Runtime, Target, clients, probe_clock, target
 from lab.scenario.verdict import Verdict
 from lab.scenario.watch import Watch
+from lab.toxiproxy_adapter import ToxiproxyAdapter
 
 CLOCK_BOUND_S = 0.005
 """A clock probe worse than this (offset beyond its bracket + this) aborts the run."""
@@ -227,13 +227,13 @@ def _clean_network(toxi: ToxiproxyAdapter) -> None:
     (a hand-made toxic, a run of an older version, an abort in the middle of an API
     call), which would otherwise fail the steady state before any fault. Said on stderr.
     """
-    dirty = [name for name, p in toxi.proxies().items() if not p.enabled or p.toxics]
-    if dirty:
+    swept = toxi.sweep()
+    if swept.dirty:
         print(
-            f"lab run: proxies {', '.join(dirty)} were disabled or had toxics: reset",
+            f"lab run: proxies {', '.join(p.name for p in swept.dirty)} were disabled or had "
+            "toxics: reset",
             file=sys.stderr,
         )
-        toxi.reset()
 
 
 async def _execute(run: _Run, plan: tuple[Any, ...], reports_dir: Path, health_t: float) -> None:

@@ -33,13 +33,13 @@ from engine_support import probe_over_http
 from lab.errors import FaultError, RuntimeUnavailable
 from lab.history import Outcome, read_journal
 from lab.procs import wait_until
-from lab.scenario.adapter import ToxiproxyAdapter
 from lab.scenario.faults import FaultContext, make_fault
 from lab.scenario.rollback import MARKER, cleanup_leftovers
 from lab.scenario.runtime import clients, target
 from lab.scenario.runtime_compose import ComposeRuntime
 from lab.stack import health
 from lab.stack.engine import Engine, service_name
+from lab.toxiproxy_adapter import ToxiproxyAdapter
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(180)]
 

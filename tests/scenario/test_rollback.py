@@ -17,10 +17,10 @@ from engine_support import echo_server, round_trip
 from lab.errors import FaultError
 from lab.fake_lab_client import FakeLabClient
 from lab.procs import free_port, wait_until
-from lab.scenario.adapter import ToxiproxyAdapter
 from lab.scenario.faults import FaultContext, make_fault
 from lab.scenario.rollback import MARKER, Rollback, cleanup_leftovers
 from lab.scenario.runtime import Target
+from lab.toxiproxy_adapter import ToxiproxyAdapter
 
 # -- the stack, without any server ------------------------------------------------------
 
@@ -177,7 +177,7 @@ DRIVER = textwrap.dedent(
     """
     import signal, sys, time
     from pathlib import Path
-    from lab.scenario.adapter import ToxiproxyAdapter
+    from lab.toxiproxy_adapter import ToxiproxyAdapter
     from lab.scenario.faults import FaultContext, make_fault
     from lab.scenario.rollback import Rollback
     from lab.scenario.runtime import Target
