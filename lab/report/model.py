@@ -21,7 +21,15 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from lab.history import NOT_SENT, ClientEvent, FaultRecord, History, Outcome, RequestRecord
+from lab.history import (
+    NOT_SENT,
+    ClientEvent,
+    FaultRecord,
+    History,
+    Outcome,
+    RequestRecord,
+    group_clients,
+)
 from lab.report.tables import (
     DASH,
     Table,
@@ -40,6 +48,7 @@ from lab.report.tables import (
     run_verdict,
     steady_state_table,
 )
+from lab.verdict import Verdict
 
 BIN_WIDTHS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 MAX_BINS = 240
@@ -129,7 +138,7 @@ class Header:
     scenario: str
     seed: str
     status: str  # completed | aborted | running
-    verdict: str  # pass | fail | unknown | aborted
+    verdict: Verdict
     abort_reason: str
     started_wall: str
     duration: str
@@ -229,20 +238,17 @@ def axis_end_of(history: History) -> float:
     return max(recorded_end(history), 1.0)
 
 
-def group_key(history: History) -> tuple[str, dict[str, str]]:
-    """Group by policy when each policy has one client (the usual case), else by client.
-
-    Returns the grouping ("policy" or "client") and a map client -> group key.
-    """
-    clients: dict[str, str] = {}
-    for r in history.requests:
-        clients.setdefault(r.client, r.policy)
-    for e in history.events:
-        clients.setdefault(e.client, e.policy)
-    by_policy = len(set(clients.values())) == len(clients)
-    if by_policy:
-        return "policy", {c: p for c, p in clients.items()}
-    return "client", {c: c for c in clients}
+def declared_clients(summary: Mapping[str, object]) -> list[tuple[str, str]]:
+    """The (client, policy) pairs summary.json keyed its figures by: the report keys the
+    same way (:func:`lab.history.group_clients`), so each timeline finds its figures."""
+    policies = summary.get("policies")
+    if not isinstance(policies, Mapping):
+        return []
+    return [
+        (str(v["client"]), str(v["policy"]))
+        for v in policies.values()
+        if isinstance(v, Mapping) and "client" in v and "policy" in v
+    ]
 
 
 def peer_labels(faults: Iterable[FaultRecord]) -> dict[str, str]:
@@ -301,12 +307,15 @@ def _norm_state(s: str) -> str:
 
 
 def build_timelines(
-    history: History, bins: Bins, axis_end: float | None = None
+    history: History,
+    bins: Bins,
+    axis_end: float | None = None,
+    declared: Sequence[tuple[str, str]] = (),
 ) -> tuple[Timeline, ...]:
     t0 = history.meta.started_mono
     if axis_end is None:
         axis_end = bins.width * bins.count
-    grouping, key_of = group_key(history)
+    grouping, key_of = group_clients(history, declared)
     labels = peer_labels(history.faults)
     n = bins.count
 
@@ -493,7 +502,9 @@ def build_header(history: History, summary: Mapping[str, object], axis_end: floa
         duration=duration,
         versions=tuple(sorted((str(k), str(v)) for k, v in m.versions.items())),
         command=m.command,
-        verdict_reason=str(summary.get("verdict_reason") or "") if verdict == "unknown" else "",
+        verdict_reason=str(summary.get("verdict_reason") or "")
+        if verdict is Verdict.UNKNOWN
+        else "",
         aggregate_href=str(repeat.get("aggregate") or ""),
         repeat_label=f"run {repeat.get('index')} of {repeat.get('of')}" if repeat else "",
     )
@@ -516,7 +527,7 @@ def build_report(
                 (f for f in (policy_figures(s, k) for k in (tl.key, *tl.clients)) if f), ""
             ),
         )
-        for tl in build_timelines(history, bins, axis_end)
+        for tl in build_timelines(history, bins, axis_end, declared_clients(s))
     )
     faults = build_faults(history)
     names = _policy_names(s, timelines)

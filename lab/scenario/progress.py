@@ -23,6 +23,7 @@ from lab.history import FaultRecord, Outcome, RequestRecord
 from lab.report.tables import fmt_metric, policy_sort_key
 from lab.scenario.collector import Collector
 from lab.scenario.result import RunResult
+from lab.verdict import Verdict
 
 WINDOW_S = 5.0
 
@@ -191,7 +192,7 @@ def summary_table(result: RunResult) -> Table:
     for _, v in rows:
         if not isinstance(v, dict):
             continue
-        word = str(v.get("verdict"))
+        word = Verdict.parse(v.get("verdict")).value
         metric = str(v.get("metric", ""))
         if v.get("phase"):
             metric = f"steady {v['phase']}: {metric}"
@@ -200,7 +201,7 @@ def summary_table(result: RunResult) -> Table:
             metric,
             _fmt(v.get("measured")),
             str(v.get("bound", "")),
-            Text(word, "green") if word == "pass" else Text(word.upper(), "red"),
+            Text(word, "green") if word == Verdict.PASS else Text(word.upper(), "red"),
         )
     table.caption = f"wall {result.wall_s:.1f}s; report {result.report or '(none)'}"
     return table

@@ -28,7 +28,7 @@ from lab.scenario.progress import comparison_table
 from lab.scenario.result import RunResult
 from lab.scenario.runlock import reserve_run_dir
 from lab.scenario.summary import write_summary
-from lab.scenario.verdict import Verdict
+from lab.verdict import Verdict
 
 AGGREGATE_PAGE = "aggregate.html"
 RunOnce = Callable[..., RunResult]

@@ -12,7 +12,7 @@ from typing import Any
 
 from lab.scenario.rollback import UndoResult
 from lab.scenario.runtime import ClockProbe
-from lab.scenario.verdict import Verdict
+from lab.verdict import Verdict
 
 
 @dataclass

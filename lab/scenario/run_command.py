@@ -1,6 +1,6 @@
 """``lab run FILE``: one scenario on the Compose lab (default) or on local processes.
 
-Exit codes (``lab.scenario.verdict``): 0 pass, 1 an expectation (or steady-state bound)
+Exit codes (``lab.verdict``): 0 pass, 1 an expectation (or steady-state bound)
 failed, 2 the run could not be carried out (bad file, lab not up, another run holds the
 lab, a fault that would not take, interrupted), 3 unknown (the control, the oracle, missed
 a known answer, so the run could not tell a regression from a bad day). Before anything

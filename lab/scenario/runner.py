@@ -44,9 +44,9 @@ from lab.scenario.result import RunResult
 from lab.scenario.rollback import MARKER, Rollback, UndoResult, cleanup_leftovers
 from lab.scenario.runlock import reserve_run_dir
 from lab.scenario.runtime import ClockProbe, Runtime, Target, clients, probe_clock, target
-from lab.scenario.verdict import Verdict
 from lab.scenario.watch import Watch
 from lab.toxiproxy_adapter import ToxiproxyAdapter
+from lab.verdict import Verdict
 
 CLOCK_BOUND_S = 0.005
 """A clock probe worse than this (offset beyond its bracket + this) aborts the run."""
@@ -378,7 +378,7 @@ def _fail_fast(run: _Run) -> None:
         summary = build_summary(run.history, run.scenario)
     except Exception:  # the full check runs again at the end and reports its error
         return
-    failed = [v for v in _verdicts(summary) if v.get("verdict") == "fail"]
+    failed = [v for v in _verdicts(summary) if Verdict.parse(v.get("verdict")) is Verdict.FAIL]
     if failed:
         v = failed[0]
         raise RunAborted(
