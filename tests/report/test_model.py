@@ -15,16 +15,15 @@ from lab.history import (
     group_clients,
 )
 from lab.report.layout import timeline_chart
-from lab.report.model import (
+from lab.report.model import build_faults, build_report
+from lab.report.tables import fmt_fraction, fmt_metric, fmt_ratio
+from lab.report.timelines import (
     Bins,
-    build_faults,
-    build_report,
     build_timelines,
     choose_bins,
     declared_clients,
     trailing_share,
 )
-from lab.report.tables import fmt_fraction, fmt_metric, fmt_ratio
 
 T0 = 100.0
 
