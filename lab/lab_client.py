@@ -83,7 +83,11 @@ class LabClient(Protocol):
 
 
 class HttpLabClient:
-    """:class:`LabClient` over one aiohttp session; use as ``async with HttpLabClient()``."""
+    """:class:`LabClient` over one aiohttp session.
+
+    Use as ``async with HttpLabClient()``, or call :meth:`close` when done: the session it
+    owns opens on the first call (inside the running loop) and closes there.
+    """
 
     def __init__(self, session: aiohttp.ClientSession | None = None) -> None:
         self._session = session
@@ -163,7 +167,7 @@ class HttpLabClient:
         params: Mapping[str, str] | None = None,
     ) -> Any:
         if self._session is None:
-            raise RuntimeError("HttpLabClient used outside 'async with'")
+            self._session = aiohttp.ClientSession()
         try:
             async with self._session.request(
                 method,

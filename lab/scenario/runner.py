@@ -123,22 +123,9 @@ async def run_scenario(
     down, keep theirs where the next ``lab run`` looks. ``summary_extra`` adds sections
     to summary.json (a series says which run of how many this is).
     """
-    if lab is None:
-        async with HttpLabClient() as http:
-            return await run_scenario(
-                scenario,
-                runtime=runtime,
-                reports_dir=reports_dir,
-                seed=seed,
-                fail_fast=fail_fast,
-                console=console,
-                run_id=run_id,
-                command=command,
-                health_timeout=health_timeout,
-                marker_dir=marker_dir,
-                summary_extra=summary_extra,
-                lab=http,
-            )
+    owned: HttpLabClient | None = None
+    if lab is None:  # the run's own: its session opens on first use and closes at the end
+        lab = owned = HttpLabClient()
     marker_dir = reports_dir if marker_dir is None else marker_dir
     wall0, mono0 = time.time(), time.monotonic()
     seed = scenario.seed if seed is None else seed
@@ -218,6 +205,8 @@ async def run_scenario(
         for sig in installed:
             loop.remove_signal_handler(sig)
         journal.close()
+        if owned is not None:
+            await owned.close()
 
 
 def _clean_network(toxi: ToxiproxyAdapter) -> None:
