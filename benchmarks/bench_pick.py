@@ -26,7 +26,8 @@ import sys
 import time
 
 from lab.balancer.feedback import LoadFeedback, ProbeDriven
-from lab.balancer.policies import POLICY_NAMES, Policy, make_policy
+from lab.balancer.policies import Policy
+from lab.balancer.registry import POLICY_NAMES, make_policy
 from lab.clock import FakeClock
 from lab.grenache.load import LoadReport
 from lab.history import Outcome

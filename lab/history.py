@@ -138,6 +138,27 @@ class History:
 # -- serialisation ---------------------------------------------------------------------
 
 
+def group_clients(
+    history: History, declared: Iterable[tuple[str, str]] = ()
+) -> tuple[str, dict[str, str]]:
+    """How a run's clients are keyed in its summary and report: ``("policy" | "client",
+    client -> key)``.
+
+    By policy when each policy has one client (the usual case, and the one the tables
+    read best), else by client name. The clients are those ``declared`` (client, policy)
+    and any that issued a request or reported an event. The one rule, so summary.json and
+    the report cannot key the same run two ways.
+    """
+    policy_of = dict(declared)
+    for r in history.requests:
+        policy_of.setdefault(r.client, r.policy)
+    for e in history.events:
+        policy_of.setdefault(e.client, e.policy)
+    if len(set(policy_of.values())) == len(policy_of):
+        return "policy", dict(policy_of)
+    return "client", {c: c for c in policy_of}
+
+
 def request_to_json(r: RequestRecord) -> dict[str, Any]:
     d = asdict(r)
     d["type"] = "request"

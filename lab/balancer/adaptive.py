@@ -53,10 +53,10 @@ from lab.balancer.policies import Pick, Policy, PolicyEvent
 from lab.balancer.scoring import ChoiceConfig, cost, draw, p2c
 from lab.balancer.shift import ShiftConfig, ShiftDetector
 from lab.balancer.slowstart import SlowStartConfig
+from lab.balancer.stats import PeerStats
 from lab.clock import Clock
 from lab.errors import NoPeerAvailable
 from lab.history import Outcome
-from lab.loadgen.metrics import PeerStats
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,9 +34,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from lab.balancer.policies import Pick, Policy
+from lab.balancer.stats import PeerStats
 from lab.grenache.load import LoadReport
 from lab.history import Outcome
-from lab.loadgen.metrics import PeerStats
 
 
 @dataclass(frozen=True, slots=True)

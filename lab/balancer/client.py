@@ -58,10 +58,10 @@ from typing import Any, Protocol
 
 from lab.balancer.breaker import Transition
 from lab.balancer.policies import Pick, Policy, PolicyEvent
+from lab.balancer.stats import PeerStats
 from lab.clock import Clock
 from lab.errors import LabError, NoPeerAvailable, RpcError, RpcTimeout
 from lab.history import Attempt, ClientEvent, Outcome
-from lab.loadgen.metrics import PeerStats
 from lab.looplag import StallOracle
 
 STARVED_S = 1.0

@@ -42,9 +42,9 @@ from lab.balancer.gossip import (
     seal,
     unseal,
 )
+from lab.balancer.stats import GossipCounts
 from lab.clock import Clock
 from lab.errors import SettingsError
-from lab.loadgen.metrics import GossipCounts
 
 log = logging.getLogger(__name__)
 

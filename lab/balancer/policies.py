@@ -1,4 +1,4 @@
-"""One :class:`Policy` interface, chosen by name; the baselines live here.
+"""One :class:`Policy` interface; the baselines live here (by name: :mod:`.registry`).
 
 A policy owns all per-peer state (what it measured, breakers, budgets) and answers
 three questions for :class:`lab.balancer.client.BalancedClient`: which peer next
@@ -29,10 +29,10 @@ from typing import Any, ClassVar
 from lab.balancer.breaker import Permit, Transition
 from lab.balancer.gossip import Hint, Message
 from lab.balancer.metrics import MetricsConfig, PeerMetrics
+from lab.balancer.stats import PeerStats
 from lab.clock import Clock
-from lab.errors import NoPeerAvailable, SettingsError
+from lab.errors import NoPeerAvailable
 from lab.history import Outcome
-from lab.loadgen.metrics import PeerStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,72 +252,3 @@ class OraclePolicy(Policy):
         faulty = set(self._faulty)
         healthy = [p for p in pool if p not in faulty]
         return Pick(self._rng.choice(healthy or pool))
-
-
-POLICY_NAMES: tuple[str, ...] = (
-    "adaptive",
-    "random",
-    "round_robin",
-    "oracle",
-    "least_request",
-    "peak_ewma",
-    "prequal",
-    "c3",
-)
-"""Every policy ``make_policy`` knows, in the order reports list them."""
-
-
-def make_policy(name: str, *, clock: Clock, rng: random.Random, **options: Any) -> Policy:
-    """The policy called ``name``; ``options`` are its config objects or knobs.
-
-    ``adaptive`` takes ``metrics``, ``breaker``, ``budget``, ``slow_start``, ``gossip``,
-    ``attempts`` (each a config object or a dict of its fields); ``prequal`` and ``c3``
-    take ``config`` too (:class:`PrequalConfig`, :class:`C3Config`); the others take
-    ``metrics`` only. A bad name or option raises :class:`SettingsError` naming it.
-    """
-    from lab.balancer.adaptive import AdaptivePolicy
-    from lab.balancer.c3 import C3Config, C3Policy
-    from lab.balancer.p2c_policies import LeastRequestPolicy, PeakEwmaPolicy
-    from lab.balancer.prequal import PrequalConfig, PrequalPolicy
-
-    classes: dict[str, type[Policy]] = {
-        c.name: c
-        for c in (
-            AdaptivePolicy,
-            RandomPolicy,
-            RoundRobinPolicy,
-            OraclePolicy,
-            LeastRequestPolicy,
-            PeakEwmaPolicy,
-            PrequalPolicy,
-            C3Policy,
-        )
-    }
-    cls = classes.get(name)
-    if cls is None:
-        raise SettingsError(f"policy: unknown {name!r}; try one of: {', '.join(classes)}")
-    allowed: dict[str, type] = {"metrics": MetricsConfig}
-    if cls is AdaptivePolicy:
-        allowed = dict(AdaptivePolicy.OPTIONS)
-    elif cls is PrequalPolicy:
-        allowed["config"] = PrequalConfig
-    elif cls is C3Policy:
-        allowed["config"] = C3Config
-    built: dict[str, Any] = {}
-    for key, value in options.items():
-        config_type = allowed.get(key)
-        if config_type is None:
-            raise SettingsError(
-                f"{name} policy: unknown option {key!r}; try one of: {', '.join(allowed)}"
-            )
-        if isinstance(value, dict):
-            try:
-                value = config_type(**value)
-            except TypeError as exc:
-                raise SettingsError(f"{name} policy: {key}: {exc}") from None
-            except ValueError as exc:
-                raise SettingsError(f"{name} policy: {key}.{exc}") from None
-        elif not isinstance(value, config_type):
-            raise SettingsError(f"{name} policy: {key}: expected {config_type.__name__}")
-        built[key] = value
-    return cls(clock=clock, rng=rng, **built)

@@ -34,8 +34,8 @@ from typing import Any
 
 from lab.balancer.feedback import ProbeRequester
 from lab.balancer.policies import Pick, Policy
+from lab.balancer.stats import PeerStats
 from lab.grenache.load import LoadReport
-from lab.loadgen.metrics import PeerStats
 
 RESORT_EVERY = 8
 

@@ -32,6 +32,7 @@ from lab.loadgen.control import CONTROLS, MAX_BODY_BYTES, Controls, add_routes
 from lab.loadgen.load import LoadRunner
 from lab.loadgen.metrics import ClientMetrics
 from lab.loadgen.parts import Discovery, PartsFactory, PolicySideLike
+from lab.loadgen.policy_side import open_parts
 from lab.loadgen.recorder import Recorder
 from lab.loadgen.settings import ClientSettings
 from lab.service_runtime import settle
@@ -56,8 +57,6 @@ def build_app(
     ``lab.grenache`` and the balancer (see :mod:`lab.loadgen.policy_side`).
     """
     if parts is None:
-        from lab.loadgen.policy_side import open_parts
-
         parts = open_parts
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[body_deadline])
     app[SETTINGS] = settings

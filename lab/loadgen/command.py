@@ -22,6 +22,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = client_settings.from_args(args)  # SettingsError -> exit 2 in lab.cli
     setup_logging(args.log_level, settings.name)
-    from lab.loadgen.app import serve  # heavy imports only once the options are valid
+    from lab.loadgen.app import serve  # why: heavy imports only once the options are valid
 
     return run_service(serve(settings), args.event_loop)

@@ -18,12 +18,13 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from lab.balancer.stats import PeerStats
 from lab.clock import Clock
 from lab.errors import SettingsError
 from lab.history import event_to_json, request_to_json
 from lab.jsonlimits import JsonRejected, loads
 from lab.loadgen.load import LoadRunner
-from lab.loadgen.metrics import CONTENT_TYPE, ClientMetrics, PeerStats
+from lab.loadgen.metrics import CONTENT_TYPE, ClientMetrics
 from lab.loadgen.recorder import Recorder
 from lab.loadgen.schedule import LoadSpec
 

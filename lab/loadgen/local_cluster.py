@@ -12,30 +12,29 @@ sleep. Processes are started in parallel per tier and stopped in reverse order; 
 failed start stops what did start.
 
 Synchronous on purpose: tests and the runtime drive it from plain code (the runtime
-wraps calls in ``asyncio.to_thread``). The small :class:`ControlClient` speaks the
-client control API of ``docs/contracts.md`` with urllib for the same reason.
+wraps calls in ``asyncio.to_thread``); it reaches the clients through the synchronous
+:class:`lab.lab_client.ControlClient` for the same reason.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import os
 import platform
 import secrets
 import shutil
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from lab.errors import FaultError, RuntimeUnavailable
+from lab.errors import RuntimeUnavailable
+from lab.lab_client import ControlClient, http_json
 from lab.loadgen.settings import GOSSIP_KEY_ENV
 from lab.procs import ServiceProcess, free_port, wait_until
+from lab.toxiproxy_adapter import ToxiproxyAdapter
 
 TOXIPROXY_CANDIDATES = (
     f".cache/toxiproxy/2.12.0/{platform.machine()}/toxiproxy",  # built by `make images`
@@ -68,31 +67,12 @@ def loopback_hosts(start: int = 20) -> Iterator[str]:
         yield f"127.0.0.{i}"
 
 
-def http_json(
-    method: str, url: str, body: Mapping[str, Any] | None = None, timeout: float = 5.0
-) -> Any:
-    """One JSON request with urllib; an HTTP error status raises with the body's text."""
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            raw = resp.read()
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")
-        raise RuntimeUnavailable(f"{method} {url}: {exc.code} {detail}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise RuntimeUnavailable(f"{method} {url}: {exc}") from None
-    return json.loads(raw) if raw.strip() else None
-
-
 # -- Toxiproxy -------------------------------------------------------------------------
 
 
 @dataclass
 class Toxiproxy:
-    """One real Toxiproxy server process and the few API calls the topology needs."""
+    """One real Toxiproxy server process; its API is :attr:`client` (the lab's adapter)."""
 
     binary: Path
     host: str
@@ -117,56 +97,10 @@ class Toxiproxy:
         if self.process is not None:
             self.process.stop()
 
-    def call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
-        """One API call; failures are FaultErrors naming the call."""
-        try:
-            return http_json(method, f"{self.api}{path}", body)
-        except RuntimeUnavailable as exc:
-            raise FaultError(f"toxiproxy: {exc}") from None
-
-    def create_proxy(self, name: str, listen: str, upstream: str) -> None:
-        self.call(
-            "POST",
-            "/proxies",
-            {"name": name, "listen": listen, "upstream": upstream, "enabled": True},
-        )
-
-    def add_toxic(
-        self,
-        proxy: str,
-        name: str,
-        kind: str,
-        attributes: Mapping[str, Any],
-        stream: str = "downstream",
-    ) -> None:
-        self.call(
-            "POST",
-            f"/proxies/{proxy}/toxics",
-            {
-                "name": name,
-                "type": kind,
-                "stream": stream,
-                "toxicity": 1.0,
-                "attributes": dict(attributes),
-            },
-        )
-
-    def remove_toxic(self, proxy: str, name: str) -> None:
-        self.call("DELETE", f"/proxies/{proxy}/toxics/{name}")
-
-    def blackhole(self, proxy: str) -> None:
-        """A partition: data dropped forever both ways (timeout toxic, timeout 0)."""
-        for stream in ("upstream", "downstream"):
-            self.add_toxic(proxy, f"blackhole_{stream}", "timeout", {"timeout": 0}, stream)
-
-    def heal(self, proxy: str) -> None:
-        """Remove every toxic of ``proxy`` (Toxiproxy closes connections through them)."""
-        for toxic in self.call("GET", f"/proxies/{proxy}/toxics") or []:
-            self.remove_toxic(proxy, str(toxic["name"]))
-
-    def reset(self) -> None:
-        """Enable every proxy and remove every toxic."""
-        self.call("POST", "/reset")
+    @property
+    def client(self) -> ToxiproxyAdapter:
+        """Its API, through the lab's one Toxiproxy client."""
+        return ToxiproxyAdapter(self.api)
 
 
 # -- the cluster -----------------------------------------------------------------------
@@ -244,51 +178,6 @@ class Client:
 
     def __post_init__(self) -> None:
         self.control = ControlClient(f"http://{self.host}:{self.control_port}")
-
-
-class ControlClient:
-    """The client control API of ``docs/contracts.md``, synchronously."""
-
-    def __init__(self, base: str, timeout: float = 5.0) -> None:
-        self.base = base
-        self.timeout = timeout
-
-    def _call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
-        return http_json(method, f"{self.base}{path}", body, self.timeout)
-
-    def health(self) -> Any:
-        return self._call("GET", "/health")
-
-    def clock(self) -> float:
-        return float(self._call("GET", "/clock")["monotonic"])
-
-    def start_load(self, **spec: Any) -> Any:
-        return self._call("POST", "/load/start", spec)
-
-    def stop_load(self) -> Any:
-        return self._call("POST", "/load/stop", {})
-
-    def patch_load(self, **change: Any) -> Any:
-        return self._call("PATCH", "/load", change)
-
-    def history(self, cursor: int = 0, limit: int = 10_000) -> Any:
-        return self._call("GET", f"/history?cursor={cursor}&limit={limit}")
-
-    def events(self, cursor: int = 0, limit: int = 10_000) -> Any:
-        return self._call("GET", f"/events?cursor={cursor}&limit={limit}")
-
-    def peers(self) -> Any:
-        return self._call("GET", "/peers")
-
-    def set_oracle(self, faulty: Sequence[str]) -> Any:
-        return self._call("PUT", "/oracle", {"faulty": list(faulty)})
-
-    def set_gossip(self, enabled: bool) -> Any:
-        return self._call("PUT", "/gossip", {"enabled": enabled})
-
-    def metrics(self) -> str:
-        with urllib.request.urlopen(f"{self.base}/metrics", timeout=self.timeout) as resp:
-            return bytes(resp.read()).decode()
 
 
 class LocalCluster:
@@ -489,7 +378,7 @@ class LocalCluster:
                 proxy = name
                 tp = self.toxiproxy
                 listen_port = free_port(tp.host)
-                tp.create_proxy(proxy, f"{tp.host}:{listen_port}", peer)
+                tp.client.create_proxy(proxy, f"{tp.host}:{listen_port}", peer)
                 peer = f"{tp.host}:{listen_port}"
                 argv += ["--announce-host", tp.host, "--announce-port", str(listen_port)]
             proc = ServiceProcess.lab(
@@ -530,12 +419,10 @@ __all__ = [
     "Client",
     "ClientSpec",
     "ClusterSpec",
-    "ControlClient",
     "Grape",
     "LocalCluster",
     "Toxiproxy",
     "Worker",
     "find_toxiproxy",
-    "http_json",
     "loopback_hosts",
 ]

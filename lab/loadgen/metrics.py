@@ -9,51 +9,17 @@ the policy and the gossip transport when scraped, so the hot path never touches 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from lab.balancer.stats import GossipCounts, PeerStats
 from lab.history import Outcome, RequestRecord
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 BREAKER_CODES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 """Breaker state as a gauge value (Grafana-friendly: higher is worse)."""
-
-
-@dataclass(frozen=True, slots=True)
-class PeerStats:
-    """What the client knows about one peer, for ``GET /peers`` and the gauges."""
-
-    peer: str
-    score: float | None = None  # the policy's cost; lower is better
-    ewma_s: float | None = None  # smoothed latency in seconds
-    in_flight: int = 0
-    breaker: str = "closed"  # closed | half_open | open
-    hints: int = 0  # gossip hints currently held against this peer
-    detail: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "peer": self.peer,
-            "score": self.score,
-            "ewma_s": self.ewma_s,
-            "in_flight": self.in_flight,
-            "breaker": self.breaker,
-            "hints": self.hints,
-            **self.detail,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class GossipCounts:
-    """Totals of the gossip transport since start."""
-
-    sent: int = 0
-    received: int = 0
-    rejected: int = 0
 
 
 class _LiveCollector:

@@ -11,11 +11,11 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
+from lab.balancer.stats import GossipCounts
 from lab.clock import Clock
 from lab.history import ClientEvent
 from lab.loadgen.control import PolicyControls
 from lab.loadgen.load import Sent
-from lab.loadgen.metrics import GossipCounts
 from lab.loadgen.settings import ClientSettings
 
 

@@ -36,14 +36,16 @@ from lab.balancer.client import BalancedClient, Transport
 from lab.balancer.feedback import LoadFeedback, ProbeDriven
 from lab.balancer.gossip import GossipConfig, Message
 from lab.balancer.gossip_net import GossipNode
-from lab.balancer.policies import make_policy
 from lab.balancer.prober import Prober, ProbeTransport
+from lab.balancer.registry import make_policy
+from lab.balancer.stats import GossipCounts, PeerStats
 from lab.clock import Clock
 from lab.errors import LabError, NoPeerAvailable, RpcTimeout
+from lab.grenache.link import Link
+from lab.grenache.transport import HttpTransport
 from lab.history import ClientEvent, Outcome
 from lab.loadgen import limits
 from lab.loadgen.load import Sent
-from lab.loadgen.metrics import GossipCounts, PeerStats
 from lab.loadgen.parts import Discovery, EventSink, PolicySideLike
 from lab.loadgen.settings import GOSSIP_KEY_ENV, ClientSettings
 from lab.looplag import LoopLag, Stall
@@ -210,9 +212,6 @@ async def open_parts(
     settings: ClientSettings, clock: Clock, on_event: EventSink
 ) -> AsyncIterator[tuple[Discovery, PolicySideLike]]:
     """Discovery through the grapes and the policy side; closed in reverse on exit."""
-    from lab.grenache.link import Link
-    from lab.grenache.transport import HttpTransport
-
     async with AsyncExitStack() as stack:
         link = Link(list(settings.grapes), clock=clock)
         stack.push_async_callback(link.aclose)

@@ -23,6 +23,7 @@ from rich.text import Text
 from lab.report.charts import OKABE_ITO
 from lab.report.render import SUMMARY, ReportError, _write_atomic, environment
 from lab.report.tables import fmt_metric, policy_sort_key
+from lab.verdict import Verdict
 
 PAGE = "aggregate.html"
 WIDTH, HEIGHT, PAD_L, PAD_R, PAD_T, PAD_B = 560, 190, 70, 16, 12, 30
@@ -148,9 +149,13 @@ def render_aggregate(series: Path) -> Path:
     return out
 
 
+VERDICT_COLOURS = {Verdict.PASS: "green", Verdict.FAIL: "red"}
+"""The terminal's colour of a verdict; the others are yellow."""
+
+
 def aggregate_table(aggregate: Mapping[str, Any]) -> Table:
     """The series in the terminal: each expectation's median, interval, runs failed."""
-    verdict = str(aggregate.get("verdict", "unknown"))
+    verdict = Verdict.parse(aggregate.get("verdict"))
     counts = aggregate.get("counts") or {}
     table = Table(
         title=f"{aggregate.get('run_id')}: {verdict.upper()} "
@@ -165,7 +170,7 @@ def aggregate_table(aggregate: Mapping[str, Any]) -> Table:
             metric = f"steady {e['phase']}: {metric}"
         ci = e.get("ci95")
         ci_text = "—" if not ci else f"{fmt_metric(metric, ci[0])}-{fmt_metric(metric, ci[1])}"
-        v = str(e.get("verdict"))
+        v = Verdict.parse(e.get("verdict"))
         table.add_row(
             str(e.get("client", "")),
             metric,
@@ -173,8 +178,6 @@ def aggregate_table(aggregate: Mapping[str, Any]) -> Table:
             ci_text,
             f"{e.get('runs_failed', 0)} of {len(e.get('values') or [])}",
             str(e.get("bound", "")),
-            Text(
-                v.upper() if v != "pass" else v, {"pass": "green", "fail": "red"}.get(v, "yellow")
-            ),
+            Text(v.upper() if v is not Verdict.PASS else v.value, VERDICT_COLOURS.get(v, "yellow")),
         )
     return table

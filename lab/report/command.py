@@ -14,6 +14,7 @@ import json
 import time
 from pathlib import Path
 
+from lab.report.aggregate import render_aggregate
 from lab.report.render import JOURNAL, SUMMARY, ReportError, render_index, render_report
 
 
@@ -46,8 +47,6 @@ def _is_series(d: Path) -> bool:
 
 
 def _redo_series(d: Path) -> None:
-    from lab.report.aggregate import render_aggregate
-
     for r in sorted(c for c in d.iterdir() if c.is_dir() and _is_run(c)):
         _redo(r)
     t = time.perf_counter()

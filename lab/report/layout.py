@@ -36,7 +36,8 @@ from lab.report.charts import (
     triangle,
     value_ticks,
 )
-from lab.report.model import Bins, FaultView, Timeline
+from lab.report.model import FaultView
+from lab.report.timelines import Bins, Timeline
 
 WIDTH = 1200.0
 PLOT_LEFT = 64.0

@@ -27,8 +27,9 @@ from lab.errors import LabError
 from lab.history import History, RunMeta, meta_from_json, read_journal
 from lab.report.charts import BREAKER_COLOURS, OKABE_ITO, Chart
 from lab.report.layout import comparison_chart, peer_colour_map, timeline_chart
-from lab.report.model import IndexEntry, ReportModel, Timeline, build_report
+from lab.report.model import IndexEntry, ReportModel, build_report
 from lab.report.tables import fmt_wall, index_headline, run_verdict
+from lab.report.timelines import Timeline
 
 JOURNAL = "journal.jsonl"
 SUMMARY = "summary.json"

@@ -15,7 +15,8 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from lab.balancer.policies import POLICY_NAMES
+from lab.balancer.registry import POLICY_NAMES
+from lab.verdict import Verdict
 
 # Policies in the order a reader compares them: the candidate, the baseline, the limit.
 POLICY_ORDER: tuple[str, ...] = POLICY_NAMES
@@ -221,17 +222,16 @@ INDEX_FIGURES: tuple[tuple[str, str], ...] = (
 )
 
 
-def _verdict_css(v: object) -> str:
-    s = str(v).lower() if v is not None else "unknown"
-    return s if s in {"pass", "fail", "unknown", "aborted"} else "unknown"
+def _verdict_css(v: object) -> Verdict:
+    return Verdict.parse(str(v).lower() if v is not None else None)
 
 
-def run_verdict(history_status: str, summary: Mapping[str, object]) -> tuple[str, str]:
+def run_verdict(history_status: str, summary: Mapping[str, object]) -> tuple[str, Verdict]:
     """(status, verdict): the summary's word when it has one, else what the journal says."""
     status = str(summary.get("status") or history_status or "unknown")
     verdict = summary.get("verdict")
     if verdict is None:
-        verdict = "aborted" if status == "aborted" else "unknown"
+        return status, Verdict.ABORTED if status == "aborted" else Verdict.UNKNOWN
     return status, _verdict_css(verdict)
 
 

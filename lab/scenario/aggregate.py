@@ -48,7 +48,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from lab.scenario.stats import compare, median, median_ci
-from lab.scenario.verdict import Verdict, combine
+from lab.verdict import Verdict, combine
 
 SCHEMA = 1
 COUNTED = frozenset({Verdict.PASS, Verdict.FAIL})

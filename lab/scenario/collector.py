@@ -22,9 +22,6 @@ import contextlib
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import aiohttp
 
 from lab.history import (
     ClientEvent,
@@ -34,9 +31,10 @@ from lab.history import (
     event_from_json,
     request_from_json,
 )
+from lab.lab_client import PAGE_LIMIT, ControlError, LabClient
 from lab.scenario.runtime import Target
 
-PAGE = 5000
+PAGE = PAGE_LIMIT
 PAST_THE_END = 2**53
 """A cursor beyond any ring: the control API answers with its newest position."""
 
@@ -75,7 +73,7 @@ class Collector:
         """Per client: records and events left out as older than ``not_before``."""
         return {n: c.stale for n, c in self._cursors.items()}
 
-    async def skip_existing(self, session: aiohttp.ClientSession) -> None:
+    async def skip_existing(self, lab: LabClient) -> None:
         """Start each cursor at the client's newest record and event (see the docstring).
 
         A client that does not clamp (answers the cursor it was given) keeps cursor 0;
@@ -85,14 +83,12 @@ class Collector:
         async def one(client: Target) -> None:
             cur = self._cursors[client.name]
             try:
-                for path in ("history", "events"):
-                    data = await _get(
-                        session, f"{client.control_url}/{path}", PAST_THE_END, limit=0
-                    )
+                for path, page in (("history", lab.history), ("events", lab.events)):
+                    data = await page(_url(client), PAST_THE_END, 0)
                     at = int(data.get("cursor", 0))
                     if 0 <= at < PAST_THE_END:
                         setattr(cur, path, at)
-            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
+            except (ControlError, ValueError, KeyError) as exc:
                 cur.last_error = f"{type(exc).__name__}: {exc}"
 
         await asyncio.gather(*(one(c) for c in self.clients))
@@ -100,17 +96,17 @@ class Collector:
     def errors(self) -> dict[str, str]:
         return {n: c.last_error for n, c in self._cursors.items() if c.last_error}
 
-    async def poll_once(self, session: aiohttp.ClientSession) -> int:
+    async def poll_once(self, lab: LabClient) -> int:
         """One round over every client; returns how many new records and events arrived."""
-        counts = await asyncio.gather(*(self._poll_client(session, c) for c in self.clients))
+        counts = await asyncio.gather(*(self._poll_client(lab, c) for c in self.clients))
         return sum(counts)
 
-    async def _poll_client(self, session: aiohttp.ClientSession, client: Target) -> int:
+    async def _poll_client(self, lab: LabClient, client: Target) -> int:
         cur = self._cursors[client.name]
         got = 0
         try:
             while True:  # page until caught up (bounded by what the client holds)
-                data = await _get(session, f"{client.control_url}/history", cur.history)
+                data = await lab.history(_url(client), cur.history, PAGE)
                 records = [request_from_json(r) for r in data.get("records", ())]
                 cur.history = int(data.get("cursor", cur.history))
                 cur.dropped += int(data.get("dropped", 0) or 0)
@@ -120,14 +116,14 @@ class Collector:
                 got += len(fresh)
                 if len(records) < PAGE:
                     break
-            data = await _get(session, f"{client.control_url}/events", cur.events)
+            data = await lab.events(_url(client), cur.events, PAGE)
             events = [event_from_json(e) for e in data.get("events", ())]
             cur.events = int(data.get("cursor", cur.events))
             fresh_events = [e for e in events if self._fresh(e.t)]
             cur.stale += len(events) - len(fresh_events)
             self._add_events(fresh_events)
             got += len(fresh_events)
-        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
+        except (ControlError, ValueError, KeyError) as exc:
             cur.errors += 1  # a busy client misses one poll; the cursor keeps our place
             cur.last_error = f"{type(exc).__name__}: {exc}"
         return got
@@ -146,37 +142,26 @@ class Collector:
             self.journal.write(e)
         self.history.events.extend(events)
 
-    async def run(self, session: aiohttp.ClientSession, stop: asyncio.Event) -> None:
+    async def run(self, lab: LabClient, stop: asyncio.Event) -> None:
         """Poll until ``stop`` is set (then once more)."""
         while not stop.is_set():
-            await self.poll_once(session)
+            await self.poll_once(lab)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.interval)
-        await self.poll_once(session)
+        await self.poll_once(lab)
 
-    async def drain(
-        self, session: aiohttp.ClientSession, within_s: float = 5.0, quiet_rounds: int = 2
-    ) -> None:
+    async def drain(self, lab: LabClient, within_s: float = 5.0, quiet_rounds: int = 2) -> None:
         """Poll until ``quiet_rounds`` rounds bring nothing new, or ``within_s`` passes."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within_s
         quiet = 0
         while quiet < quiet_rounds and loop.time() < deadline:
-            quiet = quiet + 1 if await self.poll_once(session) == 0 else 0
+            quiet = quiet + 1 if await self.poll_once(lab) == 0 else 0
             if quiet < quiet_rounds:
                 await asyncio.sleep(min(0.2, max(0.0, deadline - loop.time())))
 
 
-async def _get(
-    session: aiohttp.ClientSession, url: str, cursor: int, limit: int = PAGE
-) -> dict[str, Any]:
-    async with session.get(
-        url,
-        params={"cursor": str(cursor), "limit": str(limit)},
-        timeout=aiohttp.ClientTimeout(total=5.0),
-    ) as resp:
-        resp.raise_for_status()
-        data = await resp.json(content_type=None)
-    if not isinstance(data, dict):
-        raise ValueError(f"{url}: expected a JSON object")
-    return data
+def _url(client: Target) -> str:
+    if client.control_url is None:
+        raise ControlError(f"client {client.name} has no control URL")
+    return client.control_url

@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from lab.scenario.checks import ClientFigures, Measure, Window
 from lab.scenario.kinds import KINDS
 from lab.scenario.steady import Judgement
-from lab.scenario.verdict import Verdict
+from lab.verdict import Verdict
 
 CONTROL_POLICY = "oracle"
 CONTROL_DETECTION_S = 0.5

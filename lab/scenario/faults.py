@@ -11,7 +11,7 @@ API's latency, visible in the journal.
 
 Three families:
 
-- Toxiproxy (via :class:`~lab.scenario.adapter.ToxiproxyAdapter`) on the proxy in front of
+- Toxiproxy (via :class:`~lab.toxiproxy_adapter.ToxiproxyAdapter`) on the proxy in front of
   a worker: latency (+jitter), partition (``timeout`` 0 on both streams: data dropped, the
   client hangs), one_way_partition (one stream), down (proxy disabled: refused, open
   connections closed), reset_peer, bandwidth, slow_close. Toxic names start with
@@ -36,9 +36,9 @@ from typing import Any, ClassVar
 
 from lab.errors import FaultError, LabError
 from lab.history import FaultRecord
-from lab.loadgen.local_cluster import http_json
-from lab.scenario.adapter import ToxiproxyAdapter
+from lab.lab_client import http_json
 from lab.scenario.runtime import Runtime, Target
+from lab.toxiproxy_adapter import ToxiproxyAdapter
 
 TOXIC_PREFIX = "lab-"
 """Every toxic the engine adds is named ``lab-<fault id>-<stream>``."""

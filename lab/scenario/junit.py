@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from lab.verdict import Verdict
+
 
 def _case(suite: ET.Element, classname: str, name: str) -> ET.Element:
     return ET.SubElement(suite, "testcase", {"classname": classname, "name": name, "time": "0"})
@@ -39,7 +41,8 @@ def build_junit(summary: Mapping[str, Any]) -> ET.ElementTree:
     for key in ("run_id", "seed", "status", "verdict", "scenario_file"):
         ET.SubElement(props, "property", {"name": key, "value": str(summary.get(key, ""))})
     tests = failures = errors = skipped = 0
-    unknown = summary.get("verdict") == "unknown"
+    verdict = Verdict.parse(summary.get("verdict"))
+    unknown = verdict is Verdict.UNKNOWN
     why = str(summary.get("verdict_reason") or "the control moved")
     if unknown:
         case = _case(suite, f"{scenario}.control", "control (the oracle's known answers)")
@@ -47,7 +50,7 @@ def build_junit(summary: Mapping[str, Any]) -> ET.ElementTree:
         err.text = f"verdict unknown: {why}"
         tests, errors = 1, 1
 
-    if summary.get("status") == "aborted" or summary.get("verdict") == "aborted":
+    if summary.get("status") == "aborted" or verdict is Verdict.ABORTED:
         case = _case(suite, scenario, "run")
         reason = str(summary.get("abort_reason") or "aborted")
         err = ET.SubElement(case, "error", {"message": reason, "type": "aborted"})
@@ -62,7 +65,7 @@ def build_junit(summary: Mapping[str, Any]) -> ET.ElementTree:
         if unknown:
             skipped += 1
             ET.SubElement(case, "skipped", {"message": f"verdict unknown: {why}"})
-        elif e.get("verdict") != "pass":
+        elif Verdict.parse(e.get("verdict")) is not Verdict.PASS:
             failures += 1
             msg = f"{name}: measured {_measured(e.get('measured'))}"
             f = ET.SubElement(case, "failure", {"message": msg, "type": "steady_state"})
@@ -78,7 +81,7 @@ def build_junit(summary: Mapping[str, Any]) -> ET.ElementTree:
         if unknown:
             skipped += 1
             ET.SubElement(case, "skipped", {"message": f"verdict unknown: {why}"})
-        elif e.get("verdict") != "pass":
+        elif Verdict.parse(e.get("verdict")) is not Verdict.PASS:
             failures += 1
             msg = f"{name}: measured {_measured(e.get('measured'))}"
             f = ET.SubElement(case, "failure", {"message": msg, "type": "expectation"})

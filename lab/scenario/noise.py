@@ -112,7 +112,7 @@ def periodicity(clusters: list[Cluster]) -> dict[str, Any]:
 
 
 def _steady_oracle(history: History, scenario: Any) -> dict[str, Any]:
-    from lab.scenario.steady import steady_windows
+    from lab.scenario.steady import steady_windows  # why: numpy, only when judging
 
     names = [c.name for c in scenario.clients if c.policy == ORACLE]
     if not names:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -20,10 +20,10 @@ from rich.table import Table
 from rich.text import Text
 
 from lab.history import FaultRecord, Outcome, RequestRecord
-
-if TYPE_CHECKING:
-    from lab.scenario.collector import Collector
-    from lab.scenario.runner import RunResult
+from lab.report.tables import fmt_metric, policy_sort_key
+from lab.scenario.collector import Collector
+from lab.scenario.result import RunResult
+from lab.verdict import Verdict
 
 WINDOW_S = 5.0
 
@@ -158,8 +158,6 @@ COMPARED = (
 def comparison_table(summary: dict[str, Any]) -> Table:
     """Per policy: detection, availability, p99 ratio, recovery, errors; the oracle is the
     limit any policy could reach (it is told the fault timeline), so it is marked."""
-    from lab.report.tables import fmt_metric, policy_sort_key
-
     table = Table(title="per policy (the oracle is told the faults: the limit)")
     table.add_column("policy")
     for label, _ in COMPARED:
@@ -194,7 +192,7 @@ def summary_table(result: RunResult) -> Table:
     for _, v in rows:
         if not isinstance(v, dict):
             continue
-        word = str(v.get("verdict"))
+        word = Verdict.parse(v.get("verdict")).value
         metric = str(v.get("metric", ""))
         if v.get("phase"):
             metric = f"steady {v['phase']}: {metric}"
@@ -203,7 +201,7 @@ def summary_table(result: RunResult) -> Table:
             metric,
             _fmt(v.get("measured")),
             str(v.get("bound", "")),
-            Text(word, "green") if word == "pass" else Text(word.upper(), "red"),
+            Text(word, "green") if word == Verdict.PASS else Text(word.upper(), "red"),
         )
     table.caption = f"wall {result.wall_s:.1f}s; report {result.report or '(none)'}"
     return table

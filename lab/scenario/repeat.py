@@ -20,11 +20,15 @@ from typing import Any
 
 from rich.console import Console
 
+from lab.report.aggregate import aggregate_table, render_aggregate
+from lab.report.render import render_index
 from lab.scenario.aggregate import build_aggregate
+from lab.scenario.junit import write_junit
+from lab.scenario.progress import comparison_table
+from lab.scenario.result import RunResult
 from lab.scenario.runlock import reserve_run_dir
-from lab.scenario.runner import RunResult
 from lab.scenario.summary import write_summary
-from lab.scenario.verdict import Verdict
+from lab.verdict import Verdict
 
 AGGREGATE_PAGE = "aggregate.html"
 RunOnce = Callable[..., RunResult]
@@ -78,10 +82,6 @@ def run_series(
 
 def write_series(series: Path, aggregate: dict[str, Any], console: Console) -> None:
     """summary.json, junit.xml, aggregate.html, the series' index and the top index."""
-    from lab.report.aggregate import aggregate_table, render_aggregate
-    from lab.report.render import render_index
-    from lab.scenario.junit import write_junit
-
     write_summary(series, aggregate)
     write_junit(series, aggregate)
     page = render_aggregate(series)
@@ -91,8 +91,6 @@ def write_series(series: Path, aggregate: dict[str, Any], console: Console) -> N
         except Exception as exc:  # the aggregate stands without an index
             console.print(f"[yellow]index not refreshed: {type(exc).__name__}: {exc}[/yellow]")
     if aggregate.get("policies"):
-        from lab.scenario.progress import comparison_table
-
         table = comparison_table(aggregate)
         table.title = "per policy, medians over the counted runs (the oracle: the limit)"
         console.print(table)

@@ -19,6 +19,7 @@ Two layers, because one is not enough:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -30,9 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import FaultError, LabError, RuntimeUnavailable
-from lab.loadgen.local_cluster import http_json
-from lab.scenario.adapter import ToxiproxyAdapter
+from lab.lab_client import ControlError, HttpLabClient, LabClient, http_json
 from lab.scenario.faults import TOXIC_PREFIX, Fault
+from lab.scenario.runtime_compose import undo_leftovers
+from lab.stack.engine import Paths
+from lab.toxiproxy_adapter import ToxiproxyAdapter
 
 MARKER = ".inflight.json"
 
@@ -40,8 +43,6 @@ MARKER = ".inflight.json"
 def default_reports_dir() -> Path:
     """``reports/`` of the repository when lab runs from its tree, else of the cwd."""
     try:
-        from lab.stack.engine import Paths
-
         return Paths.find().root / "reports"
     except LabError:
         return Path.cwd() / "reports"
@@ -238,13 +239,14 @@ def cleanup_leftovers(
     reports_dir: Path | None = None,
     log: Callable[[str], None] = lambda _m: None,
     force: bool = False,
+    lab: LabClient | None = None,
 ) -> CleanupReport:
     """Undo what a crashed run left injected, as described by its marker file.
 
     Raises FaultError when the marker belongs to a run that is still alive (two runs must
     not share a lab) or when an undo failed (the marker stays for the next attempt).
     ``force`` (``lab down``, which removes the whole lab next) logs those instead, and
-    removes the marker.
+    removes the marker. ``lab`` reaches the clients (default: over HTTP).
     """
     marker = (reports_dir or default_reports_dir()) / MARKER
     report = CleanupReport()
@@ -270,9 +272,9 @@ def cleanup_leftovers(
         _clean_toxiproxy(ToxiproxyAdapter(str(api), timeout=2.0), faults, report)
     runtime = data.get("runtime")
     if runtime == "compose":
-        from lab.scenario.runtime_compose import undo_leftovers
-
-        undo_leftovers(faults, report)
+        actions, errors = undo_leftovers(faults)
+        report.actions.extend(actions)
+        report.errors.extend(errors)
     for f in faults:
         if f.get("behaviour_url") and f.get("restore"):
             try:
@@ -284,7 +286,7 @@ def cleanup_leftovers(
     if runtime == "local":  # its clients are among the processes stopped
         _stop_local(data.get("local_pids") or [], report)
     else:
-        _quiet_clients(data.get("clients") or [], report)
+        _quiet_clients(data.get("clients") or [], report, lab)
     for a in report.actions:
         log(f"cleanup: {a}")
     for e in report.errors if force else ():
@@ -322,47 +324,48 @@ def _clean_toxiproxy(
     toxi: ToxiproxyAdapter, faults: list[dict[str, Any]], report: CleanupReport
 ) -> None:
     """Remove every ``lab-`` toxic and re-enable the proxies our faults disabled."""
+    disabled = [str(f.get("proxy")) for f in faults if f.get("disabled") and f.get("proxy")]
     try:
-        proxies = toxi.proxies()
+        swept = toxi.sweep(ours=TOXIC_PREFIX, reenable=disabled)
     except FaultError as exc:
         if any(f.get("proxy") for f in faults):
             report.errors.append(str(exc))
         return
-    for name, p in proxies.items():
-        for t in p.toxics:
-            if t.name.startswith(TOXIC_PREFIX):
-                try:
-                    toxi.remove_toxic(name, t.name)
-                    report.actions.append(f"removed toxic {t.name} from proxy {name}")
-                except FaultError as exc:
-                    report.errors.append(str(exc))
-    for f in faults:
-        proxy = f.get("proxy")
-        if f.get("disabled") and proxy in proxies and not proxies[str(proxy)].enabled:
-            try:
-                toxi.set_enabled(str(proxy), True)
-                report.actions.append(f"re-enabled proxy {proxy}")
-            except FaultError as exc:
-                report.errors.append(str(exc))
+    report.actions.extend(f"removed toxic {t} from proxy {p}" for p, t in swept.removed)
+    report.actions.extend(f"re-enabled proxy {p}" for p in swept.enabled)
+    report.errors.extend(swept.errors)
 
 
-def _quiet_clients(clients: list[dict[str, Any]], report: CleanupReport) -> None:
+def _quiet_clients(
+    clients: list[dict[str, Any]], report: CleanupReport, lab: LabClient | None
+) -> None:
     """Stop a dead run's load and clear the oracle's faulty list (Compose clients live on).
 
     Best effort: a client that does not answer has no load to stop that matters (the next
     run's ``/load/start`` replaces any load, and its prepare resets the oracle), so this
-    is an action, never an error that would keep the marker.
+    is an action, never an error that would keep the marker. Synchronous callers only
+    (``lab down``, ``lab run`` before its loop, the runner through a thread).
     """
+    wanted = [c for c in clients if c.get("control_url")]
+    if wanted:
+        asyncio.run(_quiet(wanted, report, lab))
+
+
+async def _quiet(
+    clients: list[dict[str, Any]], report: CleanupReport, lab: LabClient | None
+) -> None:
+    if lab is None:
+        async with HttpLabClient() as http:
+            await _quiet(clients, report, http)
+        return
     for c in clients:
-        url, name = c.get("control_url"), c.get("name")
-        if not url:
-            continue
+        url, name = str(c["control_url"]), c.get("name")
         try:
-            http_json("POST", f"{url}/load/stop", {}, timeout=2.0)
+            await lab.stop_load(url, budget_s=2.0)
             if c.get("policy") == "oracle":
-                http_json("PUT", f"{url}/oracle", {"faulty": []}, timeout=2.0)
+                await lab.set_oracle(url, [], budget_s=2.0)
             report.actions.append(f"stopped the load of {name}")
-        except RuntimeUnavailable as exc:
+        except ControlError as exc:
             report.actions.append(f"could not stop the load of {name}: {exc}")
 
 

@@ -1,6 +1,6 @@
 """``lab run FILE``: one scenario on the Compose lab (default) or on local processes.
 
-Exit codes (``lab.scenario.verdict``): 0 pass, 1 an expectation (or steady-state bound)
+Exit codes (``lab.verdict``): 0 pass, 1 an expectation (or steady-state bound)
 failed, 2 the run could not be carried out (bad file, lab not up, another run holds the
 lab, a fault that would not take, interrupted), 3 unknown (the control, the oracle, missed
 a known answer, so the run could not tell a regression from a bad day). Before anything
@@ -25,11 +25,16 @@ from typing import Any
 from rich.console import Console
 
 from lab.errors import LabError
+from lab.report.render import render_index
+from lab.scenario.result import RunResult
 from lab.scenario.rollback import cleanup_leftovers, default_reports_dir
 from lab.scenario.runlock import acquire, lock_path, reserve_run_dir
-from lab.scenario.runner import RunResult, run_scenario
+from lab.scenario.runner import run_scenario
 from lab.scenario.runtime import Runtime
-from lab.scenario.validate_command import seed_arg
+from lab.scenario.runtime_compose import ComposeRuntime
+from lab.scenario.runtime_local import LocalRuntime
+from lab.scenario.spec import load_scenario
+from lab.scenario.validate_command import describe_plan, seed_arg
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -68,13 +73,9 @@ def _positive(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lab.scenario.spec import load_scenario
-
     console = Console(stderr=True)
     scenario = load_scenario(args.file)
     if args.dry_run:
-        from lab.scenario.validate_command import describe_plan
-
         Console().print(describe_plan(scenario))
         return 0
     reports: Path = args.reports or default_reports_dir()
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         if report.found:
             console.log(f"cleaned up after run {report.run_id}")
         if args.repeat > 1:
-            from lab.scenario.repeat import run_series
+            from lab.scenario.repeat import run_series  # why: numpy, after _need_analysis
 
             return run_series(scenario, args, reports, console, command, run_once)
         run_id, _ = reserve_run_dir(reports, scenario.name)
@@ -158,8 +159,6 @@ def _need_analysis() -> None:
 
 
 def _refresh_index(reports: Path, console: Console) -> None:
-    from lab.report.render import render_index
-
     try:
         render_index(reports)
     except Exception as exc:  # the run's own report and verdict stand without the index
@@ -168,12 +167,8 @@ def _refresh_index(reports: Path, console: Console) -> None:
 
 def _runtime(kind: str, scenario: object, logdir: Path, seed: int | None) -> Runtime:
     if kind == "compose":
-        from lab.scenario.runtime_compose import ComposeRuntime
-
         return ComposeRuntime.connect()
     if kind == "local":
-        from lab.scenario.runtime_local import LocalRuntime
-
         topo = getattr(scenario, "topology", None)
         clients = [(c.name, c.policy, bool(c.gossip)) for c in getattr(scenario, "clients", ())]
         return LocalRuntime.launch(

@@ -32,20 +32,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import aiohttp
-
-from lab.errors import FaultError, LabError
+from lab.errors import LabError
 from lab.history import History, JournalWriter, RunMeta
-from lab.scenario.adapter import ToxiproxyAdapter
+from lab.lab_client import HttpLabClient, LabClient
 from lab.scenario.collector import Collector
 from lab.scenario.faults import Fault, FaultContext, make_fault
+from lab.scenario.junit import write_junit
 from lab.scenario.noise import NoiseMonitor
 from lab.scenario.progress import NullProgress, Progress
+from lab.scenario.result import RunResult
 from lab.scenario.rollback import MARKER, Rollback, UndoResult, cleanup_leftovers
 from lab.scenario.runlock import reserve_run_dir
 from lab.scenario.runtime import ClockProbe, Runtime, Target, clients, probe_clock, target
-from lab.scenario.verdict import Verdict
 from lab.scenario.watch import Watch
+from lab.toxiproxy_adapter import ToxiproxyAdapter
+from lab.verdict import Verdict
 
 CLOCK_BOUND_S = 0.005
 """A clock probe worse than this (offset beyond its bracket + this) aborts the run."""
@@ -58,24 +59,6 @@ class PlannedStepLike(Protocol):
     kind: str
     target: str
     params: Mapping[str, Any]
-
-
-@dataclass
-class RunResult:
-    """How a run ended; ``exit_code`` is the CLI's (``Verdict.exit_code``: 0 pass, 1 fail,
-    2 aborted or could not be judged, 3 unknown)."""
-
-    run_id: str
-    run_dir: Path
-    status: str  # completed | aborted
-    verdict: Verdict
-    exit_code: int
-    abort_reason: str | None = None
-    summary: dict[str, Any] | None = None
-    rollback: list[UndoResult] = field(default_factory=list)
-    clock: list[ClockProbe] = field(default_factory=list)
-    wall_s: float = 0.0
-    report: Path | None = None
 
 
 class RunAborted(LabError):
@@ -95,6 +78,7 @@ class _Run:
     history: History
     journal: JournalWriter
     rollback: Rollback
+    lab: LabClient
     toxi: ToxiproxyAdapter | None = None
     faults: dict[str, Fault] = field(default_factory=dict)
     faulty: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -128,14 +112,20 @@ async def run_scenario(
     health_timeout: float = 30.0,
     marker_dir: Path | None = None,
     summary_extra: Mapping[str, Any] | None = None,
+    lab: LabClient | None = None,
 ) -> RunResult:
     """Run ``scenario`` on ``runtime``; never raises for a run that started (see RunResult).
+
+    ``lab`` speaks to the clients' control plane (default: over HTTP, for this run).
 
     The run goes to ``reports_dir/run_id``; the crash marker (``.inflight.json``) lives
     in ``marker_dir`` (default ``reports_dir``), so the runs of a series, one folder
     down, keep theirs where the next ``lab run`` looks. ``summary_extra`` adds sections
     to summary.json (a series says which run of how many this is).
     """
+    owned: HttpLabClient | None = None
+    if lab is None:  # the run's own: its session opens on first use and closes at the end
+        lab = owned = HttpLabClient()
     marker_dir = reports_dir if marker_dir is None else marker_dir
     wall0, mono0 = time.time(), time.monotonic()
     seed = scenario.seed if seed is None else seed
@@ -175,6 +165,7 @@ async def run_scenario(
         history=History(meta=meta),
         journal=journal,
         rollback=rollback,
+        lab=lab,
         summary_extra=dict(summary_extra or {}),
     )
     main = asyncio.current_task()
@@ -214,6 +205,8 @@ async def run_scenario(
         for sig in installed:
             loop.remove_signal_handler(sig)
         journal.close()
+        if owned is not None:
+            await owned.close()
 
 
 def _clean_network(toxi: ToxiproxyAdapter) -> None:
@@ -223,13 +216,13 @@ def _clean_network(toxi: ToxiproxyAdapter) -> None:
     (a hand-made toxic, a run of an older version, an abort in the middle of an API
     call), which would otherwise fail the steady state before any fault. Said on stderr.
     """
-    dirty = [name for name, p in toxi.proxies().items() if not p.enabled or p.toxics]
-    if dirty:
+    swept = toxi.sweep()
+    if swept.dirty:
         print(
-            f"lab run: proxies {', '.join(dirty)} were disabled or had toxics: reset",
+            f"lab run: proxies {', '.join(p.name for p in swept.dirty)} were disabled or had "
+            "toxics: reset",
             file=sys.stderr,
         )
-        toxi.reset()
 
 
 async def _execute(run: _Run, plan: tuple[Any, ...], reports_dir: Path, health_t: float) -> None:
@@ -243,14 +236,13 @@ async def _execute(run: _Run, plan: tuple[Any, ...], reports_dir: Path, health_t
         run.clients = clients(rt, list(sc.client_names()))
         for step in plan:  # every target exists before anything is touched
             target(rt, step.target, ("worker", "grape", "client"))
-        probes = [await asyncio.to_thread(probe_clock, c) for c in run.clients]
+        probes = [await probe_clock(run.lab, c) for c in run.clients]
         _record_clock(run, probes)
-        async with aiohttp.ClientSession() as session:
-            gossip = {c.name: bool(getattr(c, "gossip", True)) for c in sc.clients}
-            for c in run.clients:
-                await _put(session, f"{c.control_url}/gossip", {"enabled": gossip[c.name]})
-                if c.policy == "oracle":
-                    await _put(session, f"{c.control_url}/oracle", {"faulty": []})
+        gossip = {c.name: bool(getattr(c, "gossip", True)) for c in sc.clients}
+        for c in run.clients:
+            await run.lab.set_gossip(_url(c), gossip[c.name])
+            if c.policy == "oracle":
+                await run.lab.set_oracle(_url(c), [])
     collector = Collector(run.clients, run.journal, run.history)
     watch = Watch(rt.toxiproxy_api(), run.clients)
     main = asyncio.current_task()
@@ -261,56 +253,54 @@ async def _execute(run: _Run, plan: tuple[Any, ...], reports_dir: Path, health_t
             if main is not None:
                 main.cancel()
 
-    async with aiohttp.ClientSession() as session:
-        await collector.skip_existing(session)  # long-lived (Compose) clients hold old runs
-        collector.not_before = time.monotonic()
-        stop = asyncio.Event()
-        poller = asyncio.create_task(collector.run(session, stop))
-        ticker = asyncio.create_task(run.progress.follow(collector, run))
-        watcher: asyncio.Task[None] | None = None
-        noise = NoiseMonitor(run.runtime.service_pids)
-        await noise.start()
-        try:
-            with run.phase("load"):
-                body = {
-                    **sc.load.control_body(float(sc.duration_s), run.seed),
-                    **watch.start_body(),
-                }
-                rates = {c.name: getattr(c, "rate", None) for c in sc.clients}
-                run.load_t0 = time.monotonic()
-                await asyncio.gather(
-                    *(
-                        _post(
-                            session,
-                            f"{c.control_url}/load/start",
-                            body if rates.get(c.name) is None else {**body, "rate": rates[c.name]},
-                        )
-                        for c in run.clients
+    await collector.skip_existing(run.lab)  # long-lived (Compose) clients hold old runs
+    collector.not_before = time.monotonic()
+    stop = asyncio.Event()
+    poller = asyncio.create_task(collector.run(run.lab, stop))
+    ticker = asyncio.create_task(run.progress.follow(collector, run))
+    watcher: asyncio.Task[None] | None = None
+    noise = NoiseMonitor(run.runtime.service_pids)
+    await noise.start()
+    try:
+        with run.phase("load"):
+            body = {
+                **sc.load.control_body(float(sc.duration_s), run.seed),
+                **watch.start_body(),
+            }
+            rates = {c.name: getattr(c, "rate", None) for c in sc.clients}
+            run.load_t0 = time.monotonic()
+            await asyncio.gather(
+                *(
+                    run.lab.start_load(
+                        _url(c),
+                        body if rates.get(c.name) is None else {**body, "rate": rates[c.name]},
                     )
+                    for c in run.clients
                 )
-                watcher = asyncio.create_task(watch.run(session, lost), name="watch")
-                await _steps(run, plan, session)
-                await _sleep_until(run.load_t0 + float(sc.duration_s))
-        finally:
-            if watcher is not None:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await watcher
-            _record_watch(run, watch)
-            with run.phase("drain"):
-                with contextlib.suppress(Exception):  # a dead client must not block the drain
-                    await asyncio.gather(
-                        *(_post(session, f"{c.control_url}/load/stop", {}) for c in run.clients),
-                        return_exceptions=True,
-                    )
-                stop.set()
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(poller, 10.0)
-                await collector.drain(session, within_s=5.0)
-                ticker.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await ticker
-                run.history.meta.noise = await noise.stop()
+            )
+            watcher = asyncio.create_task(watch.run(run.lab, lost), name="watch")
+            await _steps(run, plan)
+            await _sleep_until(run.load_t0 + float(sc.duration_s))
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watcher
+        _record_watch(run, watch)
+        with run.phase("drain"):
+            with contextlib.suppress(Exception):  # a dead client must not block the drain
+                await asyncio.gather(
+                    *(run.lab.stop_load(_url(c)) for c in run.clients),
+                    return_exceptions=True,
+                )
+            stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(poller, 10.0)
+            await collector.drain(run.lab, within_s=5.0)
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await ticker
+            run.history.meta.noise = await noise.stop()
     dropped = {k: v for k, v in collector.dropped().items() if v}
     if dropped:
         run.history.meta.versions["history_dropped"] = json.dumps(dropped)
@@ -319,7 +309,7 @@ async def _execute(run: _Run, plan: tuple[Any, ...], reports_dir: Path, health_t
         run.history.meta.versions["history_stale"] = json.dumps(stale)
 
 
-async def _steps(run: _Run, plan: tuple[Any, ...], session: aiohttp.ClientSession) -> None:
+async def _steps(run: _Run, plan: tuple[Any, ...]) -> None:
     assert run.load_t0 is not None and run.toxi is not None
     ctx = FaultContext(runtime=run.runtime, toxiproxy=run.toxi)
     for step in plan:
@@ -341,14 +331,14 @@ async def _steps(run: _Run, plan: tuple[Any, ...], session: aiohttp.ClientSessio
             else:
                 run.faulty[fault.id] = rec.peers
                 if rec.peers:  # a fault on a client or grape changes no oracle's list,
-                    await _tell_oracle(run, session)  # and a paused oracle cannot answer
+                    await _tell_oracle(run)  # and a paused oracle cannot answer
         elif step.action == "heal":
             healing = run.faults.get(step.fault_id)
             if healing is None:
                 raise RunAborted(f"plan heals {step.fault_id!r}, which was never injected")
             await _heal(run, healing)
             if run.faulty.pop(healing.id, ()):
-                await _tell_oracle(run, session)
+                await _tell_oracle(run)
             if run.fail_fast:
                 _fail_fast(run)
         else:
@@ -370,14 +360,14 @@ async def _heal(run: _Run, fault: Fault) -> None:
 def _fail_fast(run: _Run) -> None:
     """With --fail-fast, judge the history so far after each heal; a failure aborts."""
     try:
-        from lab.scenario.summary import build_summary
+        from lab.scenario.summary import build_summary  # why: numpy, only when judging
     except ImportError:
         return
     try:
         summary = build_summary(run.history, run.scenario)
     except Exception:  # the full check runs again at the end and reports its error
         return
-    failed = [v for v in _verdicts(summary) if v.get("verdict") == "fail"]
+    failed = [v for v in _verdicts(summary) if Verdict.parse(v.get("verdict")) is Verdict.FAIL]
     if failed:
         v = failed[0]
         raise RunAborted(
@@ -391,11 +381,17 @@ def _verdicts(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [v for v in found if isinstance(v, dict)]
 
 
-async def _tell_oracle(run: _Run, session: aiohttp.ClientSession) -> None:
+async def _tell_oracle(run: _Run) -> None:
     faulty = sorted({p for peers in run.faulty.values() for p in peers})
     for c in run.clients:
         if c.policy == "oracle":
-            await _put(session, f"{c.control_url}/oracle", {"faulty": faulty})
+            await run.lab.set_oracle(_url(c), faulty)
+
+
+def _url(client: Target) -> str:
+    if client.control_url is None:  # runtimes give every client one; a bug otherwise
+        raise RunAborted(f"client {client.name} has no control URL")
+    return client.control_url
 
 
 def _record_clock(run: _Run, probes: list[ClockProbe]) -> None:
@@ -464,7 +460,10 @@ def _finish(run: _Run, results: list[UndoResult], wall0: float) -> RunResult:
 
 
 def _write_summary(run: _Run) -> tuple[dict[str, Any] | None, Verdict]:
-    from lab.scenario.summary import build_summary, write_summary
+    from lab.scenario.summary import (  # why: numpy and scipy, only when judging
+        build_summary,
+        write_summary,
+    )
 
     try:
         summary = build_summary(run.history, run.scenario, aborted=run.abort_reason)
@@ -479,8 +478,6 @@ def _write_summary(run: _Run) -> tuple[dict[str, Any] | None, Verdict]:
 
 
 def _write_junit(run: _Run, summary: Mapping[str, Any]) -> None:
-    from lab.scenario.junit import write_junit
-
     try:
         write_junit(run.run_dir, summary)
     except Exception as exc:  # the summary and report carry the verdict all the same
@@ -489,7 +486,7 @@ def _write_junit(run: _Run, summary: Mapping[str, Any]) -> None:
 
 def _render(run: _Run) -> Path | None:
     try:
-        from lab.report.render import render_report
+        from lab.report.render import render_report  # why: a page must not cost a verdict
 
         return render_report(run.run_dir)
     except Exception as exc:  # a run without a page still has its journal and summary
@@ -501,29 +498,6 @@ async def _sleep_until(deadline: float) -> None:
     delay = deadline - time.monotonic()
     if delay > 0:
         await asyncio.sleep(delay)
-
-
-async def _post(session: aiohttp.ClientSession, url: str, body: Mapping[str, Any]) -> Any:
-    return await _call(session, "POST", url, body)
-
-
-async def _put(session: aiohttp.ClientSession, url: str, body: Mapping[str, Any]) -> Any:
-    return await _call(session, "PUT", url, body)
-
-
-async def _call(
-    session: aiohttp.ClientSession, method: str, url: str, body: Mapping[str, Any]
-) -> Any:
-    try:
-        async with session.request(
-            method, url, json=dict(body), timeout=aiohttp.ClientTimeout(total=5.0)
-        ) as resp:
-            text = await resp.text()
-            if resp.status >= 300:
-                raise FaultError(f"{method} {url}: HTTP {resp.status}: {text[:200]}")
-            return json.loads(text) if text.strip() else None
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise FaultError(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
 
 
 ConsoleFactory = Callable[[], Any]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from lab.errors import RuntimeUnavailable
-from lab.loadgen.local_cluster import http_json
+from lab.lab_client import ControlError, LabClient
 
 KINDS = ("worker", "grape", "client", "toxiproxy")
 
@@ -139,21 +139,20 @@ def target(runtime: Runtime, name: str, kinds: Sequence[str] = KINDS) -> Target:
     return found
 
 
-def probe_clock(client: Target, samples: int = 5, timeout: float = 2.0) -> ClockProbe:
+async def probe_clock(
+    lab: LabClient, client: Target, samples: int = 5, budget_s: float = 2.0
+) -> ClockProbe:
     """Bracket the client's ``GET /clock`` with host readings; keep the tightest sample."""
     if client.control_url is None:
         raise RuntimeUnavailable(f"client {client.name} has no control URL")
     best: tuple[float, float] | None = None
     for _ in range(max(1, samples)):
         before = time.monotonic()
-        data = http_json("GET", f"{client.control_url}/clock", timeout=timeout)
-        after = time.monotonic()
         try:
-            theirs = float(data["monotonic"])
-        except (TypeError, KeyError, ValueError):
-            raise RuntimeUnavailable(
-                f"client {client.name}: GET /clock answered {data!r:.80}, not {{'monotonic': t}}"
-            ) from None
+            theirs = await lab.clock(client.control_url, budget_s=budget_s)
+        except ControlError as exc:
+            raise RuntimeUnavailable(f"client {client.name}: {exc}") from None
+        after = time.monotonic()
         half = (after - before) / 2.0
         offset = theirs - (before + half)
         if best is None or half < best[1]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import docker.errors
 
@@ -28,9 +28,6 @@ from lab.errors import FaultError, RuntimeUnavailable
 from lab.scenario.runtime import Target
 from lab.stack import health
 from lab.stack.engine import Engine, service_name
-
-if TYPE_CHECKING:
-    from lab.scenario.rollback import CleanupReport
 
 KIND_LABEL = "com.grenache-lab.service"
 CONTROL_LABEL = "com.grenache-lab.control"
@@ -209,16 +206,21 @@ class ComposeRuntime:
         self.engine.close()
 
 
-def undo_leftovers(faults: list[dict[str, Any]], report: CleanupReport) -> None:
-    """Reconnect, unpause and start the containers a dead run left faulted."""
+def undo_leftovers(faults: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """Reconnect, unpause and start the containers a dead run left faulted.
+
+    Returns what it did and what failed, one sentence each, for the janitor's report.
+    """
+    actions: list[str] = []
+    errors: list[str] = []
     wanted = {str(f["target"]) for f in faults if f.get("undo")}
     if not wanted:
-        return
+        return actions, errors
     try:
         rt = ComposeRuntime.connect()
     except RuntimeUnavailable as exc:
-        report.errors.append(f"cannot reach the Compose lab to undo faults: {exc}")
-        return
+        errors.append(f"cannot reach the Compose lab to undo faults: {exc}")
+        return actions, errors
     try:
         for name in sorted(wanted):
             if name not in rt.targets():
@@ -227,18 +229,19 @@ def undo_leftovers(faults: list[dict[str, Any]], report: CleanupReport) -> None:
                 state = rt.state(name)
                 if state == "disconnected":
                     rt.reconnect(name)
-                    report.actions.append(f"reconnected {name}")
+                    actions.append(f"reconnected {name}")
                 elif state == "paused":
                     rt.unpause(name)
-                    report.actions.append(f"unpaused {name}")
+                    actions.append(f"unpaused {name}")
                 elif state == "stopped":
                     rt.start(name)
-                    report.actions.append(f"started {name}")
+                    actions.append(f"started {name}")
             except FaultError as exc:
-                report.errors.append(str(exc))
+                errors.append(str(exc))
     finally:
         with contextlib.suppress(Exception):
             rt.close()
+    return actions, errors
 
 
 def _short(exc: BaseException) -> str:

@@ -46,7 +46,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from lab.balancer.policies import POLICY_NAMES
+from lab.balancer.registry import POLICY_NAMES
 from lab.loadgen.limits import MAX_PAYLOAD_BYTES, MAX_RATE, load_problem
 from lab.scenario.quantities import (
     Bound,

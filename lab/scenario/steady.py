@@ -37,7 +37,7 @@ from lab.scenario.checks import (
 )
 from lab.scenario.quantities import Bound
 from lab.scenario.spec import Scenario
-from lab.scenario.verdict import Verdict
+from lab.verdict import Verdict
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ Schema (version 1)::
       "schema": 1,
       "run_id": str, "scenario": str (its name), "scenario_file": str, "seed": int,
       "status": "completed" | "aborted", "abort_reason": str | null,
-      "verdict": "pass" | "fail" | "unknown" | "aborted",   # lab.scenario.verdict
+      "verdict": "pass" | "fail" | "unknown" | "aborted",   # lab.verdict
       "verdict_reason": str | null,      # why unknown (the control's missed answers)
                                           # or aborted; null for pass and fail
       "duration_s": float, "versions": {name: version},
@@ -87,14 +87,14 @@ from pathlib import Path
 from typing import Any
 
 from lab import __version__
-from lab.history import History
+from lab.history import History, group_clients
 from lab.scenario.checks import ClientFigures, FaultFigures, Measure, client_figures, fault_windows
 from lab.scenario.control import check_control, control_moved
 from lab.scenario.looplag_figures import loop_lag_figures
 from lab.scenario.noise import noise_figures
 from lab.scenario.spec import Scenario
 from lab.scenario.steady import Judgement, check_steady_state, evaluate_expectations
-from lab.scenario.verdict import Verdict, combine
+from lab.verdict import Verdict, combine
 
 SCHEMA = 1
 
@@ -161,16 +161,6 @@ def _client_dict(cf: ClientFigures, t0: float) -> dict[str, Any]:
     return d
 
 
-def group_keys(history: History, scenario: Scenario) -> tuple[str, dict[str, str]]:
-    """("policy" | "client", client -> key): by policy when each policy has one client."""
-    policy_of = {c.name: c.policy for c in scenario.clients}
-    for r in history.requests:
-        policy_of.setdefault(r.client, r.policy)
-    if len(set(policy_of.values())) == len(policy_of):
-        return "policy", dict(policy_of)
-    return "client", {c: c for c in policy_of}
-
-
 def _verdict_dict(v: Judgement, key_of: dict[str, str]) -> dict[str, Any]:
     return {
         "policy": key_of.get(v.client, v.client),
@@ -195,7 +185,7 @@ def build_summary(
     t0 = meta.started_mono
     gossip = {c.name: c.gossip for c in scenario.clients}
     figures = client_figures(history, warmup_s=scenario.warmup_s, gossip=gossip)
-    grouping, key_of = group_keys(history, scenario)
+    grouping, key_of = group_clients(history, ((c.name, c.policy) for c in scenario.clients))
 
     windows, skipped = fault_windows(history)
     policies: dict[str, Any] = {}

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from lab.lab_client import ControlError, LabClient
 from lab.scenario.runtime import Target
 
 POLL_S = 0.2
@@ -64,12 +65,20 @@ class Watch:
         """What ``POST /load/start`` adds so the load holds a lease from its first moment."""
         return {"lease_s": self.lease_s}
 
-    async def run(self, session: aiohttp.ClientSession, lost: Callable[[str], None]) -> None:
+    async def run(self, lab: LabClient, lost: Callable[[str], None]) -> None:
         """Watch until cancelled; on a loss, record it, call ``lost(reason)`` once and return.
 
         Toxiproxy's poll and the renewals are two tasks: a slow renewal must not delay
-        noticing a lost Toxiproxy.
+        noticing a lost Toxiproxy. The poll is a bare liveness probe with a short budget
+        of its own (its own session), not a Toxiproxy API call; renewals go through
+        ``lab``, the clients' control plane.
         """
+        async with aiohttp.ClientSession() as session:
+            await self._run(session, lab, lost)
+
+    async def _run(
+        self, session: aiohttp.ClientSession, lab: LabClient, lost: Callable[[str], None]
+    ) -> None:
 
         def fail(reason: str) -> None:
             if self.lost_reason is None:
@@ -78,7 +87,7 @@ class Watch:
 
         tasks = [
             asyncio.create_task(self._watch_toxiproxy(session, fail), name="watch:toxiproxy"),
-            asyncio.create_task(self._keep_leases(session, fail), name="watch:leases"),
+            asyncio.create_task(self._keep_leases(lab, fail), name="watch:leases"),
         ]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -106,14 +115,12 @@ class Watch:
                 fail(reason)
                 return
 
-    async def _keep_leases(
-        self, session: aiohttp.ClientSession, fail: Callable[[str], None]
-    ) -> None:
+    async def _keep_leases(self, lab: LabClient, fail: Callable[[str], None]) -> None:
         now = time.monotonic()
         self._renewed = {c.name: now for c in self.clients}
         while True:
             await asyncio.sleep(self.renew_s)
-            reason = await self._renew(session)
+            reason = await self._renew(lab)
             if reason is not None:
                 fail(reason)
                 return
@@ -132,23 +139,17 @@ class Watch:
         except (aiohttp.ClientError, TimeoutError):
             return None, False  # silence: lost only after lost_after_s
 
-    async def _renew(self, session: aiohttp.ClientSession) -> str | None:
+    async def _renew(self, lab: LabClient) -> str | None:
         """Renew every client's lease; a reason when one has gone unrenewed past its lease."""
-        timeout = aiohttp.ClientTimeout(total=self.renew_s)
 
         async def one(c: Target) -> str | None:
-            url = f"{c.control_url}/load/lease"
             try:
-                async with session.post(
-                    url, json={"lease_s": self.lease_s}, timeout=timeout
-                ) as resp:
-                    await resp.read()
-                    if resp.status in (200, 409):  # 409: its load is already over
-                        self._renewed[c.name] = time.monotonic()
-                        return None
-                    problem = f"HTTP {resp.status}"
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                problem = f"{type(exc).__name__}: {exc}"
+                # False (no load running) counts too: its load is already over
+                await lab.renew_lease(str(c.control_url), self.lease_s, budget_s=self.renew_s)
+                self._renewed[c.name] = time.monotonic()
+                return None
+            except ControlError as exc:
+                problem = f"HTTP {exc.status}" if exc.status is not None else str(exc)
             silent = time.monotonic() - self._renewed.get(c.name, 0.0)
             if silent >= self.lease_s:
                 return (

@@ -3,7 +3,7 @@
     engine.py   the Docker engine (SDK) and Compose v2 (CLI): detection, one-sentence errors
     images.py   content-keyed image builds: offline base, Toxiproxy, the services image
     health.py   polls with deadlines until every container is healthy and Toxiproxy is ready
-    toxiapi.py  the three Toxiproxy API calls the stack needs (list, reset, version)
+    toxiapi.py  the Toxiproxy facts the stack needs (list, reset, version), via the adapter
     up.py / down.py / status.py / logs.py   the subcommands (``configure`` + ``run``)
 
 Compose owns the topology (``compose.yaml``); this package only builds what Compose needs,

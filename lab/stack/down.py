@@ -14,9 +14,11 @@ import time
 
 import docker.errors
 
-from lab.errors import RuntimeUnavailable
+from lab.errors import FaultError, RuntimeUnavailable
+from lab.scenario.rollback import cleanup_leftovers
 from lab.stack import gossip_key, toxiapi
 from lab.stack.engine import Engine
+from lab.toxiproxy_adapter import ToxiproxyAdapter
 
 
 def _log(msg: str) -> None:
@@ -35,20 +37,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def remove_toxics() -> int:
     """Reset Toxiproxy when it answers; the number of toxics removed (0 when it is not up)."""
     try:
-        found = toxiapi.proxies(timeout=1.0)
-    except RuntimeUnavailable:
+        swept = ToxiproxyAdapter(toxiapi.DEFAULT_API, timeout=2.0).sweep()
+    except FaultError:
         return 0
-    count = sum(len(p.toxics) for p in found)
-    disabled = [p.name for p in found if not p.enabled]
-    if count or disabled:
-        toxiapi.reset(timeout=2.0)
-    return count
+    return len(swept.removed)
 
 
 def run(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
-    from lab.scenario.rollback import cleanup_leftovers
-
     # a crashed run's faults first; force: what cannot be undone, down removes anyway
     leftovers = cleanup_leftovers(log=_log, force=True)
     if leftovers.found:

@@ -30,6 +30,8 @@ from rich.console import Console
 from rich.table import Table
 
 from lab.errors import LabError, RuntimeUnavailable
+from lab.scenario.rollback import MARKER, default_reports_dir, marker_owner_alive
+from lab.scenario.runlock import COMPOSE_LOCK_NAME, holder, state_dir
 from lab.stack import health, toxiapi
 from lab.stack.engine import CONTROL_LABEL, Engine, service_kind, service_name
 
@@ -214,9 +216,6 @@ def problems(data: dict[str, Any]) -> list[str]:
 
 def leftovers(reports_dir: Path | None = None) -> list[str]:
     """A dead run's leftovers: its in-flight marker (faults still injected) and its lock."""
-    from lab.scenario.rollback import MARKER, default_reports_dir, marker_owner_alive
-    from lab.scenario.runlock import COMPOSE_LOCK_NAME, holder, state_dir
-
     out: list[str] = []
     clean = "clean them with `lab down` or the next `lab run`"
     marker = (reports_dir or default_reports_dir()) / MARKER

@@ -21,6 +21,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = worker_settings.from_args(args)  # SettingsError -> exit 2 in lab.cli
     setup_logging(args.log_level, settings.name)
-    from lab.worker.app import serve  # aiohttp and prometheus only once options are valid
+    from lab.worker.app import serve  # why: aiohttp and prometheus only once options are valid
 
     return run_service(serve(settings), args.event_loop)

@@ -12,7 +12,7 @@ from scripted_transport import ScriptedTransport
 from lab.balancer.adaptive import AttemptConfig
 from lab.balancer.budget import BudgetConfig
 from lab.balancer.client import BalancedClient
-from lab.balancer.policies import make_policy
+from lab.balancer.registry import make_policy
 from lab.clock import SYSTEM_CLOCK, FakeClock
 from lab.errors import NoPeerAvailable, RpcError, RpcReplyError, RpcTimeout, RpcTransportError
 from lab.history import ClientEvent, Outcome

@@ -20,7 +20,7 @@ from lab.balancer.gossip import (
     seal,
     unseal,
 )
-from lab.balancer.policies import make_policy
+from lab.balancer.registry import make_policy
 from lab.clock import FakeClock
 
 ME = "127.0.0.1:7001"

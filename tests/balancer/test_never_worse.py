@@ -22,7 +22,7 @@ import pytest
 from scripted_transport import ScriptedTransport
 
 from lab.balancer.client import BalancedClient
-from lab.balancer.policies import make_policy
+from lab.balancer.registry import make_policy
 from lab.clock import FakeClock, SystemClock
 from lab.errors import LabError, RpcTimeout
 from lab.history import ClientEvent, Outcome

@@ -10,7 +10,8 @@ import pytest
 from lab.balancer.adaptive import AdaptivePolicy, AttemptConfig
 from lab.balancer.breaker import State
 from lab.balancer.gossip import Hint, HintVerdict, Message
-from lab.balancer.policies import OraclePolicy, Pick, make_policy
+from lab.balancer.policies import OraclePolicy, Pick
+from lab.balancer.registry import make_policy
 from lab.clock import FakeClock
 from lab.errors import NoPeerAvailable, SettingsError
 from lab.history import Outcome

@@ -21,8 +21,9 @@ from lab.balancer.c3 import C3Policy
 from lab.balancer.client import BalancedClient
 from lab.balancer.feedback import LoadFeedback, ProbeDriven
 from lab.balancer.p2c_policies import LeastRequestPolicy, PeakEwmaPolicy
-from lab.balancer.policies import POLICY_NAMES, Pick, make_policy
+from lab.balancer.policies import Pick
 from lab.balancer.prequal import PrequalPolicy
+from lab.balancer.registry import POLICY_NAMES, make_policy
 from lab.clock import FakeClock
 from lab.errors import LabError, NoPeerAvailable, SettingsError
 from lab.grenache.load import LoadReport

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from lab.balancer.stats import PeerStats
 from lab.history import Attempt, Outcome
 from lab.loadgen.load import Sent
-from lab.loadgen.metrics import PeerStats
 
 
 class FakeSender:

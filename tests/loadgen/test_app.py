@@ -9,12 +9,12 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from lab.balancer.stats import GossipCounts, PeerStats
 from lab.clock import SYSTEM_CLOCK, Clock
 from lab.errors import DiscoveryError
 from lab.history import Attempt, ClientEvent, Outcome
 from lab.loadgen.app import build_app
 from lab.loadgen.load import Sent
-from lab.loadgen.metrics import GossipCounts, PeerStats
 from lab.loadgen.parts import Discovery, EventSink, PolicySideLike
 from lab.loadgen.settings import ClientSettings
 

@@ -7,8 +7,8 @@ import argparse
 
 import pytest
 
-from lab.balancer.policies import POLICY_NAMES
 from lab.balancer.prober import Prober
+from lab.balancer.registry import POLICY_NAMES
 from lab.clock import SYSTEM_CLOCK
 from lab.errors import ScenarioError, SettingsError
 from lab.grenache.transport import HttpTransport

@@ -14,7 +14,8 @@ from lab.report.charts import (
     stacked_paths,
 )
 from lab.report.layout import PLOT_LEFT, PLOT_RIGHT, timeline_chart
-from lab.report.model import Bins, FaultView, PeerSeries, Timeline
+from lab.report.model import FaultView
+from lab.report.timelines import Bins, PeerSeries, Timeline
 
 
 def test_scales_map_domain_to_range() -> None:

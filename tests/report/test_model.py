@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import pytest
 
-from lab.history import Attempt, ClientEvent, FaultRecord, History, Outcome, RequestRecord, RunMeta
+from lab.history import (
+    Attempt,
+    ClientEvent,
+    FaultRecord,
+    History,
+    Outcome,
+    RequestRecord,
+    RunMeta,
+    group_clients,
+)
 from lab.report.layout import timeline_chart
-from lab.report.model import (
+from lab.report.model import build_faults, build_report
+from lab.report.tables import fmt_fraction, fmt_metric, fmt_ratio
+from lab.report.timelines import (
     Bins,
-    build_faults,
-    build_report,
     build_timelines,
     choose_bins,
+    declared_clients,
     trailing_share,
 )
-from lab.report.tables import fmt_fraction, fmt_metric, fmt_ratio
 
 T0 = 100.0
 
@@ -162,3 +171,23 @@ def test_panic_mode_is_a_row_of_the_breaker_strip() -> None:
     assert [r.text for r in strip.row_labels] == ["a", "panic"]
     (panic,) = [r for r in strip.rects if r.css == "breaker-panic"]
     assert "panic mode" in panic.title and "0.25 to 1.00 s" in panic.title
+
+
+def test_one_grouping_rule_keys_the_report_as_the_summary_did() -> None:
+    """Two adaptive clients, one silent: summary.json (which knows the scenario's clients)
+    keys by client, and the report, told the same clients, must not key by policy."""
+    h = _history()
+    h.requests += [_req("adaptive", 0.1, "a", client="client-a1")]
+    assert group_clients(h) == ("policy", {"client-a1": "adaptive"})
+    declared = [("client-a1", "adaptive"), ("client-a2", "adaptive")]
+    assert group_clients(h, declared) == (
+        "client",
+        {"client-a1": "client-a1", "client-a2": "client-a2"},
+    )
+    summary = {
+        "grouping": "client",
+        "policies": {c: {"client": c, "policy": p} for c, p in declared},
+    }
+    assert declared_clients(summary) == declared
+    (tl,) = build_timelines(h, Bins(0.25, 8), declared=declared_clients(summary))
+    assert tl.key == "client-a1" and tl.label == "client-a1 (adaptive)"

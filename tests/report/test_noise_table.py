@@ -25,9 +25,7 @@ def test_every_part_of_the_noise_section_has_a_row() -> None:
     assert rows["host load (1 min)"] == "mean 1.25, max 2.50 on 2 CPUs"
     assert rows["oracle steady state (before)"].startswith("p50 2.40 ms, p99 8.10 ms")
     assert "3; median interval 3.40 s, cv 0.05" in rows["slow clusters (> 25 ms)"]
-    assert rows["cgroup worker-2"] == (
-        "CPU 3.50 s, throttled 12 periods (340 ms), quota 0.50 CPUs"
-    )
+    assert rows["cgroup worker-2"] == ("CPU 3.50 s, throttled 12 periods (340 ms), quota 0.50 CPUs")
     assert rows["cgroup grape-1"].endswith("quota none")
 
 

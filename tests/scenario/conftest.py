@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from engine_support import toxiproxy_server
 
-from lab.scenario.adapter import ToxiproxyAdapter
+from lab.toxiproxy_adapter import ToxiproxyAdapter
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from lab.lab_client import HttpLabClient
 from lab.loadgen.local_cluster import Toxiproxy, find_toxiproxy
 from lab.procs import free_port
+from lab.scenario.runtime import ClockProbe, Target, probe_clock
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,3 +94,9 @@ def round_trip(address: str, payload: bytes = b"ping", timeout: float = 2.0) -> 
     except TimeoutError:
         return "timeout", time.monotonic() - t0
     return ("ok" if got == payload else "garbled"), time.monotonic() - t0
+
+
+async def probe_over_http(client: Target, samples: int) -> ClockProbe:
+    """The runner's clock probe, over a lab client of its own."""
+    async with HttpLabClient() as lab:
+        return await probe_clock(lab, client, samples=samples)

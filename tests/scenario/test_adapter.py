@@ -10,7 +10,7 @@ from engine_support import echo_server, round_trip, toxiproxy_server
 
 from lab.errors import FaultError
 from lab.procs import free_port
-from lab.scenario.adapter import ToxiproxyAdapter, parse_version, validate_toxic
+from lab.toxiproxy_adapter import ToxiproxyAdapter, parse_version, validate_toxic
 
 pytestmark = pytest.mark.toxiproxy
 
@@ -96,6 +96,36 @@ def test_reset_removes_toxics_and_enables(server: ToxiproxyAdapter, proxy: tuple
     state = server.proxy(name)
     assert state.enabled and state.toxics == ()
     assert round_trip(listen)[0] == "ok"
+
+
+def test_a_whole_sweep_resets_only_when_something_is_dirty(
+    server: ToxiproxyAdapter, proxy: tuple[str, str]
+) -> None:
+    name, listen = proxy
+    assert server.sweep().dirty == ()  # clean: nothing to reset
+    server.add_toxic(name, "foreign", "latency", {"latency": 1})
+    server.set_enabled(name, False)
+    swept = server.sweep()
+    assert [p.name for p in swept.dirty] == [name]
+    assert swept.removed == ((name, "foreign"),) and swept.enabled == (name,)
+    state = server.proxy(name)
+    assert state.enabled and state.toxics == ()
+    assert round_trip(listen)[0] == "ok"
+
+
+def test_a_selective_sweep_takes_only_ours_and_reenables_what_it_is_told(
+    server: ToxiproxyAdapter, proxy: tuple[str, str]
+) -> None:
+    name, _ = proxy
+    server.add_toxic(name, "lab-f1-latency", "latency", {"latency": 1})
+    server.add_toxic(name, "someone-elses", "latency", {"latency": 1}, stream="upstream")
+    server.set_enabled(name, False)
+    swept = server.sweep(ours="lab-", reenable=[name, name, "not-a-proxy"])
+    assert swept.removed == ((name, "lab-f1-latency"),) and swept.enabled == (name,)
+    assert swept.errors == ()
+    state = server.proxy(name)
+    assert state.enabled and [t.name for t in state.toxics] == ["someone-elses"]
+    server.remove_all_toxics(name)
 
 
 def test_errors_name_the_proxy_and_toxic(server: ToxiproxyAdapter, proxy: tuple[str, str]) -> None:

@@ -13,6 +13,7 @@ times) cannot have been answered.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -27,17 +28,18 @@ from typing import Any
 
 import pytest
 from compose_lab import Lab, lab_session
+from engine_support import probe_over_http
 
 from lab.errors import FaultError, RuntimeUnavailable
 from lab.history import Outcome, read_journal
 from lab.procs import wait_until
-from lab.scenario.adapter import ToxiproxyAdapter
 from lab.scenario.faults import FaultContext, make_fault
 from lab.scenario.rollback import MARKER, cleanup_leftovers
-from lab.scenario.runtime import clients, probe_clock, target
+from lab.scenario.runtime import clients, target
 from lab.scenario.runtime_compose import ComposeRuntime
 from lab.stack import health
 from lab.stack.engine import Engine, service_name
+from lab.toxiproxy_adapter import ToxiproxyAdapter
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(180)]
 
@@ -183,7 +185,7 @@ def test_the_runtime_finds_every_target_by_its_labels(runtime: ComposeRuntime) -
 def test_client_containers_read_the_hosts_monotonic_clock(runtime: ComposeRuntime) -> None:
     host_ns = os.readlink("/proc/self/ns/time")
     for c in clients(runtime):
-        probe = probe_clock(c, samples=5)
+        probe = asyncio.run(probe_over_http(c, samples=5))
         # The client read its clock between the host's two readings: same clock.
         assert abs(probe.offset) <= probe.bound + 1e-4, probe
         assert abs(probe.offset) < 0.005, probe

@@ -33,12 +33,13 @@ from engine_support import toxiproxy_binary
 
 from lab.errors import LabError
 from lab.history import History, read_journal
-from lab.loadgen.local_cluster import http_json
-from lab.scenario.adapter import ToxiproxyAdapter
+from lab.lab_client import http_json
+from lab.scenario.result import RunResult
 from lab.scenario.rollback import MARKER
-from lab.scenario.runner import RunResult, run_scenario
+from lab.scenario.runner import run_scenario
 from lab.scenario.runtime_local import LocalRuntime
 from lab.scenario.spec import load_scenario
+from lab.toxiproxy_adapter import ToxiproxyAdapter
 
 Side = Callable[[LocalRuntime], Coroutine[Any, Any, Any]]
 

@@ -15,11 +15,12 @@ import pytest
 from engine_support import echo_server, round_trip
 
 from lab.errors import FaultError
+from lab.fake_lab_client import FakeLabClient
 from lab.procs import free_port, wait_until
-from lab.scenario.adapter import ToxiproxyAdapter
 from lab.scenario.faults import FaultContext, make_fault
 from lab.scenario.rollback import MARKER, Rollback, cleanup_leftovers
 from lab.scenario.runtime import Target
+from lab.toxiproxy_adapter import ToxiproxyAdapter
 
 # -- the stack, without any server ------------------------------------------------------
 
@@ -82,6 +83,28 @@ def test_cleanup_refuses_while_the_run_is_alive(tmp_path: Path) -> None:
 
 
 # -- against a real Toxiproxy -----------------------------------------------------------
+
+
+def test_cleanup_quiets_a_dead_runs_clients_and_tolerates_a_gone_one(tmp_path: Path) -> None:
+    """Compose clients outlive a killed run: its load stops, the oracle forgets its faults."""
+    lab = FakeLabClient()
+    oracle = lab.add("http://oracle:1", load={"rate": 10}, oracle=["10.0.0.1:1"])
+    marker = {
+        "run_id": "r-dead",
+        "pid": 0,
+        "runtime": "compose",
+        "faults": [],
+        "clients": [
+            {"name": "client-oracle", "control_url": "http://oracle:1", "policy": "oracle"},
+            {"name": "client-gone", "control_url": "http://gone:1", "policy": "random"},
+        ],
+    }
+    (tmp_path / MARKER).write_text(json.dumps(marker))
+    report = cleanup_leftovers(tmp_path, lab=lab)
+    assert oracle.load is None and oracle.oracle == []
+    assert report.actions[0] == "stopped the load of client-oracle"
+    assert report.actions[1].startswith("could not stop the load of client-gone")
+    assert not report.errors and not (tmp_path / MARKER).exists()
 
 
 @pytest.fixture
@@ -154,7 +177,7 @@ DRIVER = textwrap.dedent(
     """
     import signal, sys, time
     from pathlib import Path
-    from lab.scenario.adapter import ToxiproxyAdapter
+    from lab.toxiproxy_adapter import ToxiproxyAdapter
     from lab.scenario.faults import FaultContext, make_fault
     from lab.scenario.rollback import Rollback
     from lab.scenario.runtime import Target

@@ -27,12 +27,12 @@ import pytest
 from engine_support import toxiproxy_binary
 
 from lab.history import Attempt, Outcome, RequestRecord, read_journal, request_to_json
-from lab.scenario.adapter import ToxiproxyAdapter
 from lab.scenario.rollback import MARKER
 from lab.scenario.runner import run_scenario
 from lab.scenario.runtime import Target
 from lab.scenario.runtime_local import LocalRuntime
 from lab.scenario.spec import parse_scenario
+from lab.toxiproxy_adapter import ToxiproxyAdapter
 
 pytestmark = pytest.mark.toxiproxy
 

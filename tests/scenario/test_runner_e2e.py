@@ -15,7 +15,7 @@ from engine_support import ROOT, toxiproxy_binary
 from lab.history import read_journal
 from lab.procs import wait_until
 from lab.scenario.rollback import MARKER, cleanup_leftovers
-from lab.scenario.verdict import Verdict
+from lab.verdict import Verdict
 
 pytestmark = pytest.mark.toxiproxy
 

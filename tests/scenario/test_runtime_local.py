@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -10,15 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from engine_support import toxiproxy_binary
+from engine_support import probe_over_http, toxiproxy_binary
 
 from lab.errors import RuntimeUnavailable
 from lab.procs import free_port, http_ok, wait_until
-from lab.scenario.adapter import ToxiproxyAdapter
 from lab.scenario.faults import FaultContext, make_fault
 from lab.scenario.rollback import MARKER, Rollback, cleanup_leftovers
-from lab.scenario.runtime import Target, probe_clock, target
+from lab.scenario.runtime import Target, target
 from lab.scenario.runtime_local import LocalRuntime
+from lab.toxiproxy_adapter import ToxiproxyAdapter
 
 pytestmark = pytest.mark.toxiproxy
 
@@ -160,7 +161,8 @@ def test_another_process_reads_the_same_monotonic_clock() -> None:
     try:
         assert proc.stdout is not None
         port = int(proc.stdout.readline())
-        probe = probe_clock(Target("clock", "client", f"http://127.0.0.1:{port}"), samples=10)
+        target = Target("clock", "client", f"http://127.0.0.1:{port}")
+        probe = asyncio.run(probe_over_http(target, samples=10))
         assert probe.bound < 0.005
         assert abs(probe.offset) <= probe.bound + 0.001
     finally:

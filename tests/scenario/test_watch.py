@@ -22,13 +22,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from engine_support import ROOT, toxiproxy_binary
 from test_runner import StandInClient, StandInRuntime
 
 from lab.history import read_journal
-from lab.loadgen.local_cluster import http_json
+from lab.lab_client import HttpLabClient, http_json
 from lab.procs import free_port, wait_until
 from lab.scenario.rollback import MARKER, cleanup_leftovers
 from lab.scenario.runner import run_scenario
@@ -56,8 +55,8 @@ async def _watch(watch: Watch, within: float = 5.0) -> tuple[str, float]:
     """Run ``watch`` until it reports a loss: (reason, seconds it took)."""
     reasons: list[str] = []
     t0 = time.monotonic()
-    async with aiohttp.ClientSession() as session:
-        await asyncio.wait_for(watch.run(session, reasons.append), within)
+    async with HttpLabClient() as lab:
+        await asyncio.wait_for(watch.run(lab, reasons.append), within)
     assert len(reasons) == 1 and watch.lost_at is not None
     return reasons[0], watch.lost_at - t0
 

@@ -14,9 +14,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from lab.balancer.policies import make_policy
 from lab.balancer.prequal import PrequalPolicy
 from lab.balancer.prober import Prober
+from lab.balancer.registry import make_policy
 from lab.clock import SYSTEM_CLOCK
 from lab.errors import SettingsError
 from lab.grenache.load import LoadReport, from_headers

@@ -4,7 +4,9 @@ Why an adapter: the library (0.1.1) has no timeouts on any call, keeps the API's
 port in module globals, lets a 500 surface as ``KeyError``, returns ``None`` from
 ``add_toxic``, has no PATCH and no "remove every toxic"; and the server silently ignores
 toxic attributes it does not know (``{"latnecy": 300}`` is a no-op toxic). Nothing else in
-the lab imports ``toxiproxy``: faults, rollback and leftover cleanup all come here.
+the lab imports ``toxiproxy``, and nothing else speaks Toxiproxy's API: faults, rollback,
+leftover cleanup, ``lab up/status/down`` and the local cluster all come here, and
+:meth:`ToxiproxyAdapter.sweep` is the one way toxics are swept.
 
 How: each adapter makes its own subclass of the library's ``APIConsumer`` carrying its
 host and port (the library's class methods read ``cls.host``), so two adapters never
@@ -17,7 +19,7 @@ lacks, goes through ``requests`` directly with the same response check.
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +66,16 @@ class ProxyState:
     upstream: str
     enabled: bool
     toxics: tuple[ToxicState, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    """What :meth:`ToxiproxyAdapter.sweep` found and did."""
+
+    dirty: tuple[ProxyState, ...] = ()  # proxies that were disabled or held toxics
+    removed: tuple[tuple[str, str], ...] = ()  # (proxy, toxic) taken away
+    enabled: tuple[str, ...] = ()  # proxies re-enabled
+    errors: tuple[str, ...] = ()  # calls that failed (selective sweep only)
 
 
 def validate_toxic(type_: str, attributes: Mapping[str, Any], stream: str, toxicity: float) -> None:
@@ -265,6 +277,44 @@ class ToxiproxyAdapter:
             f"/proxies/{_q(proxy)}/toxics/{_q(name)}",
             f"remove toxic {name} from proxy {proxy}",
         )
+
+    def sweep(self, *, ours: str | None = None, reenable: Collection[str] = ()) -> Sweep:
+        """Leave no toxic behind, by one of two rules.
+
+        Without ``ours``: every proxy whole again, ``POST /reset`` when any is disabled or
+        holds a toxic (a run's clean start, ``lab down``). With ``ours``: only toxics
+        named with that prefix go, and the proxies in ``reenable`` that are disabled are
+        enabled; a foreign toxic stays (a janitor undoes its own run only), and each
+        failed call is collected in ``errors`` so every other one is still tried.
+        Listing the proxies may raise FaultError: nothing was swept then.
+        """
+        proxies = self.proxies()
+        dirty = tuple(p for p in proxies.values() if not p.enabled or p.toxics)
+        if ours is None:
+            if dirty:
+                self.reset()
+            removed = tuple((p.name, t.name) for p in dirty for t in p.toxics)
+            enabled = tuple(p.name for p in dirty if not p.enabled)
+            return Sweep(dirty, removed, enabled)
+        taken: list[tuple[str, str]] = []
+        errors: list[str] = []
+        for name, p in proxies.items():
+            for t in p.toxics:
+                if t.name.startswith(ours):
+                    try:
+                        self.remove_toxic(name, t.name)
+                        taken.append((name, t.name))
+                    except FaultError as exc:
+                        errors.append(str(exc))
+        opened: list[str] = []
+        for name in dict.fromkeys(reenable):
+            if name in proxies and not proxies[name].enabled:
+                try:
+                    self.set_enabled(name, True)
+                    opened.append(name)
+                except FaultError as exc:
+                    errors.append(str(exc))
+        return Sweep(dirty, tuple(taken), tuple(opened), tuple(errors))
 
     def remove_all_toxics(self, proxy: str) -> int:
         """Remove every toxic of one proxy (the API has no such call); how many there were."""

@@ -1,0 +1,83 @@
+"""Every policy by name: the one place that knows them all.
+
+Its own module because it imports every policy, and each policy imports the
+:class:`~lab.balancer.policies.Policy` interface: the interface stays below its
+implementations, and the table above them.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from lab.balancer.adaptive import AdaptivePolicy
+from lab.balancer.c3 import C3Config, C3Policy
+from lab.balancer.metrics import MetricsConfig
+from lab.balancer.p2c_policies import LeastRequestPolicy, PeakEwmaPolicy
+from lab.balancer.policies import OraclePolicy, Policy, RandomPolicy, RoundRobinPolicy
+from lab.balancer.prequal import PrequalConfig, PrequalPolicy
+from lab.clock import Clock
+from lab.errors import SettingsError
+
+POLICY_NAMES: tuple[str, ...] = (
+    "adaptive",
+    "random",
+    "round_robin",
+    "oracle",
+    "least_request",
+    "peak_ewma",
+    "prequal",
+    "c3",
+)
+"""Every policy ``make_policy`` knows, in the order reports list them."""
+
+
+def make_policy(name: str, *, clock: Clock, rng: random.Random, **options: Any) -> Policy:
+    """The policy called ``name``; ``options`` are its config objects or knobs.
+
+    ``adaptive`` takes ``metrics``, ``breaker``, ``budget``, ``slow_start``, ``gossip``,
+    ``attempts`` (each a config object or a dict of its fields); ``prequal`` and ``c3``
+    take ``config`` too (:class:`PrequalConfig`, :class:`C3Config`); the others take
+    ``metrics`` only. A bad name or option raises :class:`SettingsError` naming it.
+    """
+    classes: dict[str, type[Policy]] = {
+        c.name: c
+        for c in (
+            AdaptivePolicy,
+            RandomPolicy,
+            RoundRobinPolicy,
+            OraclePolicy,
+            LeastRequestPolicy,
+            PeakEwmaPolicy,
+            PrequalPolicy,
+            C3Policy,
+        )
+    }
+    cls = classes.get(name)
+    if cls is None:
+        raise SettingsError(f"policy: unknown {name!r}; try one of: {', '.join(classes)}")
+    allowed: dict[str, type] = {"metrics": MetricsConfig}
+    if cls is AdaptivePolicy:
+        allowed = dict(AdaptivePolicy.OPTIONS)
+    elif cls is PrequalPolicy:
+        allowed["config"] = PrequalConfig
+    elif cls is C3Policy:
+        allowed["config"] = C3Config
+    built: dict[str, Any] = {}
+    for key, value in options.items():
+        config_type = allowed.get(key)
+        if config_type is None:
+            raise SettingsError(
+                f"{name} policy: unknown option {key!r}; try one of: {', '.join(allowed)}"
+            )
+        if isinstance(value, dict):
+            try:
+                value = config_type(**value)
+            except TypeError as exc:
+                raise SettingsError(f"{name} policy: {key}: {exc}") from None
+            except ValueError as exc:
+                raise SettingsError(f"{name} policy: {key}.{exc}") from None
+        elif not isinstance(value, config_type):
+            raise SettingsError(f"{name} policy: {key}: expected {config_type.__name__}")
+        built[key] = value
+    return cls(clock=clock, rng=rng, **built)
