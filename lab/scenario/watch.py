@@ -12,7 +12,9 @@ Two jobs while the load runs, one loop, because both are "talk to the lab every 
    for :data:`LEASE_S`: if ``lab run`` dies (``kill -9``), nobody renews and every
    client stops its load by itself within ``LEASE_S``. A client that does not take
    the renewal for longer than its lease has stopped loading or is gone: the run
-   aborts, naming it. A ``409`` (no load running) near the load's end is not a loss.
+   aborts, naming it. A ``409`` (no load running) near the load's end is not a loss; a
+   ``410`` (the client's own policy failed, :mod:`lab.balancer.policy_guard`) aborts at
+   once with the client's message, traceback included.
 
 The watch never decides a verdict; it calls ``lost(reason)`` once, and the runner turns
 that into an aborted run (exit 2) with the reason, rollback and a report.
@@ -146,6 +148,8 @@ class Watch:
                     if resp.status in (200, 409):  # 409: its load is already over
                         self._renewed[c.name] = time.monotonic()
                         return None
+                    if resp.status == 410:  # its own policy failed: no point waiting
+                        return f"client {c.name}: {await _error_of(resp)}"
                     problem = f"HTTP {resp.status}"
             except (aiohttp.ClientError, TimeoutError) as exc:
                 problem = f"{type(exc).__name__}: {exc}"
@@ -160,3 +164,13 @@ class Watch:
         results = await asyncio.gather(*(one(c) for c in self.clients))
         self.renewals += 1
         return next((r for r in results if r is not None), None)
+
+
+async def _error_of(resp: aiohttp.ClientResponse) -> str:
+    """The ``error`` of a client's JSON refusal (its policy's fault and traceback)."""
+    try:
+        body = await resp.json(content_type=None)
+    except (aiohttp.ClientError, ValueError):
+        return f"HTTP {resp.status}"
+    error = body.get("error") if isinstance(body, dict) else None
+    return str(error) if error else f"HTTP {resp.status}"
