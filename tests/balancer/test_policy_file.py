@@ -148,3 +148,25 @@ def test_feedback_methods_are_guarded_too() -> None:
     with pytest.raises(PolicyFault, match=r"finished\(\) raised: KeyError"):
         policy.finished(pick, 0.01, Outcome.OK)
     assert guard.fault is not None
+
+
+def test_lab_client_and_scenarios_take_a_reference() -> None:
+    from lab.errors import ScenarioError
+    from lab.loadgen.settings import parse_policy
+    from lab.scenario.spec import parse_scenario
+
+    ref = f"{REPO}/policies/template.py:TemplatePolicy"
+    assert parse_policy(ref) == ref
+    with pytest.raises(SettingsError, match="no file"):
+        parse_policy("policies/nope.py:Mine")
+    text = (
+        "name: byo\nruntime: local\ntopology: {grapes: 1, workers: 2}\n"
+        'clients: ["%s", random]\nload: {rate: 5}\nduration: 20s\n'
+    )
+    sc = parse_scenario(text % ref, "byo.yaml")
+    assert [(c.name, c.policy) for c in sc.clients] == [
+        ("client-TemplatePolicy", ref),
+        ("client-random", "random"),
+    ]
+    with pytest.raises(ScenarioError, match=r"byo.yaml:4: .*no class 'Mine'"):
+        parse_scenario(text % f"{REPO}/policies/template.py:Mine", "byo.yaml")
