@@ -42,6 +42,9 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("validate", "lab.scenario.validate_command", "check scenario files; touch nothing"),
     Subcommand("run", "lab.scenario.run_command", "run a scenario: faults, load, checks, report"),
     Subcommand("report", "lab.report.command", "re-render a run's HTML report from its journal"),
+    Subcommand(
+        "challenge", "lab.learn.challenge_command", "grade a policy on the challenge ladder"
+    ),
 )
 
 
