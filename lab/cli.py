@@ -45,6 +45,9 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand(
         "challenge", "lab.learn.challenge_command", "grade a policy on the challenge ladder"
     ),
+    Subcommand("lookup", "lab.learn.lookup_command", "ask each grape which peers serve a service"),
+    Subcommand("call", "lab.learn.call_command", "one RPC through a policy, every attempt shown"),
+    Subcommand("peers", "lab.learn.peers_command", "a client's live view of its peers"),
 )
 
 
