@@ -43,7 +43,7 @@ def _summary(measured: float, verdict: str, status: str = "completed") -> dict[s
     return {
         "status": status,
         "verdict": "fail" if verdict == "fail" else "pass",
-        "abort_reason": None if status == "completed" else "client client-you: policy failed: x.py:3",
+        "abort_reason": None if status == "completed" else "client-you: policy failed: x.py:3",
         "policies": {
             "p.py:P": {"client": YOU, "availability": measured},
             "random": {"client": "client-random", "availability": 0.67},
