@@ -98,5 +98,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("lab: interrupted", file=sys.stderr)
         return 130
     except LabError as exc:
-        print(f"lab {cmd.name}: {exc}", file=sys.stderr)
+        report = getattr(exc, "report", None)  # a policy's fault carries its traceback
+        print(f"lab {cmd.name}: {report() if callable(report) else exc}", file=sys.stderr)
         return 2

@@ -129,11 +129,14 @@ async def call(
 
 
 async def _one(client: Any, n: int, service: str, payload: Any, deadline_s: float) -> bool:
+    from lab.balancer.policy_file import PolicyFault
     from lab.clock import SYSTEM_CLOCK
 
     t0 = SYSTEM_CLOCK.monotonic()
     try:
         result = await client.request(service, payload, timeout=deadline_s)
+    except PolicyFault:
+        raise  # not the request's failure but the policy's: exit 2 with its traceback
     except LabError as exc:
         attempts = tuple(getattr(exc, "attempts", ()))
         _attempts(n, attempts, t0)
