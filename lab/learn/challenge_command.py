@@ -106,6 +106,8 @@ def _num(value: float | None) -> str:
 
 def print_verdict(c: Challenge, verdict: Verdict, where: Path) -> int:
     """The verdict block; returns the exit code (0 pass, 1 fail, 2 aborted)."""
+    if where.is_absolute() and where.is_relative_to(Path.cwd()):
+        where = where.relative_to(Path.cwd())
     if verdict.aborted is not None:
         print(f"ABORTED challenge {c.number}: {verdict.aborted}")
         print(f"  report: {where}")
