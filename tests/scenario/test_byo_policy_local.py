@@ -97,3 +97,20 @@ def test_a_failing_policy_aborts_the_run_with_its_line_and_leaves_nothing(
     assert f"client-{cls}" in summary["abort_reason"]
     assert not (reports / MARKER).exists()  # every fault undone
     assert pids and not [p for p in pids if _alive(p)]  # no process left behind
+
+
+def test_a_policy_file_that_fails_to_import_stops_the_run_before_any_fault(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "byo.yaml"
+    broken = ROOT / "tests" / "balancer" / "policy_files" / "broken_import.py"
+    path.write_text(SCENARIO.format(cls="import", ref=f"{broken}:Never"))
+    reports = tmp_path / "reports"
+    env = {**os.environ, "LAB_TOXIPROXY_BIN": str(toxiproxy_binary()), "COLUMNS": "200"}
+    r = subprocess.run(
+        [sys.executable, "-m", "lab", "run", str(path), "--reports", str(reports)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "broken_import.py:5: importing" in r.stderr and "ZeroDivisionError" in r.stderr
+    assert not (reports / MARKER).exists()
