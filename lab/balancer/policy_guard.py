@@ -66,6 +66,43 @@ class _Overran(BaseException):
     ``except Exception`` cannot swallow it."""
 
 
+class _Alarm:
+    """A one-shot SIGALRM around one guarded call, leaving the process's own alarm as found.
+
+    The handler and timer in place before the call (a test runner's timeout uses SIGALRM
+    too) are put back after it, the timer less the time the call took.
+    """
+
+    def __init__(self) -> None:
+        self.armed = False
+
+    @staticmethod
+    def usable() -> bool:
+        """Signals are handled on the main thread only."""
+        return threading.current_thread() is threading.main_thread()
+
+    def arm(self, seconds: float) -> tuple[Any, tuple[float, float]]:
+        previous = signal.signal(signal.SIGALRM, self._on_alarm)
+        self.armed = True
+        return previous, signal.setitimer(signal.ITIMER_REAL, seconds)
+
+    def disarm(self, saved: tuple[Any, tuple[float, float]], took: float) -> None:
+        self.armed = False  # an alarm landing now must not raise
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        handler, (remaining, interval) = saved
+        signal.signal(signal.SIGALRM, signal.SIG_DFL if handler is None else handler)
+        if remaining > 0:
+            signal.setitimer(signal.ITIMER_REAL, max(1e-6, remaining - took), interval)
+
+    def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
+        if self.armed:
+            self.armed = False
+            raise _Overran()
+
+
+_ALARM = _Alarm()
+
+
 class Guard:
     """Wraps one policy instance (see the module docstring)."""
 
@@ -83,10 +120,7 @@ class Guard:
         self.fault: PolicyFault | None = None
         self._listeners: list[FaultListener] = [] if on_fault is None else [on_fault]
         self._depth = 0  # a guarded method calling another: only the outermost is timed
-        self._armed = False
-        self._alarm = threading.current_thread() is threading.main_thread()
-        if self._alarm:
-            signal.signal(signal.SIGALRM, self._on_alarm)
+        self._alarm = _ALARM.usable()
         for name in GUARDED:
             setattr(policy, name, self._wrap(name, getattr(policy, name)))
 
@@ -120,9 +154,7 @@ class Guard:
         outer = self._depth == 0
         self._depth += 1
         started = time.monotonic()
-        if outer and self._alarm:
-            self._armed = True
-            signal.setitimer(signal.ITIMER_REAL, self.limit_s)
+        saved = _ALARM.arm(self.limit_s) if outer and self._alarm else None
         try:
             return method(*args, **kwargs)
         except NoPeerAvailable as exc:
@@ -138,12 +170,13 @@ class Guard:
         except Exception as exc:
             raise self._trip(fault_from(exc, self.path, f"{name}() raised")) from None
         finally:
+            if outer:
+                _ALARM.armed = False  # first thing: no alarm may raise from here on
             self._depth -= 1
             if outer:
-                self._armed = False  # first: an alarm landing now must not raise
-                if self._alarm:
-                    signal.setitimer(signal.ITIMER_REAL, 0)
                 took = time.monotonic() - started
+                if saved is not None:
+                    _ALARM.disarm(saved, took)
                 if took > self.limit_s and self.fault is None:
                     raise self._trip(
                         PolicyFault(
@@ -152,11 +185,6 @@ class Guard:
                             where=None,
                         )
                     )
-
-    def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
-        if self._armed:
-            self._armed = False
-            raise _Overran()
 
     def _limit_text(self) -> str:
         return f"{self.limit_s * 1000:.0f} ms limit"

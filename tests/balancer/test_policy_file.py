@@ -170,3 +170,10 @@ def test_lab_client_and_scenarios_take_a_reference() -> None:
     ]
     with pytest.raises(ScenarioError, match=r"byo.yaml:4: .*no class 'Mine'"):
         parse_scenario(text % f"{REPO}/policies/template.py:Mine", "byo.yaml")
+
+
+def test_an_older_guard_still_stops_a_hang_after_a_newer_one_was_made() -> None:
+    policy, _guard = build(f"{FAULTY}:Spins", limit_s=0.05)
+    build(f"{FAULTY}:Raises")  # a second guarded policy in the same process
+    with pytest.raises(PolicyFault, match="ran longer than 50 ms"):
+        policy.choose()
