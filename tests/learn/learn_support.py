@@ -18,7 +18,7 @@ def toxiproxy_env() -> dict[str, str]:
     found = find_toxiproxy(ROOT)
     if found is None:
         pytest.skip("no Toxiproxy server binary (make images builds one)")
-    return {**os.environ, "LAB_TOXIPROXY_BIN": str(found), "COLUMNS": "120"}
+    return {**os.environ, "LAB_TOXIPROXY_BIN": str(found), "COLUMNS": "100"}
 
 
 def lab(*argv: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
