@@ -99,9 +99,7 @@ def _run_ladder(chosen: list[Challenge], policy: str, args: argparse.Namespace) 
 
 
 def _num(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+    return "-" if value is None else f"{value:.5g}"
 
 
 def print_verdict(c: Challenge, verdict: Verdict, where: Path) -> int:
@@ -112,14 +110,10 @@ def print_verdict(c: Challenge, verdict: Verdict, where: Path) -> int:
         print(f"ABORTED challenge {c.number}: {verdict.aborted}")
         print(f"  report: {where}")
         return 2
-    print(f"  {'target':<40}{'measured':>10}{'random':>10}{'oracle':>10}  verdict")
+    print(f"  {'target':<44}{'bound':>9}{'measured':>10}{'random':>10}{'oracle':>10}  verdict")
     for t in verdict.targets:
-        bound = t.bound
-        if t.bound_value is not None and not bound.split()[-1].replace(".", "").isdigit():
-            bound += f" (= {_num(t.bound_value)})"
-        label = f"{t.metric} {bound}"
         print(
-            f"  {label:<40}{_num(t.measured):>10}"
+            f"  {t.metric + ' ' + t.bound:<44}{_num(t.bound_value):>9}{_num(t.measured):>10}"
             f"{_num(t.references.get('client-random')):>10}"
             f"{_num(t.references.get('client-oracle')):>10}  {'pass' if t.passed else 'FAIL'}"
         )
