@@ -206,7 +206,17 @@ class Guard:
                 f"(it is in exclude: {', '.join(sorted(exclude))})"
             )
         if problem is not None:
-            raise self._trip(PolicyFault(problem, where=f"{self.path}:choose"))
+            raise self._trip(PolicyFault(problem, where=self._where("choose")))
+
+    def _where(self, method: str) -> str:
+        """``file:line`` of the learner's ``def method`` (a wrong answer has no traceback)."""
+        import inspect
+
+        try:
+            line = inspect.getsourcelines(getattr(type(self.policy), method))[1]
+        except (OSError, TypeError):
+            return f"{self.path}:{method}"
+        return f"{self.path}:{line}"
 
     def _trip(self, fault: PolicyFault) -> PolicyFault:
         if self.fault is None:

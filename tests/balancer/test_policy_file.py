@@ -131,8 +131,17 @@ def test_a_hang_is_interrupted_where_it_hangs(cls: str) -> None:
 )
 def test_a_wrong_answer_is_a_fault(cls: str, message: str) -> None:
     policy, _guard = build(f"{FAULTY}:{cls}")
-    with pytest.raises(PolicyFault, match=message):
+    with pytest.raises(PolicyFault, match=message) as info:
         policy.choose()
+    line = (
+        next(
+            n
+            for n, text in enumerate(FAULTY.read_text().splitlines(), 1)
+            if text.startswith(f"class {cls}(")
+        )
+        + 3
+    )  # the class line, its name, a blank line, then def choose
+    assert info.value.where == f"{FAULTY}:{line}"
 
 
 def test_a_peer_already_tried_is_a_wrong_answer() -> None:
