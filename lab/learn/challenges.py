@@ -48,7 +48,7 @@ CHALLENGES: tuple[Challenge, ...] = (
               f"{GUIDE} step 5 (a local metrics engine) and step 7 (the circuit breaker)"),
     Challenge(2, "detect", "detect it within a second", "detection",
               f"{GUIDE} step 7 (the circuit breaker: per-attempt timeouts, failure rate)"),
-    Challenge(3, "slow", "keep p99 low under a slow worker", "latency",
+    Challenge(3, "slow", "route around a slow worker", "latency",
               f"{GUIDE} step 6 (peer scoring: peak EWMA, power of two choices)"),
     Challenge(4, "recover", "use the worker again after the heal", "recovery",
               f"{GUIDE} step 9 (decay and recovery: half-open probes, slow start)"),
