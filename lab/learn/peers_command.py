@@ -99,8 +99,10 @@ def table(name: str, body: dict[str, Any]) -> Any:
     from rich.table import Table
 
     t = Table(title=f"{name} ({body.get('policy')}): peers", title_justify="left")
-    for col in ("peer", "latency ms", "in flight", "breaker", "weight", "hints", "ok", "failed"):
-        t.add_column(col, justify="left" if col in ("peer", "breaker") else "right")
+    widest = max((len(str(p.get("peer"))) for p in body.get("peers") or []), default=4)
+    t.add_column("peer", no_wrap=True, min_width=widest)  # an address cut short is no address
+    for col in ("latency ms", "in flight", "breaker", "weight", "hints", "ok", "failed"):
+        t.add_column(col, justify="left" if col == "breaker" else "right")
     for p in body.get("peers") or []:
         latency = p.get("latency_s", p.get("ewma_s"))
         weight = p.get("weight")
