@@ -3,7 +3,8 @@ compared with the output printed in the guide (issue 15).
 
 A ``console`` block is one command (``$ .venv/bin/lab ...``) and the output it printed
 when the guide was written. Shape, not values: every run of digits is one placeholder
-(addresses, ports, times, figures and run ids differ from run to run), spaces collapse,
+(addresses, ports, times, figures and run ids differ from run to run), so is a verdict
+(whether a policy passes is test_challenge_known_answers.py's to judge), spaces collapse,
 and each line of the guide's output must appear in the real output, in order. The
 learner's own steps (``make venv``, ``cp``, runs of ``policies/mine.py``) are ``sh``
 blocks: they need files only the learner writes. The commands run on the local runtime,
@@ -36,6 +37,7 @@ def blocks(text: str) -> list[tuple[str, list[str]]]:
 
 def shape(line: str) -> str:
     line = re.sub(r"\S*/(report\.html|[^/\s]+-challenge-[^/\s]+)\b", "REPORT", line)
+    line = re.sub(r"\b(pass|FAIL|PASS)\b", "VERDICT", line)  # judged by the known answers
     line = re.sub(r"\d+", "#", line)
     line = re.sub(r"[─━│┃┏┓┗┛┡┩└┘┌┐├┤┬┴┼╇╈╋═]+", "|", line)  # table rules vary with widths
     return " ".join(line.split())
