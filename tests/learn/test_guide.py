@@ -81,6 +81,7 @@ COMMANDS = blocks(GUIDE.read_text())
 
 @pytest.mark.toxiproxy
 @pytest.mark.slow
+@pytest.mark.timeout(320)
 @pytest.mark.parametrize("command,expected", COMMANDS, ids=[c for c, _ in COMMANDS])
 def test_every_command_of_the_guide_prints_what_the_guide_shows(
     command: str, expected: list[str], tmp_path: Path
