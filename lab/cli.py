@@ -42,6 +42,12 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("validate", "lab.scenario.validate_command", "check scenario files; touch nothing"),
     Subcommand("run", "lab.scenario.run_command", "run a scenario: faults, load, checks, report"),
     Subcommand("report", "lab.report.command", "re-render a run's HTML report from its journal"),
+    Subcommand(
+        "challenge", "lab.learn.challenge_command", "grade a policy on the challenge ladder"
+    ),
+    Subcommand("lookup", "lab.learn.lookup_command", "ask each grape which peers serve a service"),
+    Subcommand("call", "lab.learn.call_command", "one RPC through a policy, every attempt shown"),
+    Subcommand("peers", "lab.learn.peers_command", "a client's live view of its peers"),
 )
 
 
@@ -92,5 +98,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("lab: interrupted", file=sys.stderr)
         return 130
     except LabError as exc:
-        print(f"lab {cmd.name}: {exc}", file=sys.stderr)
+        report = getattr(exc, "report", None)  # a policy's fault carries its traceback
+        print(f"lab {cmd.name}: {report() if callable(report) else exc}", file=sys.stderr)
         return 2

@@ -38,10 +38,17 @@ PAGE_LIMIT = 5000
 class ControlError(FaultError):
     """A control call failed; ``status`` is the HTTP status, ``None`` when none came back."""
 
-    def __init__(self, message: str, status: int | None = None, refused: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        refused: bool = False,
+        error: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.refused = refused
+        self.error = error  # the ``error`` of a JSON refusal, whole (a policy's traceback)
 
 
 class LabClient(Protocol):
@@ -183,7 +190,9 @@ class HttpLabClient:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ControlError(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
         if status >= 300:
-            raise ControlError(f"{method} {url}: HTTP {status}: {text[:200]}", status)
+            raise ControlError(
+                f"{method} {url}: HTTP {status}: {text[:200]}", status, error=_error_of(text)
+            )
         try:
             return json.loads(text) if text.strip() else None
         except ValueError:
@@ -252,3 +261,13 @@ class ControlClient:
     def metrics(self) -> str:
         with urllib.request.urlopen(f"{self.base}/metrics", timeout=self.timeout) as resp:
             return bytes(resp.read()).decode()
+
+
+def _error_of(text: str) -> str | None:
+    """The ``error`` field of a JSON error body, if it is one."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    return str(error) if error else None

@@ -58,7 +58,22 @@ EventListener = Callable[[PolicyEvent], None]
 
 
 class Policy(ABC):
-    """What the client asks of a balancing policy."""
+    """What the client asks of a balancing policy.
+
+    The contract, for the built-in policies and for one of your own
+    (``path/to/file.py:ClassName``, start from ``policies/template.py``):
+
+    - it is built as ``cls(clock=..., rng=...)``: read time only from ``self._clock``
+      (tests drive a fake one) and draw only from ``self._rng`` (runs are seeded);
+    - every method is called on the client's event loop, one at a time, and must return
+      at once: no I/O, no sleeping; a file's policy gets 100 ms per call
+      (:mod:`lab.balancer.policy_guard`), the built-ins take microseconds;
+    - :meth:`choose` returns a :class:`Pick` of a peer from :meth:`known` that is not in
+      ``exclude``, or raises :class:`~lab.errors.NoPeerAvailable`;
+    - the client reports every attempt it starts (:meth:`started`) and how it ended
+      (:meth:`finished`, or :meth:`abandoned`); the base class keeps the shared
+      per-peer metrics in ``self._metrics`` from these, so overrides call ``super()``.
+    """
 
     name: ClassVar[str]
     retries: ClassVar[bool] = False

@@ -15,6 +15,8 @@ from lab.balancer.c3 import C3Config, C3Policy
 from lab.balancer.metrics import MetricsConfig
 from lab.balancer.p2c_policies import LeastRequestPolicy, PeakEwmaPolicy
 from lab.balancer.policies import OraclePolicy, Policy, RandomPolicy, RoundRobinPolicy
+from lab.balancer.policy_file import fault_from, is_policy_ref, load_policy_class
+from lab.balancer.policy_guard import guard_policy
 from lab.balancer.prequal import PrequalConfig, PrequalPolicy
 from lab.clock import Clock
 from lab.errors import SettingsError
@@ -39,7 +41,11 @@ def make_policy(name: str, *, clock: Clock, rng: random.Random, **options: Any) 
     ``attempts`` (each a config object or a dict of its fields); ``prequal`` and ``c3``
     take ``config`` too (:class:`PrequalConfig`, :class:`C3Config`); the others take
     ``metrics`` only. A bad name or option raises :class:`SettingsError` naming it.
+    ``name`` may also be ``path/to/file.py:ClassName`` (:mod:`lab.balancer.policy_file`):
+    that class, built with ``clock`` and ``rng`` and guarded (:mod:`lab.balancer.policy_guard`).
     """
+    if is_policy_ref(name):
+        return _policy_from_file(name, clock=clock, rng=rng, options=options)
     classes: dict[str, type[Policy]] = {
         c.name: c
         for c in (
@@ -81,3 +87,22 @@ def make_policy(name: str, *, clock: Clock, rng: random.Random, **options: Any) 
             raise SettingsError(f"{name} policy: {key}: expected {config_type.__name__}")
         built[key] = value
     return cls(clock=clock, rng=rng, **built)
+
+
+def _policy_from_file(
+    text: str, *, clock: Clock, rng: random.Random, options: dict[str, Any]
+) -> Policy:
+    """The learner's policy class from its file, built and guarded.
+
+    Its ``name`` becomes the reference as written, so histories, reports and expectations
+    name it the way the scenario did.
+    """
+    if options:
+        raise SettingsError(f"{text}: a policy from a file takes no options")
+    ref, cls = load_policy_class(text)
+    try:
+        policy: Policy = cls(clock=clock, rng=rng)
+    except Exception as exc:
+        raise fault_from(exc, ref.path.resolve(), f"{ref.class_name}(...) raised") from None
+    policy.name = ref.text  # type: ignore[misc]  # the label, per instance
+    return guard_policy(policy, ref.path)[0]

@@ -148,8 +148,25 @@ def _lease_s(data: dict[str, Any]) -> float | None:
     return float(value)
 
 
+async def _refuse_if_policy_failed(c: Controls) -> None:
+    """410 Gone, with the fault and its traceback, once the learner's policy has failed.
+
+    The load is stopped first: nothing more goes through a broken policy, and the run
+    that renews the lease learns why at its next renewal (:mod:`lab.scenario.watch`).
+    """
+    fault = getattr(c.policy_side, "policy_fault", lambda: None)()
+    if fault is None:
+        return
+    await c.load.stop()
+    raise web.HTTPGone(
+        text=json.dumps({"error": f"policy failed: {fault}", "policy_error": fault}),
+        content_type="application/json",
+    )
+
+
 async def load_start(request: web.Request) -> web.Response:
     c = _controls(request)
+    await _refuse_if_policy_failed(c)
     data = await _body(request)
     lease_s = _lease_s(data)
     try:
@@ -168,6 +185,7 @@ async def load_lease(request: web.Request) -> web.Response:
     lease_s = _lease_s(await _body(request))
     if lease_s is None:
         raise _bad("lease_s: required")
+    await _refuse_if_policy_failed(c)
     if not c.load.running:
         raise web.HTTPConflict(
             text=json.dumps({"error": "no load is running", **c.load.status()}),

@@ -36,6 +36,8 @@ from lab.balancer.client import BalancedClient, Transport
 from lab.balancer.feedback import LoadFeedback, ProbeDriven
 from lab.balancer.gossip import GossipConfig, Message
 from lab.balancer.gossip_net import GossipNode
+from lab.balancer.policy_file import PolicyFault
+from lab.balancer.policy_guard import guard_of
 from lab.balancer.prober import Prober, ProbeTransport
 from lab.balancer.registry import make_policy
 from lab.balancer.stats import GossipCounts, PeerStats
@@ -98,6 +100,33 @@ class PolicySide:
             enabled=settings.gossip,
         )
         self.policy.set_hints_enabled(settings.gossip)
+        self._fault: PolicyFault | None = None
+        guard = guard_of(self.policy)
+        if guard is not None:
+            guard.on_fault(self._policy_failed)
+
+    def _policy_failed(self, fault: PolicyFault) -> None:
+        """The learner's policy failed: say so loudly, once; the control API refuses load."""
+        self._fault = fault
+        log.error(
+            "policy %s failed, no more requests go through it:\n%s",
+            self.policy.name,
+            fault.report(),
+        )
+        self._on_event(
+            ClientEvent(
+                self._settings.name,
+                self.policy.name,
+                self._clock.monotonic(),
+                "policy_error",
+                None,
+                {"error": str(fault), "where": fault.where, "traceback": fault.trace},
+            )
+        )
+
+    def policy_fault(self) -> str | None:
+        """The learner's policy's fault with its traceback; None while it works."""
+        return None if self._fault is None else self._fault.report()
 
     async def start(self) -> None:
         """Start the loop-lag monitor, bind the gossip socket and start its timer."""
@@ -181,6 +210,8 @@ class PolicySide:
             "gossip_counts": dataclasses.asdict(self.gossip.counts()),
             "peers": len(self.policy.known()),
         }
+        if self._fault is not None:
+            view["policy_error"] = self._fault.report()
         view["loop_lag"] = {**self.looplag.view(), "voided_attempts": self.client.voided}
         if isinstance(self.policy, AdaptivePolicy):
             view["retry_budget"] = self.policy.budget_view()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 
+from lab.balancer.policy_file import check_policy_ref, is_policy_ref
 from lab.balancer.registry import POLICY_NAMES
 from lab.errors import SettingsError
 from lab.loadgen.limits import MAX_IN_FLIGHT
@@ -43,6 +44,9 @@ def parse_gossip_key(text: str) -> bytes:
 
 
 def parse_policy(text: str) -> str:
+    """A built-in name, or ``path/to/file.py:ClassName`` (checked, not run, here)."""
+    if is_policy_ref(text):
+        return check_policy_ref(text).text
     name = text.strip().lower()
     if name not in POLICIES:
         raise SettingsError(f"unknown policy {text!r}; try one of: {', '.join(POLICIES)}")
@@ -73,7 +77,7 @@ class ClientSettings:
     gossip_key: bytes | None = field(default=None, repr=False)  # None: no gossip at all
 
     def __post_init__(self) -> None:
-        if self.policy not in POLICIES:
+        if self.policy not in POLICIES and not is_policy_ref(self.policy):
             raise SettingsError(f"policy: unknown {self.policy!r}")
         if self.lookup_interval <= 0 or self.announce_interval <= 0:
             raise SettingsError("lookup and announce intervals must be positive")
@@ -107,7 +111,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         env="LAB_CLIENT_POLICY",
         parse=parse_policy,
         default=d.policy,
-        help=f"peer choice: {' | '.join(POLICIES)}",
+        help=f"peer choice: {' | '.join(POLICIES)} | path/to/file.py:ClassName",
     )
     add_option(
         parser,

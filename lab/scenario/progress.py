@@ -16,6 +16,7 @@ from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -178,8 +179,8 @@ def comparison_table(summary: dict[str, Any]) -> Table:
 def summary_table(result: RunResult) -> Table:
     """Every expectation with its measured value and bound, and the run's verdict."""
     title = f"{result.run_id}: {result.verdict.upper()}"
-    if result.abort_reason:
-        title += f" ({result.abort_reason})"
+    if result.abort_reason:  # escaped: a policy's traceback holds [brackets]
+        title += f" ({escape(result.abort_reason)})"
     elif (result.summary or {}).get("verdict_reason"):
         title += f" ({(result.summary or {})['verdict_reason']})"
     table = Table(title=title)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from lab.errors import LabError
 from lab.report.render import render_index
@@ -138,7 +139,8 @@ def run_once(
             console.print(f"[red]rollback: {r.label}: {r.error}[/red]")
     where = result.report or result.run_dir
     if result.abort_reason:
-        console.print(f"[red]aborted[/red]: {result.abort_reason}; see {where}")
+        # escaped: the reason may quote code ([brackets] of a policy's traceback)
+        console.print(f"[red]aborted[/red]: {escape(result.abort_reason)}; see {where}")
     else:
         why = (result.summary or {}).get("verdict_reason")
         tail = f" ({why})" if why else ""

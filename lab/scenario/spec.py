@@ -46,7 +46,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from lab.balancer.policy_file import check_policy_ref, is_policy_ref
 from lab.balancer.registry import POLICY_NAMES
+from lab.errors import SettingsError
 from lab.loadgen.limits import MAX_PAYLOAD_BYTES, MAX_RATE, load_problem
 from lab.scenario.quantities import (
     Bound,
@@ -350,12 +352,23 @@ def _topology(value: Any, at: Field, runtime: str) -> Topology:
 
 
 def _policy(value: Any, at: Field) -> str:
+    """A built-in policy, or ``path/to/file.py:ClassName`` (its file checked, never run)."""
+    if isinstance(value, str) and is_policy_ref(value):
+        try:
+            return check_policy_ref(value).text
+        except SettingsError as exc:
+            raise at.error(str(exc)) from None
     if value not in POLICIES:
         raise at.error(
             f"unknown policy {describe(value)}{did_you_mean(str(value), POLICIES)}; "
             f"policies: {', '.join(POLICIES)}"
         )
     return str(value)
+
+
+def _client_suffix(policy: str) -> str:
+    """``adaptive`` -> ``adaptive``; ``policies/mine.py:MyPolicy`` -> ``MyPolicy``."""
+    return policy.rpartition(":")[2] if is_policy_ref(policy) else policy
 
 
 def _clients(value: Any, at: Field, runtime: str) -> tuple[ClientSpec, ...]:
@@ -368,7 +381,7 @@ def _clients(value: Any, at: Field, runtime: str) -> tuple[ClientSpec, ...]:
         iat = at.item(value, i)
         if isinstance(item, str):
             policy = _policy(item, iat)
-            spec = ClientSpec(f"client-{policy}", policy)
+            spec = ClientSpec(f"client-{_client_suffix(policy)}", policy)
         else:
             s = Section(item, iat, "a policy name or {name, policy, gossip}")
             n_v, n_at = s.need("name")

@@ -12,7 +12,9 @@ Two jobs while the load runs, one loop, because both are "talk to the lab every 
    for :data:`LEASE_S`: if ``lab run`` dies (``kill -9``), nobody renews and every
    client stops its load by itself within ``LEASE_S``. A client that does not take
    the renewal for longer than its lease has stopped loading or is gone: the run
-   aborts, naming it. A ``409`` (no load running) near the load's end is not a loss.
+   aborts, naming it. A ``409`` (no load running) near the load's end is not a loss; a
+   ``410`` (the client's own policy failed, :mod:`lab.balancer.policy_guard`) aborts at
+   once with the client's message, traceback included.
 
 The watch never decides a verdict; it calls ``lost(reason)`` once, and the runner turns
 that into an aborted run (exit 2) with the reason, rollback and a report.
@@ -149,6 +151,8 @@ class Watch:
                 self._renewed[c.name] = time.monotonic()
                 return None
             except ControlError as exc:
+                if exc.status == 410:  # its own policy failed: no point waiting
+                    return f"client {c.name}: {exc.error or exc}"
                 problem = f"HTTP {exc.status}" if exc.status is not None else str(exc)
             silent = time.monotonic() - self._renewed.get(c.name, 0.0)
             if silent >= self.lease_s:
@@ -161,3 +165,4 @@ class Watch:
         results = await asyncio.gather(*(one(c) for c in self.clients))
         self.renewals += 1
         return next((r for r in results if r is not None), None)
+

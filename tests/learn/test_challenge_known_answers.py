@@ -1,0 +1,69 @@
+"""Known answers of the challenge ladder on the local runtime (issue 15): the built-in
+adaptive policy passes every challenge, random fails the avoidance ones, the template
+fails challenge 1. Each challenge is a real run (~35 s)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from learn_support import lab
+
+from lab.learn.challenges import CHALLENGES
+
+pytestmark = [pytest.mark.toxiproxy, pytest.mark.slow]
+
+AVOIDANCE = {1: "availability", 2: "detection_s", 4: "availability", 5: "gossip_lag_s"}
+
+
+def _summaries(reports: Path) -> dict[str, dict[str, Any]]:
+    out = {}
+    for path in reports.glob("*/summary.json"):
+        s = json.loads(path.read_text())
+        out[s["scenario"]] = s
+    return out
+
+
+@pytest.mark.timeout(660)  # six runs of ~35 s each, on a shared host up to ~90 s each
+def test_adaptive_passes_the_ladder_and_random_beside_it_misses_the_avoidance_targets(
+    tmp_path: Path,
+) -> None:
+    r = lab("challenge", "--policy", "adaptive", "--reports", str(tmp_path), timeout=640)
+    assert "ladder: 6 of 6 challenges passed" in r.stdout, r.stdout + r.stderr[-3000:]
+    assert r.returncode == 0
+    summaries = _summaries(tmp_path)
+    assert len(summaries) == len(CHALLENGES)
+    for c in CHALLENGES:
+        assert f"PASS challenge {c.number}: {c.title}" in r.stdout
+    for number, metric in AVOIDANCE.items():
+        s = next(v for k, v in summaries.items() if k.startswith(f"challenge-{number}-"))
+        (target,) = [e for e in s["expectations"] if e["metric"] == metric]
+        random = next(v for v in s["policies"].values() if v["client"] == "client-random")
+        value = random.get(metric)
+        if value is None:
+            continue  # random never stopped choosing the hole: no figure, a miss
+        bound = float(target["bound_value"])
+        missed = value < bound if target["op"].startswith(">") else value > bound
+        assert missed, f"challenge {number}: random's {metric} {value} meets {target['bound']}"
+
+
+@pytest.mark.timeout(300)
+def test_random_fails_challenge_1(tmp_path: Path) -> None:
+    r = lab("challenge", "1", "--policy", "random", "--reports", str(tmp_path), timeout=300)
+    assert r.returncode == 1, r.stdout + r.stderr[-3000:]
+    assert "FAIL challenge 1: avoid a blackholed worker" in r.stdout
+
+
+@pytest.mark.timeout(300)
+def test_the_template_fails_challenge_1_and_says_what_to_read(tmp_path: Path) -> None:
+    r = lab("challenge", "1", "--policy", "policies/template.py:TemplatePolicy",
+            "--reports", str(tmp_path), timeout=300)  # fmt: skip
+    assert r.returncode == 1, r.stdout + r.stderr[-3000:]
+    out = r.stdout
+    assert (
+        "challenge 1: avoid a blackholed worker (availability), policy policies/template.py:" in out
+    )
+    assert "FAIL challenge 1: avoid a blackholed worker" in out
+    assert "read next: LEARNING_GUIDE.md step" in out

@@ -1,0 +1,95 @@
+"""LEARNING_GUIDE.md cannot rot: every command it shows is run and its output's shape
+compared with the output printed in the guide (issue 15).
+
+A ``console`` block is one command (``$ .venv/bin/lab ...``) and the output it printed
+when the guide was written. Shape, not values: every run of digits is one placeholder
+(addresses, ports, times, figures and run ids differ from run to run), so is a verdict
+(whether a policy passes is test_challenge_known_answers.py's to judge), spaces collapse,
+and each line of the guide's output must appear in the real output, in order. The
+learner's own steps (``make venv``, ``cp``, runs of ``policies/mine.py``) are ``sh``
+blocks: they need files only the learner writes. The commands run on the local runtime,
+as the guide shows them; a report's path is one placeholder too (the test writes its
+reports to a temporary folder).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from learn_support import ROOT, lab
+
+GUIDE = ROOT / "LEARNING_GUIDE.md"
+BLOCK = re.compile(r"```console\n(.*?)```", re.S)
+
+
+def blocks(text: str) -> list[tuple[str, list[str]]]:
+    """(command, output lines) of every console block."""
+    out = []
+    for body in BLOCK.findall(text):
+        first, *rest = body.rstrip("\n").split("\n")
+        assert first.startswith("$ "), f"a console block starts with '$ ': {first!r}"
+        out.append((first[2:], rest))
+    return out
+
+
+def shape(line: str) -> str:
+    line = re.sub(r"\S*/(report\.html|[^/\s]+-challenge-[^/\s]+)\b", "REPORT", line)
+    line = re.sub(r"\b(pass|FAIL|PASS)\b", "VERDICT", line)  # judged by the known answers
+    line = re.sub(r"\d+", "#", line)
+    line = re.sub(r"[─━│┃┏┓┗┛┡┩└┘┌┐├┤┬┴┼╇╈╋═]+", "|", line)  # table rules vary with widths
+    return " ".join(line.split())
+
+
+def missing(expected: list[str], actual: str) -> list[str]:
+    """Lines of ``expected`` not found, in order, among ``actual``'s (by shape)."""
+    got = [shape(ln) for ln in actual.splitlines()]
+    at, lost = 0, []
+    for line in expected:
+        want = shape(line)
+        if not want:
+            continue
+        try:
+            at = got.index(want, at) + 1
+        except ValueError:
+            lost.append(line)
+    return lost
+
+
+def test_the_guide_has_its_ten_steps_and_real_outputs() -> None:
+    text = GUIDE.read_text()
+    steps = re.findall(r"^### Step (\d+)\.", text, re.M)
+    assert steps == [str(n) for n in range(1, 11)]
+    assert len(re.findall(r"^## Phase \d", text, re.M)) == 4
+    for command, output in blocks(text):
+        assert command.startswith(".venv/bin/lab "), command
+        assert output and "PENDING" not in output, f"no real output for {command}"
+    assert "LEARNING_GUIDE.md" in (ROOT / "README.md").read_text()
+
+
+def test_shape_ignores_values_but_not_words() -> None:
+    assert not missing(
+        ["grape-1 http://127.0.0.20:4001: 3 peers"], "grape-1 http://127.0.0.9:51: 3 peers"
+    )
+    assert missing(["grape-1: 3 peers"], "grape-1: 3 workers")
+
+
+COMMANDS = blocks(GUIDE.read_text())
+
+
+@pytest.mark.toxiproxy
+@pytest.mark.slow
+@pytest.mark.timeout(320)
+@pytest.mark.parametrize("command,expected", COMMANDS, ids=[c for c, _ in COMMANDS])
+def test_every_command_of_the_guide_prints_what_the_guide_shows(
+    command: str, expected: list[str], tmp_path: Path
+) -> None:
+    argv = shlex.split(command)[1:]
+    if argv[0] in ("challenge", "run"):
+        argv += ["--reports", str(tmp_path)]  # keep the repository's reports/ clean
+    r = lab(*argv, timeout=300)
+    assert r.returncode in (0, 1), f"{command} exited {r.returncode}:\n{r.stdout}\n{r.stderr}"
+    lost = missing(expected, r.stdout + r.stderr)
+    assert not lost, f"{command}: not in the output:\n" + "\n".join(lost) + f"\n---\n{r.stdout}"
