@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from lab.balancer.policies import Policy
 from lab.errors import LabError, SettingsError
 
 MAX_POLICY_FILE_BYTES = 1_000_000
@@ -97,7 +98,6 @@ def check_policy_ref(text: str) -> PolicyRef:
 
 def load_policy_class(text: str) -> tuple[PolicyRef, type]:
     """Run the policy file and return its class (a :class:`Policy` subclass)."""
-    from lab.balancer.policies import Policy
 
     ref = check_policy_ref(text)
     module = _import(ref)

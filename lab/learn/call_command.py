@@ -22,8 +22,15 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
+from lab.balancer.client import BalancedClient
+from lab.balancer.policy_file import PolicyFault
+from lab.balancer.registry import make_policy
+from lab.clock import SYSTEM_CLOCK
 from lab.errors import LabError, SettingsError
+from lab.grenache.link import Link
+from lab.grenache.transport import HttpTransport
 from lab.learn.access import COMPOSE_GRAPE_URLS, add_runtime_option, local_lab
+from lab.learn.in_container import run_in_client
 from lab.loadgen.settings import parse_policy
 from lab.settings import parse_duration
 
@@ -83,7 +90,6 @@ def run(args: argparse.Namespace) -> int:
     if args.runtime == "local":
         with local_lab() as cluster:
             return asyncio.run(call(cluster.grape_urls, args.policy, args.service, payload, args))
-    from lab.learn.in_container import run_in_client
 
     return run_in_client(["call", *_forwarded(args), "--grapes", ",".join(_lab_grapes())])
 
@@ -104,11 +110,6 @@ async def call(
     grapes: Sequence[str], policy_name: str, service: str, payload: Any, args: argparse.Namespace
 ) -> int:
     """Look up, send ``args.repeat`` requests, print every attempt; 1 if the last failed."""
-    from lab.balancer.client import BalancedClient
-    from lab.balancer.registry import make_policy
-    from lab.clock import SYSTEM_CLOCK
-    from lab.grenache.link import Link
-    from lab.grenache.transport import HttpTransport
 
     clock = SYSTEM_CLOCK
     policy = make_policy(policy_name, clock=clock, rng=random.Random())
@@ -129,8 +130,6 @@ async def call(
 
 
 async def _one(client: Any, n: int, service: str, payload: Any, deadline_s: float) -> bool:
-    from lab.balancer.policy_file import PolicyFault
-    from lab.clock import SYSTEM_CLOCK
 
     t0 = SYSTEM_CLOCK.monotonic()
     try:

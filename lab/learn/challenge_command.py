@@ -17,7 +17,19 @@ import sys
 from pathlib import Path
 
 from lab.errors import LabError
-from lab.learn.challenges import CHALLENGES, Challenge, Verdict, challenge, check_policy, judge
+from lab.learn.challenges import (
+    CHALLENGES,
+    Challenge,
+    Verdict,
+    challenge,
+    check_policy,
+    judge,
+    with_policy,
+)
+from lab.scenario.rollback import cleanup_leftovers, default_reports_dir
+from lab.scenario.run_command import _need_analysis, _refresh_index, run_once
+from lab.scenario.runlock import acquire, lock_path, reserve_run_dir
+from lab.scenario.spec import load_scenario
 
 DEFAULT_POLICY = "policies/template.py:TemplatePolicy"
 
@@ -64,11 +76,6 @@ def print_list() -> None:
 def _run_ladder(chosen: list[Challenge], policy: str, args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from lab.scenario.rollback import cleanup_leftovers, default_reports_dir
-    from lab.scenario.run_command import _need_analysis, _refresh_index, run_once
-    from lab.scenario.runlock import acquire, lock_path, reserve_run_dir
-    from lab.scenario.spec import load_scenario
-
     console = Console(stderr=True)
     reports: Path = args.reports or default_reports_dir()
     command = shlex.join(["lab", "challenge", *sys.argv[2:]])
@@ -78,8 +85,6 @@ def _run_ladder(chosen: list[Challenge], policy: str, args: argparse.Namespace) 
         _need_analysis()
         cleanup_leftovers(reports, log=lambda m: console.log(m))
         for c in chosen:
-            from lab.learn.challenges import with_policy
-
             scenario = with_policy(load_scenario(c.file), policy)
             print(f"challenge {c.number}: {c.title} ({c.skill}), policy {policy}", flush=True)
             run_id, _ = reserve_run_dir(reports, scenario.name)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.balancer.policy_file import check_policy_ref, is_policy_ref
+from lab.balancer.registry import POLICY_NAMES
 from lab.errors import SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,7 +69,6 @@ def challenge(number: int) -> Challenge:
 
 def check_policy(text: str) -> str:
     """The policy to judge: a built-in name or a file reference, checked without running."""
-    from lab.balancer.registry import POLICY_NAMES
 
     if is_policy_ref(text):
         return check_policy_ref(text).text

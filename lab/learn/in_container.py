@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from lab.errors import RuntimeUnavailable
+from lab.stack.engine import Engine, service_name
 
 CLIENT_SERVICE = "client-adaptive"
 """The container the command runs in: any client would do; this one is always there."""
@@ -22,8 +23,6 @@ CLIENT_SERVICE = "client-adaptive"
 def run_in_client(argv: Sequence[str], service: str = CLIENT_SERVICE) -> int:
     """``lab ARGV`` in ``service``'s container; its output printed, its exit code returned."""
     import docker.errors
-
-    from lab.stack.engine import Engine, service_name
 
     engine = Engine.connect()
     try:

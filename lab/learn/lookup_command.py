@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Sequence
 
 from lab.errors import LabError, LookupEmpty
+from lab.grenache.link import Link
 from lab.learn.access import COMPOSE_GRAPE_URLS, add_runtime_option, local_lab
 
 
@@ -50,7 +51,6 @@ def show(urls: Sequence[str], service: str, only: int | None) -> int:
 
 
 async def _lookups(urls: Sequence[str], service: str) -> list[list[str] | str]:
-    from lab.grenache.link import Link
 
     async def one(url: str) -> list[str] | str:
         link = Link([url])

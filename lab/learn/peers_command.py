@@ -21,6 +21,7 @@ from typing import Any
 
 from lab.errors import LabError, RuntimeUnavailable
 from lab.learn.access import COMPOSE_CLIENT_URLS, add_runtime_option, local_lab
+from lab.loadgen.local_cluster import ClientSpec
 from lab.loadgen.settings import parse_policy
 from lab.procs import wait_until
 
@@ -57,7 +58,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _local(args: argparse.Namespace) -> int:
-    from lab.loadgen.local_cluster import ClientSpec
 
     default = args.client.removeprefix("client-")
     policy = parse_policy(args.policy or default)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from lab.lab_client import HttpLabClient
 from lab.scenario.runtime import Target
 from lab.scenario.watch import Watch
 
@@ -31,7 +31,7 @@ async def test_a_410_from_a_client_ends_the_watch_at_once_with_its_error() -> No
         watch = Watch(base, [Target("client-you", "client", base)], renew_s=0.05)
         reasons: list[str] = []
         t0 = time.monotonic()
-        async with aiohttp.ClientSession() as session:
-            await asyncio.wait_for(watch.run(session, reasons.append), 5.0)
+        async with HttpLabClient() as lab:
+            await asyncio.wait_for(watch.run(lab, reasons.append), 5.0)
     assert reasons == [f"client client-you: {FAULT}"]
     assert time.monotonic() - t0 < watch.lease_s  # not after the lease ran out
