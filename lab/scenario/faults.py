@@ -578,14 +578,22 @@ FAULT_KINDS: dict[str, type[Fault]] = {
 }
 
 
+def all_fault_kinds() -> dict[str, type[Fault]]:
+    """These kinds plus the network-namespace ones (imported here: they subclass Fault)."""
+    from lab.scenario.netfaults import NETNS_FAULT_KINDS
+
+    return {**FAULT_KINDS, **{cls.kind: cls for cls in NETNS_FAULT_KINDS}}
+
+
 def make_fault(
     fault_id: str, kind: str, target: Target, params: Mapping[str, Any], ctx: FaultContext
 ) -> Fault:
     """The fault of ``kind``; unknown kinds and bad params raise FaultError naming them."""
-    cls = FAULT_KINDS.get(kind)
+    kinds = all_fault_kinds()
+    cls = kinds.get(kind)
     if cls is None:
         raise FaultError(
-            f"fault {fault_id}: unknown kind {kind!r}; known: {', '.join(sorted(FAULT_KINDS))}"
+            f"fault {fault_id}: unknown kind {kind!r}; known: {', '.join(sorted(kinds))}"
         )
     try:
         return cls(fault_id, target, params, ctx)

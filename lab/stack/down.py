@@ -55,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
         _log(f"cleaned up after run {leftovers.run_id}")
     engine = Engine.connect()
     try:
+        from lab.netfault.cleanup import remove_all_helpers
+
+        for name in remove_all_helpers(engine):
+            _log(f"netfault: removed helper {name}")
         removed = remove_toxics()
         if removed:
             _log(f"toxiproxy: removed {removed} leftover toxic(s)")
