@@ -7,8 +7,9 @@ only the standard library and, for ``queue``, ``fnfqueue``. The host decides eve
 reports what is there, so its behaviour stays small enough to check from outside.
 
     lab-netfault run JSON     {"commands": [[argv...], ...]}: run in order, stop at a failure
-    lab-netfault clean JSON   {"chains": [...] | null, "dev": "eth0"}: remove our chains (all
-                              ``LAB-`` chains when null), their jumps, and our root qdisc
+    lab-netfault clean JSON   {"chains": [...] | null, "dev": "eth0", "qdisc": true}: remove
+                              our chains (all ``LAB-`` chains when null), their jumps, and
+                              (qdisc true) our root qdisc
                               (run and clean then print what ``show`` prints)
     lab-netfault show         JSON of our chains with counters, their jumps, the root qdisc
     lab-netfault queue JSON   NFQUEUE loop (delay, jitter, reorder, corrupt) until SIGTERM
@@ -72,11 +73,13 @@ def jumps_to(rules_text: str, chains: Sequence[str]) -> list[tuple[str, str]]:
     return out
 
 
-def clean(chains: Sequence[str] | None, dev: str, runner: Runner = _run) -> list[str]:
-    """Remove our chains (and every jump to them) and our root qdisc; errors as lines.
+def clean(
+    chains: Sequence[str] | None, dev: str, runner: Runner = _run, qdisc: bool = True
+) -> list[str]:
+    """Remove our chains (and every jump to them) and, with ``qdisc``, our root qdisc.
 
     Idempotent: what is already gone is no error, so a rollback and a later cleanup may
-    both run it.
+    both run it. Returns errors as lines.
     """
     errors: list[str] = []
     listing = runner(["iptables", "-w", "5", "-S"])
@@ -93,7 +96,7 @@ def clean(chains: Sequence[str] | None, dev: str, runner: Runner = _run) -> list
             done = runner(["iptables", "-w", "5", op, chain])
             if done.returncode != 0:
                 errors.append(f"iptables {op} {chain}: {done.stderr.strip()[:200]}")
-    if QDISC_HANDLE in root_qdisc(dev, runner):
+    if qdisc and QDISC_HANDLE in root_qdisc(dev, runner):
         done = runner(["tc", "qdisc", "del", "dev", dev, "root"])
         if done.returncode != 0:
             errors.append(f"tc qdisc del dev {dev} root: {done.stderr.strip()[:200]}")
@@ -249,7 +252,7 @@ def main(argv: Sequence[str]) -> int:
     if cmd == "run":
         errors = run_commands(arg["commands"])
     elif cmd == "clean":
-        errors = clean(arg.get("chains"), str(arg.get("dev", "eth0")))
+        errors = clean(arg.get("chains"), str(arg.get("dev", "eth0")), qdisc=arg.get("qdisc", True))
     elif cmd == "show":
         print(json.dumps(show(str(arg.get("dev", "eth0")))))
         return 0

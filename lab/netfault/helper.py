@@ -108,8 +108,10 @@ class NetfaultHelper:
     def run(self, target: str, commands: Sequence[Sequence[str]]) -> dict[str, Any]:
         return self.agent(target, ["run", json.dumps({"commands": [list(c) for c in commands]})])
 
-    def clean(self, target: str, chains: Sequence[str] | None) -> dict[str, Any]:
-        arg = {"chains": None if chains is None else list(chains), "dev": DEV}
+    def clean(
+        self, target: str, chains: Sequence[str] | None, qdisc: bool = True
+    ) -> dict[str, Any]:
+        arg = {"chains": None if chains is None else list(chains), "dev": DEV, "qdisc": qdisc}
         return self.agent(target, ["clean", json.dumps(arg)])
 
     def show(self, target: str) -> dict[str, Any]:

@@ -119,7 +119,8 @@ class NetnsFault(Fault):
         except (FaultError, RuntimeUnavailable):
             alive = False
         self.helper.remove_helpers(self.id)  # first: the queue agent releases held packets
-        self.state = self.helper.clean(self.target.name, chains_of(self.id)) if alive else {}
+        qdisc = self.plan is None or self.plan.qdisc is not None  # unknown plan: ours, if any
+        self.state = self.helper.clean(self.target.name, chains_of(self.id), qdisc) if alive else {}
 
     def _confirm_removed(self) -> None:
         left = [c for c in chains_of(self.id) if c in (self.state.get("chains") or {})]

@@ -268,11 +268,23 @@ def run(args: argparse.Namespace) -> int:
             return 1
         data = asyncio.run(gather(engine, names, args.service))
         wrong = problems(data)
+        from lab.netfault.status import netfault_status
+
+        netfaults, stray = netfault_status(engine, args.reports)
+        left += stray
         if args.json:
-            print(json.dumps({**data, "problems": wrong, "leftovers": left}, indent=2, default=str))
+            print(
+                json.dumps(
+                    {**data, "problems": wrong, "leftovers": left, "netfaults": netfaults},
+                    indent=2,
+                    default=str,
+                )
+            )
         else:
             console = Console()
             render(data, console, args.service)
+            for line in netfaults:
+                console.print(f"[cyan]network fault[/]: {line}")
             for line in wrong:
                 console.print(f"[red]not ok[/]: {line}")
             for line in left:

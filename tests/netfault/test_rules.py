@@ -164,6 +164,14 @@ def test_clean_removes_only_the_named_chains_and_their_jumps() -> None:
     assert not any(c[0] == "tc" and "del" in c for c in fake.calls)
 
 
+def test_clean_of_one_fault_leaves_the_qdisc_unless_asked() -> None:
+    fake = FakeIptables(qdisc="qdisc tbf 1717: root refcnt 2 rate 512Kbit")
+    agent.clean(["LAB-aaaaaaaaaa-in"], "eth0", fake, qdisc=False)
+    assert not any(c[0] == "tc" and "del" in c for c in fake.calls)
+    agent.clean(["LAB-aaaaaaaaaa-in"], "eth0", fake)
+    assert ["tc", "qdisc", "del", "dev", "eth0", "root"] in fake.calls
+
+
 def test_clean_all_takes_every_lab_chain_and_our_qdisc_but_not_others() -> None:
     fake = FakeIptables(qdisc="qdisc tbf 1717: root refcnt 2 rate 512Kbit")
     agent.clean(None, "eth0", fake)
