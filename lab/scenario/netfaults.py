@@ -206,6 +206,8 @@ class Ghost(Fault):
         host, _, port = str(params.get("address", "10.231.0.99:1337")).rpartition(":")
         self.body = {"data": [str(params.get("service", "rpc_test")), int(port), {"host": host}]}
         self.address = f"{host}:{port}"
+        # the ghost is the faulty peer: detection and the oracle's list are about it
+        self.record = replace(self.record, peers=(self.address,))
         self.interval = float(params.get("interval_ms", 1000)) / 1000.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
