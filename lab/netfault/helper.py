@@ -52,6 +52,7 @@ class NetfaultHelper:
         self.engine = engine
         self.client: Any = engine.client
         self.image = image or engine.env.get("LAB_NETFAULT_IMAGE") or f"{NETFAULT_REPO}:latest"
+        self.exited_at: float | None = None  # monotonic: when the last one-shot agent exited
 
     # -- the lab's containers -------------------------------------------------------
     def container(self, name: str) -> Any:
@@ -91,6 +92,7 @@ class NetfaultHelper:
             raise FaultError(f"netfault helper on {target}: {_short(exc)}") from exc
         try:
             result = helper.wait(timeout=timeout)
+            self.exited_at = time.monotonic()  # its commands are done: the change is in place
             out = bytes(helper.logs(stdout=True, stderr=False)).decode(errors="replace")
             err = bytes(helper.logs(stdout=False, stderr=True)).decode(errors="replace")
         except Exception as exc:  # docker or requests timeout: the helper is removed below

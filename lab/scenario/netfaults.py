@@ -15,6 +15,7 @@ namespace went with it, and ``docker start`` makes a fresh one.
 from __future__ import annotations
 
 import threading
+import time
 from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import replace
@@ -75,6 +76,7 @@ class NetnsFault(Fault):
         self.helper = netfault_helper(ctx.runtime)
         self.plan: NetPlan | None = None
         self.state: dict[str, Any] = {}
+        self._done_at: float | None = None
 
     @abstractmethod
     def build(self) -> NetPlan:
@@ -92,6 +94,21 @@ class NetnsFault(Fault):
         if self.plan.queue is not None:
             self.helper.start_queue(self.target.name, self.id, self.queue_params(self.plan.queue))
         self.state = self.helper.run(self.target.name, self.plan.commands)
+        self._done_at = self.helper.exited_at
+
+    def _started(self, t: float) -> float:
+        return self._when(t)
+
+    def _ended(self, t: float) -> float:
+        return self._when(t)
+
+    def _when(self, t: float) -> float:
+        """When the agent exited (its rules in place or gone), not when its container was
+        removed (a few hundred ms later): detection is timed from the fault's start."""
+        done = self._done_at
+        if self.ctx.now is time.monotonic and done is not None and done <= t:
+            return done
+        return t
 
     def queue_params(self, queue: int) -> dict[str, Any]:
         return {"queue": queue}
@@ -120,7 +137,12 @@ class NetnsFault(Fault):
             alive = False
         self.helper.remove_helpers(self.id)  # first: the queue agent releases held packets
         qdisc = self.plan is None or self.plan.qdisc is not None  # unknown plan: ours, if any
-        self.state = self.helper.clean(self.target.name, chains_of(self.id), qdisc) if alive else {}
+        self._done_at = None
+        if alive:
+            self.state = self.helper.clean(self.target.name, chains_of(self.id), qdisc)
+            self._done_at = self.helper.exited_at
+        else:
+            self.state = {}
 
     def _confirm_removed(self) -> None:
         left = [c for c in chains_of(self.id) if c in (self.state.get("chains") or {})]
