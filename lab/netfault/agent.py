@@ -170,8 +170,8 @@ class Shaper:
         return bytes(data)
 
 
-def queue(params: dict[str, Any]) -> int:  # pragma: no cover - needs NFQUEUE (Compose tests)
-    import fnfqueue  # type: ignore[import-not-found]
+def queue(params: dict[str, Any]) -> int:
+    import fnfqueue
 
     shaper = Shaper(params, random.Random(params.get("seed")))
     conn = fnfqueue.Connection()
@@ -233,7 +233,7 @@ def queue(params: dict[str, Any]) -> int:  # pragma: no cover - needs NFQUEUE (C
     return 0
 
 
-def _accept(item: Any, mangled: bool = False) -> None:  # pragma: no cover - NFQUEUE only
+def _accept(item: Any, mangled: bool = False) -> None:
     import fnfqueue
 
     packet, changed = item if isinstance(item, tuple) else (item, mangled)

@@ -9,6 +9,7 @@ in the lab's containers, through the helper, are tested on the Compose lab.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -129,3 +130,76 @@ out["after"] = agent.show("lo")["qdisc"]
     assert out["run"] == [] and out["clean"] == []
     assert "tbf 1717:" in str(out["qdisc"]) and "400Kbit" in str(out["qdisc"])
     assert "1717:" not in str(out["after"])
+
+
+QUEUE = """
+import os, signal, statistics, time
+plan = packet_plan("q", PacketParams(**PARAMS), Match("udp", 20001), "out", dev="lo")
+env = dict(os.environ)
+agent_proc = subprocess.Popen(
+    [sys.executable, AGENT, "queue", json.dumps({"queue": plan.queue, "seed": 1, **PARAMS})],
+    stdout=subprocess.PIPE, text=True,
+)
+assert agent_proc.stdout.readline().strip() == "ready"
+out["run"] = agent.run_commands(plan.commands)
+r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+r.bind(("127.0.0.1", 20001)); r.settimeout(0.5)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+lat, seqs = [], []
+for i in range(SEQ):
+    t0 = time.monotonic()
+    s.sendto(b"%05d" % i, ("127.0.0.1", 20001))
+    try:
+        seqs.append(int(r.recv(64)[:5])); lat.append(time.monotonic() - t0)
+    except (socket.timeout, ValueError):
+        pass
+out["lat"] = lat
+burst = []
+for i in range(100):
+    s.sendto(b"%05d" % i, ("127.0.0.1", 20001)); time.sleep(0.001)
+try:
+    while True:
+        burst.append(int(r.recv(64)[:5]))
+except socket.timeout:
+    pass
+out["burst"] = burst
+agent_proc.send_signal(signal.SIGTERM)
+out["agent_exit"] = agent_proc.wait(timeout=10)
+t0 = time.monotonic(); s.sendto(b"00000", ("127.0.0.1", 20001)); r.recv(64)
+out["bypass_s"] = time.monotonic() - t0
+out["clean"] = agent.clean(None, "lo")
+"""
+
+
+def run_queue(params: dict[str, float], seq: int = 0) -> dict[str, object]:
+    """``seq`` datagrams one at a time (each one's delay), then a burst of 100."""
+    pytest.importorskip("fnfqueue")
+    agent_py = str(ROOT / "lab" / "netfault" / "agent.py")
+    script = QUEUE.replace("PARAMS", repr(params)).replace("AGENT", repr(agent_py))
+    return in_netns(script.replace("SEQ", str(seq)))
+
+
+def test_the_queue_agent_delays_with_jitter_and_lets_packets_through_when_gone() -> None:
+    out = run_queue({"delay_ms": 80, "jitter_ms": 20}, seq=40)
+    assert out["run"] == [] and out["clean"] == [] and out["agent_exit"] == 0
+    lat = [float(x) for x in out["lat"]]  # type: ignore[attr-defined]
+    assert len(lat) == 40
+    assert min(lat) >= 0.055 and max(lat) <= 0.2, (min(lat), max(lat))
+    assert max(lat) - min(lat) >= 0.015  # jitter spreads them
+    assert sorted(out["burst"]) == list(range(100))  # type: ignore[call-overload]
+    assert float(out["bypass_s"]) < 0.05  # type: ignore[arg-type]
+
+
+def test_the_queue_agent_reorders_a_share_of_packets() -> None:
+    out = run_queue({"delay_ms": 50, "reorder": 30})
+    burst = [int(x) for x in out["burst"]]  # type: ignore[attr-defined]
+    assert sorted(burst) == list(range(100))  # none lost
+    overtaken = sum(1 for a, b in itertools.pairwise(burst) if b < a)
+    assert overtaken >= 10, burst
+
+
+def test_the_queue_agent_corrupts_a_share_that_the_receiver_discards() -> None:
+    out = run_queue({"corrupt": 50})
+    burst = [int(x) for x in out["burst"]]  # type: ignore[attr-defined]
+    # a flipped bit fails the UDP checksum: the receiver drops about half
+    assert 30 <= 100 - len(burst) <= 70, len(burst)
