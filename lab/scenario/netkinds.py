@@ -128,3 +128,24 @@ def ghost(s: Section) -> Params:
     iv, iat = s.get("interval_ms", 1000)
     interval = int(parse_number(iv, iat, low=100, high=60_000, integer=True))
     return {"address": v, "service": sv, "interval_ms": interval}
+
+
+NETNS_KINDS = ("link_partition", "packet", "dns")
+
+
+def check_runtime(steps: tuple[Any, ...], runtime: str, label: str) -> None:
+    """Refuse network-namespace kinds on the local runtime, naming the step's line.
+
+    Why at validation: local services share the host's namespace, so such a fault could
+    only fail at injection, half-way through a run.
+    """
+    if runtime != "local":
+        return
+    for i, step in enumerate(steps):
+        kinds = [getattr(step, "kind", None)] + [k for k, _ in getattr(step, "kinds", ())]
+        bad = [k for k in kinds if k in NETNS_KINDS]
+        if bad:
+            raise Field(label, int(step.line), f"timeline[{i}]").error(
+                f"{bad[0]} acts in a container's network namespace: it needs runtime: compose "
+                f"(local services share the host's)"
+            )

@@ -48,6 +48,7 @@ from typing import Any
 
 from lab.balancer.policies import POLICY_NAMES
 from lab.loadgen.limits import MAX_PAYLOAD_BYTES, MAX_RATE, load_problem
+from lab.scenario import netkinds
 from lab.scenario.quantities import (
     Bound,
     format_duration,
@@ -282,6 +283,7 @@ def parse_scenario(text: str, label: str = "<scenario>") -> Scenario:
 
     tl_v, tl_at = top.get("timeline")
     timeline = parse_timeline(tl_v if tl_v is not None else YList(), tl_at, topology, duration)
+    netkinds.check_runtime(timeline, str(runtime), label)
     intervals = expand(timeline, seed)
     check_overlaps(intervals, label, duration)
 

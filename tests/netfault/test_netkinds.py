@@ -77,3 +77,11 @@ def test_two_network_faults_on_one_target_overlap_is_refused() -> None:
         "{at: 5s, fault: dns, target: grape-1, for: 10s}",
     )
     assert "grape-1" in msg
+
+
+def test_network_namespace_kinds_are_refused_on_the_local_runtime() -> None:
+    text = steps("{at: 1s, fault: packet, target: grape-1, loss: 5}").replace(
+        "name: t\n", "name: t\nruntime: local\ntopology: {grapes: 1, workers: 3}\n"
+    )
+    with pytest.raises(ScenarioError, match=r"x.yaml:8: timeline\[0\]: packet .* runtime: compose"):
+        parse_scenario(text, "x.yaml")
