@@ -27,6 +27,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from lab.errors import LabError
@@ -62,7 +63,7 @@ def lookups(n: int) -> tuple[float, float, int]:
     return (statistics.median(times) if times else float("nan")), p99, failed
 
 
-def visible_after(announce: Callable[[], None], service: str, limit: float = 20.0) -> float:
+def visible_after(announce: Callable[[], Any], service: str, limit: float = 20.0) -> float:
     """Seconds from ``announce()`` until grape-3 returns ``service`` (inf past ``limit``)."""
     t0 = time.monotonic()
     announce()
@@ -80,7 +81,7 @@ def visibility(rounds: int) -> list[float]:
     out = []
     for _ in range(rounds):
         svc = f"bench_{uuid.uuid4().hex[:8]}"
-        out.append(visible_after(lambda s=svc: call(GRAPE1, "announce", [s, 4000]), svc))
+        out.append(visible_after(partial(call, GRAPE1, "announce", [svc, 4000]), svc))
     return out
 
 
@@ -142,7 +143,7 @@ def main() -> int:
             finally:
                 cut.undo()
             converge.append(
-                visible_after(lambda s=svc: call(GRAPE1, "announce", [s, 4000], timeout=10.0), svc)
+                visible_after(partial(call, GRAPE1, "announce", [svc, 4000], timeout=10.0), svc)
             )
             print(
                 f"partition {i + 1}: seen on grape-3 while cut: {seen_while_cut}; "
