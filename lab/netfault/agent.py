@@ -211,22 +211,30 @@ def queue(params: dict[str, Any]) -> int:
     print("ready", flush=True)
     seq = 0
     try:
-        for packet in conn:
-            changed = shaper.mangle(packet.payload)
-            if changed is not None:
-                packet.payload = changed
-            wait = shaper.wait()
-            with lock:
-                if wait <= 0:
-                    _accept(packet, changed is not None)
-                else:
-                    seq += 1
-                    heapq.heappush(held, (time.monotonic() + wait, seq, (packet, changed)))
-                    lock.notify()
-    except Exception as exc:  # closed by stop(), or the queue failed
-        if not stopping.is_set():
-            print(f"queue failed: {exc}", file=sys.stderr, flush=True)
-            return 1
+        while not stopping.is_set():
+            try:
+                for packet in conn:
+                    changed = shaper.mangle(packet.payload)
+                    if changed is not None:
+                        packet.payload = changed
+                    wait = shaper.wait()
+                    with lock:
+                        if wait <= 0:
+                            _accept(packet, changed is not None)
+                        else:
+                            seq += 1
+                            heapq.heappush(held, (time.monotonic() + wait, seq, (packet, changed)))
+                            lock.notify()
+            except fnfqueue.BufferOverflowException:
+                # the kernel dropped what did not fit in the socket buffer: those packets
+                # are lost (more loss than asked, under a burst), the queue goes on
+                print("queue overflow: packets dropped", file=sys.stderr, flush=True)
+            except Exception as exc:  # closed by stop(), or the queue failed
+                if not stopping.is_set():
+                    print(f"queue failed: {exc}", file=sys.stderr, flush=True)
+                    return 1
+            else:
+                break  # the connection was closed
     finally:
         stopping.set()
         releaser.join(timeout=2.0)
