@@ -576,20 +576,3 @@ FAULT_KINDS: dict[str, type[Fault]] = {
         Errors,
     )
 }
-
-
-def make_fault(
-    fault_id: str, kind: str, target: Target, params: Mapping[str, Any], ctx: FaultContext
-) -> Fault:
-    """The fault of ``kind``; unknown kinds and bad params raise FaultError naming them."""
-    cls = FAULT_KINDS.get(kind)
-    if cls is None:
-        raise FaultError(
-            f"fault {fault_id}: unknown kind {kind!r}; known: {', '.join(sorted(FAULT_KINDS))}"
-        )
-    try:
-        return cls(fault_id, target, params, ctx)
-    except FaultError as exc:
-        if str(exc).startswith(f"fault {fault_id}"):
-            raise
-        raise FaultError(f"fault {fault_id} ({kind} on {target.name}): {exc}") from None

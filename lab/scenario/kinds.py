@@ -14,7 +14,11 @@ Kinds:
   ``pause`` (unpause), ``restart`` (instant: it heals itself), ``grape_partition``
   (network disconnect, healed by reconnecting);
 - through a worker's control endpoint: ``slow`` {latency: {kind, ms, ...}},
-  ``errors`` {error_rate}.
+  ``errors`` {error_rate};
+- in a target's network namespace (Compose only, lab/scenario/netkinds.py): ``link_partition``
+  {peers, direction}, ``packet`` {loss, delay_ms, jitter_ms, reorder, corrupt, rate_kbps,
+  protocol, port, peer, direction}, ``dns`` {mode}; through a grape's API: ``ghost``
+  {address, service, interval_ms}.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from lab.scenario import netkinds
 from lab.scenario.quantities import parse_number
 from lab.scenario.yamlsource import Field, Section, describe, did_you_mean
 
@@ -32,7 +37,7 @@ Params = dict[str, Any]
 @dataclass(frozen=True, slots=True)
 class KindInfo:
     name: str
-    via: str  # "toxiproxy" | "runtime" | "control"
+    via: str  # "toxiproxy" | "runtime" | "control" | "netns"
     targets: tuple[str, ...]  # "worker", "grape"
     params: tuple[str, ...]  # accepted parameter names
     parse: Callable[[Section], Params]
@@ -110,6 +115,11 @@ def _errors(s: Section) -> Params:
     return {"error_rate": parse_number(v, at, low=0.0, high=1.0)}
 
 
+_ANY = ("worker", "grape", "client")
+_PACKET_PARAMS = (
+    *netkinds.PACKET_EFFECTS, "duplicate", "protocol", "port", "peer", "direction",
+)
+
 KINDS: dict[str, KindInfo] = {
     k.name: k
     for k in (
@@ -126,6 +136,12 @@ KINDS: dict[str, KindInfo] = {
         KindInfo("grape_partition", "runtime", ("worker", "grape"), (), _none),
         KindInfo("slow", "control", ("worker",), ("latency",), _slow),
         KindInfo("errors", "control", ("worker",), ("error_rate",), _errors),
+        # in the target's network namespace, by a helper container (lab/scenario/netfaults.py)
+        KindInfo("link_partition", "netns", _ANY, ("peers", "direction"), netkinds.link_partition),
+        KindInfo("packet", "netns", _ANY, _PACKET_PARAMS, netkinds.packet),
+        KindInfo("dns", "netns", _ANY, ("mode",), netkinds.dns),
+        KindInfo("ghost", "control", ("grape",), ("address", "service", "interval_ms"),
+                 netkinds.ghost),
     )
 }
 

@@ -13,8 +13,9 @@ Two layers, because one is not enough:
    killed with ``-9`` leaves it behind, and :func:`cleanup_leftovers` (called first by the
    next ``lab run`` and by ``lab down``) undoes it from the file alone: removes our toxics
    (named ``lab-...``) and re-enables our proxies, unpauses, starts and reconnects
-   containers, restores worker behaviour, stops a dead local run's processes, and stops
-   the load of a dead Compose run's clients (their containers outlive the run).
+   containers, restores worker behaviour, removes network-fault helpers and chains,
+   stops a dead local run's processes, and stops the load of a dead Compose run's
+   clients (their containers outlive the run).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 
 from lab.errors import FaultError, LabError, RuntimeUnavailable
 from lab.lab_client import ControlError, HttpLabClient, LabClient, http_json
+from lab.netfault.cleanup import undo_netfault_leftovers
 from lab.scenario.faults import TOXIC_PREFIX, Fault
 from lab.scenario.runtime_compose import undo_leftovers
 from lab.stack.engine import Paths
@@ -275,6 +277,7 @@ def cleanup_leftovers(
         actions, errors = undo_leftovers(faults)
         report.actions.extend(actions)
         report.errors.extend(errors)
+        undo_netfault_leftovers(faults, report)
     for f in faults:
         if f.get("behaviour_url") and f.get("restore"):
             try:

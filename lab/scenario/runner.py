@@ -36,7 +36,8 @@ from lab.errors import LabError
 from lab.history import History, JournalWriter, RunMeta
 from lab.lab_client import HttpLabClient, LabClient
 from lab.scenario.collector import Collector
-from lab.scenario.faults import Fault, FaultContext, make_fault
+from lab.scenario.fault_kinds import make_fault
+from lab.scenario.faults import Fault, FaultContext
 from lab.scenario.junit import write_junit
 from lab.scenario.noise import NoiseMonitor
 from lab.scenario.progress import NullProgress, Progress

@@ -50,6 +50,7 @@ from lab.balancer.policy_file import check_policy_ref, is_policy_ref
 from lab.balancer.registry import POLICY_NAMES
 from lab.errors import SettingsError
 from lab.loadgen.limits import MAX_PAYLOAD_BYTES, MAX_RATE, load_problem
+from lab.scenario import netkinds
 from lab.scenario.quantities import (
     Bound,
     format_duration,
@@ -284,6 +285,7 @@ def parse_scenario(text: str, label: str = "<scenario>") -> Scenario:
 
     tl_v, tl_at = top.get("timeline")
     timeline = parse_timeline(tl_v if tl_v is not None else YList(), tl_at, topology, duration)
+    netkinds.check_runtime(timeline, str(runtime), label)
     intervals = expand(timeline, seed)
     check_overlaps(intervals, label, duration)
 

@@ -29,6 +29,7 @@ from lab.scenario.yamlsource import (
     describe,
     did_you_mean,
     quote,
+    quote_text,
 )
 
 CHAOS = "chaos"
@@ -388,7 +389,7 @@ def _resolve_heals(
                 known = sorted(set(singles) | {f.target for f in singles.values()})
                 raise h_at.error(
                     f"no fault {quote(ref)} to heal{did_you_mean(ref, known)}; fault ids and "
-                    f"targets: {', '.join(known) or 'none'}"
+                    f"targets: {', '.join(quote_text(k) for k in known) or 'none'}"
                 )
             active = [f for f in on_target if f.at_s < t and f.id not in ends]
             if not active:

@@ -15,6 +15,7 @@ import time
 import docker.errors
 
 from lab.errors import FaultError, RuntimeUnavailable
+from lab.netfault.cleanup import remove_all_helpers
 from lab.scenario.rollback import cleanup_leftovers
 from lab.stack import gossip_key, toxiapi
 from lab.stack.engine import Engine
@@ -51,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
         _log(f"cleaned up after run {leftovers.run_id}")
     engine = Engine.connect()
     try:
+        for name in remove_all_helpers(engine):
+            _log(f"netfault: removed helper {name}")
         removed = remove_toxics()
         if removed:
             _log(f"toxiproxy: removed {removed} leftover toxic(s)")

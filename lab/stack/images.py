@@ -44,6 +44,8 @@ TOXIPROXY_MODULE = "github.com/Shopify/toxiproxy/v2"
 SERVICES_REPO = "grenache-lab/services"
 BASE_REPO = "grenache-lab/base"
 TOXIPROXY_REPO = "grenache-lab/toxiproxy"
+NETFAULT_REPO = "grenache-lab/netfault"
+NETFAULT_PYTHON = "3.11"  # Debian bookworm's python3, which the helper image runs
 SOURCES = ("auto", "upstream", "offline")
 
 Log = Callable[[str], None]
@@ -57,14 +59,18 @@ class ImageSet:
     python_base: str
     toxiproxy: str
     services: str
+    netfault: str = ""  # the network-fault helper ("": could not be built here)
 
     def env(self) -> dict[str, str]:
-        return {
+        out = {
             "LAB_IMAGE_SOURCE": self.source,
             "LAB_PYTHON_BASE": self.python_base,
             "LAB_TOXIPROXY_IMAGE": self.toxiproxy,
             "LAB_SERVICES_IMAGE": self.services,
         }
+        if self.netfault:
+            out["LAB_NETFAULT_IMAGE"] = self.netfault
+        return out
 
 
 def digest(parts: Iterable[bytes | str], length: int = 12) -> str:
@@ -191,7 +197,10 @@ class Builder:
         if python_base or toxiproxy:
             source = "custom" if (python_base and toxiproxy) else source
         services = self._services(base)
-        return ImageSet(source=source, python_base=base, toxiproxy=toxi, services=services)
+        netfault = self._netfault_or_none(mirror)
+        return ImageSet(
+            source=source, python_base=base, toxiproxy=toxi, services=services, netfault=netfault
+        )
 
     def exists(self, ref: str) -> bool:
         try:
@@ -331,6 +340,61 @@ class Builder:
         )
         (gobin / command).replace(binary)
         return binary
+
+    # -- the network-fault helper -----------------------------------------------------
+    def _netfault_or_none(self, mirror: str | None) -> str:
+        """The helper image's tag, or "" (logged) when it cannot be built: the lab runs
+        without it, and only the network-namespace faults refuse, naming the cause."""
+        try:
+            return self._netfault(mirror)
+        except RuntimeUnavailable as exc:
+            self.log(f"images: no netfault helper image (network-namespace faults off): {exc}")
+            return ""
+
+    def _netfault(self, mirror: str | None) -> str:
+        here = self.paths.images / "netfault"
+        script = here / "build-netfault-image.sh"
+        agent = self.paths.root / "lab" / "netfault" / "agent.py"
+        reqs = here / "requirements.txt"
+        key = file_digest([script, agent, reqs], self.paths.root, [platform.machine()])
+        tag = f"{NETFAULT_REPO}:{key}"
+        if not self.exists(tag):
+            wheels = self._netfault_wheels(reqs)
+            mirror = mirror or apt_mirror()
+            self.log(f"images: building the netfault helper {tag} with debootstrap from {mirror}")
+            self._run(
+                [str(script), mirror, tag, str(agent), str(wheels)],
+                "netfault helper",
+                "netfault-build.log",
+            )
+            self._prune(NETFAULT_REPO, keep=tag)
+        self.client.images.get(tag).tag(NETFAULT_REPO, "latest")
+        return tag
+
+    def _netfault_wheels(self, reqs: Path) -> Path:
+        """Binary wheels of the helper's Python packages for bookworm's Python 3.11."""
+        arch = platform.machine()
+        home = self.cache / "wheelhouse" / f"netfault-{arch}-{file_digest([reqs], self.paths.root)}"
+        if (home / ".complete").is_file():
+            return home
+        tmp = home.with_name(home.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+        self._run(
+            [
+                *pip, "download", "--only-binary=:all:", "--dest", str(tmp),
+                "--python-version", NETFAULT_PYTHON, "--implementation", "cp",
+                "--abi", "cp" + NETFAULT_PYTHON.replace(".", ""), "--abi", "abi3", "--abi", "none",
+                *manylinux_platforms(arch), "-r", str(reqs),
+            ],
+            "netfault wheels",
+            "wheelhouse.log",
+        )
+        shutil.rmtree(home, ignore_errors=True)
+        tmp.rename(home)
+        (home / ".complete").write_text(f"{NETFAULT_PYTHON} {arch}\n")
+        return home
 
     # -- the services image -----------------------------------------------------------
     def _services(self, base: str) -> str:

@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lab.errors import LabError, RuntimeUnavailable
+from lab.netfault.helper import HELPER_LABEL, TARGET_LABEL, NetfaultHelper
 from lab.scenario.rollback import MARKER, default_reports_dir, marker_owner_alive
 from lab.scenario.runlock import COMPOSE_LOCK_NAME, holder, state_dir
 from lab.stack import health, toxiapi
@@ -267,11 +268,22 @@ def run(args: argparse.Namespace) -> int:
             return 1
         data = asyncio.run(gather(engine, names, args.service))
         wrong = problems(data)
+
+        netfaults, stray = netfault_status(engine, args.reports)
+        left += stray
         if args.json:
-            print(json.dumps({**data, "problems": wrong, "leftovers": left}, indent=2, default=str))
+            print(
+                json.dumps(
+                    {**data, "problems": wrong, "leftovers": left, "netfaults": netfaults},
+                    indent=2,
+                    default=str,
+                )
+            )
         else:
             console = Console()
             render(data, console, args.service)
+            for line in netfaults:
+                console.print(f"[cyan]network fault[/]: {line}")
             for line in wrong:
                 console.print(f"[red]not ok[/]: {line}")
             for line in left:
@@ -281,3 +293,37 @@ def run(args: argparse.Namespace) -> int:
         return 1 if wrong or left else 0
     finally:
         engine.close()
+
+
+def netfault_status(engine: Engine, reports_dir: Path | None = None) -> tuple[list[str], list[str]]:
+    """Network faults read from the in-flight marker and Docker's helper labels (cheap).
+
+    (active: one line per network fault in place, stray: helpers no live run owns)."""
+    active: list[str] = []
+    owner_alive = False
+    marker = (reports_dir or default_reports_dir()) / MARKER
+    try:
+        data: Any = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        data = None
+    if isinstance(data, dict):
+        owner_alive = marker_owner_alive(data)
+        who = f"run {data.get('run_id')} ({'running' if owner_alive else 'dead'})"
+        for f in data.get("faults") or []:
+            if isinstance(f, dict) and f.get("netfault"):
+                active.append(f"{f.get('kind')} {f.get('id')} on {f.get('target')}, {who}")
+    stray: list[str] = []
+    try:
+        helpers = NetfaultHelper(engine).helpers()
+    except LabError as exc:
+        return active, [f"cannot list netfault helpers: {exc}"]
+    for h in helpers:
+        labels = h.labels or {}
+        line = (
+            f"helper {h.name} ({h.status}) of fault {labels.get(HELPER_LABEL)} "
+            f"in {labels.get(TARGET_LABEL)}'s namespace"
+        )
+        active.append(line)
+        if not owner_alive:
+            stray.append(f"{line}; remove it with `lab down` or the next `lab run`")
+    return active, stray

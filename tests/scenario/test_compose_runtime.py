@@ -33,7 +33,8 @@ from engine_support import probe_over_http
 from lab.errors import FaultError, RuntimeUnavailable
 from lab.history import Outcome, read_journal
 from lab.procs import wait_until
-from lab.scenario.faults import FaultContext, make_fault
+from lab.scenario.fault_kinds import make_fault
+from lab.scenario.faults import FaultContext
 from lab.scenario.rollback import MARKER, cleanup_leftovers
 from lab.scenario.runtime import clients, target
 from lab.scenario.runtime_compose import ComposeRuntime

@@ -19,7 +19,8 @@ from engine_support import echo_server, round_trip
 
 from lab.errors import FaultError
 from lab.procs import free_port
-from lab.scenario.faults import FAULT_KINDS, FaultContext, make_fault
+from lab.scenario.fault_kinds import make_fault
+from lab.scenario.faults import FAULT_KINDS, FaultContext
 from lab.scenario.runtime import Target
 from lab.toxiproxy_adapter import ToxiproxyAdapter
 

@@ -1,0 +1,1 @@
+"""Network faults inside lab containers' namespaces: rules, the helper container, its agent."""
