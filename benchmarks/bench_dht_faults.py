@@ -31,10 +31,10 @@ from functools import partial
 from typing import Any
 
 from lab.errors import LabError
-from lab.scenario.adapter import ToxiproxyAdapter
 from lab.scenario.faults import FaultContext, make_fault
 from lab.scenario.runtime import target
 from lab.scenario.runtime_compose import ComposeRuntime
+from lab.toxiproxy_adapter import ToxiproxyAdapter
 
 GRAPE1 = "http://127.0.0.1:30001"
 GRAPE3 = "http://127.0.0.1:30003"

@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 from compose_lab import Lab, lab_session
-from lab.scenario.adapter import ToxiproxyAdapter
 
 from lab.netfault.helper import HELPER_LABEL, NetfaultHelper
 from lab.procs import wait_until
@@ -33,6 +32,7 @@ from lab.scenario.rollback import MARKER, cleanup_leftovers
 from lab.scenario.runtime import target
 from lab.scenario.runtime_compose import ComposeRuntime
 from lab.stack.engine import service_name
+from lab.toxiproxy_adapter import ToxiproxyAdapter
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(240)]
 
