@@ -193,14 +193,21 @@ PROFILED_CLIENTS = ("client-least_request", "client-peak_ewma", "client-prequal"
 
 
 def _off_base(engine: Any) -> bool:
-    """Containers beyond compose.yaml's base lab (a killed run's shape) are running."""
+    """The lab is not compose.yaml's base (a killed run's shape): extra containers run,
+    or a base worker still has a concurrency bound."""
     from lab.stack import shape as shaping
     from lab.stack.engine import service_name
 
-    names = {service_name(c) for c in engine.containers(all=True)}
     extra = {f"worker-{i}" for i in range(shaping.BASE_WORKERS + 1, shaping.MAX_WORKERS + 1)}
     extra |= {f"grape-{i}" for i in range(shaping.BASE_GRAPES + 1, shaping.MAX_GRAPES + 1)}
-    return bool(names & (extra | set(PROFILED_CLIENTS)))
+    extra |= set(PROFILED_CLIENTS)
+    for c in engine.containers(all=True):
+        if service_name(c) in extra:
+            return True
+        env = (c.attrs.get("Config") or {}).get("Env") or []
+        if any(str(e).startswith(f"{shaping.CONCURRENCY_ENV}=") for e in env):
+            return True
+    return False
 
 
 def _describe(shape: Any) -> str:

@@ -48,7 +48,9 @@ MAX_GRAPES = 8
 OVERRIDE_FILE = "shape.compose.json"
 """The generated override, under the lab's .cache/ (written on every apply)."""
 CONCURRENCY_ENV = "LAB_WORKER_CONCURRENCY"
-LOOKUP_WAIT_S = 30.0
+LOOKUP_WAIT_S = 45.0
+"""A removed worker leaves discovery after the grapes' 5 s peer age and the clients' 10 s
+grace (lab/balancer/client.py); 45 s leaves room on a loaded host."""
 
 
 @dataclass(frozen=True, slots=True)
