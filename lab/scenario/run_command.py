@@ -172,12 +172,12 @@ def _shaped(kind: str, scenario: Any, console: Console) -> Iterator[None]:
     )
     engine = Engine.connect()
     try:
-        if want != shaping.BASE or _off_base(engine):
-            t0 = time.monotonic()
-            for line in shaping.apply(engine, want, log=lambda m: console.log(m)):
-                console.log(f"shape: {line}")
-            console.log(f"shape: the lab runs {_describe(want)} ({time.monotonic() - t0:.1f}s)")
         try:
+            if want != shaping.BASE or _off_base(engine):
+                t0 = time.monotonic()
+                for line in shaping.apply(engine, want, log=lambda m: console.log(m)):
+                    console.log(f"shape: {line}")
+                console.log(f"shape: the lab runs {_describe(want)} ({time.monotonic() - t0:.1f}s)")
             yield
         finally:
             if want != shaping.BASE:
