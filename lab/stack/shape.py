@@ -34,7 +34,7 @@ import docker.errors
 
 from lab.errors import RuntimeUnavailable
 from lab.loadgen.local_cluster import http_json
-from lab.stack import health
+from lab.stack import gossip_key, health
 from lab.stack.engine import Engine, service_name
 
 PROFILE = "policies"
@@ -286,6 +286,9 @@ def apply(
     timeout: float = 120.0,
 ) -> list[str]:
     """Make the running lab exactly ``shape``; what was done, one line per change."""
+    # the lab's gossip key, as `lab up` passes it: without it Compose would see every
+    # client's environment changed and recreate them keyless
+    engine.env = {**engine.env, **gossip_key.ensure(engine.paths)}
     model = compose_model(engine)
     wanted = wanted_services(model, shape)
     extra = override(model, shape)
