@@ -48,6 +48,8 @@ MAX_GRAPES = 8
 OVERRIDE_FILE = "shape.compose.json"
 """The generated override, under the lab's .cache/ (written on every apply)."""
 CONCURRENCY_ENV = "LAB_WORKER_CONCURRENCY"
+PROXY_TIMEOUT_S = 20.0
+"""Toxiproxy's API on a host at load average 20+ took over 5 s to delete a proxy."""
 LOOKUP_WAIT_S = 45.0
 """A removed worker leaves discovery after the grapes' 5 s peer age and the clients' 10 s
 grace (lab/balancer/client.py); 45 s leaves room on a loaded host."""
@@ -204,14 +206,14 @@ def _toxiproxy_api(engine: Engine) -> str:
 def _sync_proxies(api: str, shape: Shape) -> list[str]:
     """Proxies for worker-4..N present, those of workers beyond the shape gone."""
     done: list[str] = []
-    found = http_json("GET", f"{api}/proxies", timeout=5.0)
+    found = http_json("GET", f"{api}/proxies", timeout=PROXY_TIMEOUT_S)
     if not isinstance(found, dict):
         raise RuntimeUnavailable(f"GET {api}/proxies answered {found!r:.80}")
     pattern = re.compile(r"^worker-(\d+)$")
     for name in sorted(found):
         m = pattern.match(name)
         if m and int(m.group(1)) > max(shape.workers, BASE_WORKERS):
-            http_json("DELETE", f"{api}/proxies/{name}", timeout=5.0)
+            http_json("DELETE", f"{api}/proxies/{name}", timeout=PROXY_TIMEOUT_S)
             done.append(f"deleted proxy {name}")
     for i in range(BASE_WORKERS + 1, shape.workers + 1):
         name = f"worker-{i}"
@@ -222,7 +224,7 @@ def _sync_proxies(api: str, shape: Shape) -> list[str]:
                 "upstream": f"{worker_address(i)}:1337",
                 "enabled": True,
             }
-            http_json("POST", f"{api}/proxies", body, timeout=5.0)
+            http_json("POST", f"{api}/proxies", body, timeout=PROXY_TIMEOUT_S)
             done.append(f"created proxy {name}")
     return done
 
