@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
         report = cleanup_leftovers(reports, log=lambda m: console.log(m))
         if report.found:
             console.log(f"cleaned up after run {report.run_id}")
-        with _shaped(kind, scenario, console):
+        shaped = _shaped(scenario, console) if kind == "compose" else contextlib.nullcontext()
+        with shaped:
             if args.repeat > 1:
                 from lab.scenario.repeat import run_series
 
@@ -150,15 +151,12 @@ def run_once(
 
 
 @contextlib.contextmanager
-def _shaped(kind: str, scenario: Any, console: Console) -> Iterator[None]:
+def _shaped(scenario: Any, console: Console) -> Iterator[None]:
     """The Compose lab in the scenario's shape for the run(s), then back to compose.yaml's.
 
     Under the run lock, so no other run sees a lab mid-shape; the restore runs on every
     way out (a failed shape too: whatever it half did is undone by reconciling to BASE).
     """
-    if kind != "compose":
-        yield
-        return
     from lab.stack import shape as shaping
     from lab.stack.engine import Engine
 
