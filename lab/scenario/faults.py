@@ -20,6 +20,7 @@ Three families:
   pause, restart, grape_partition (network disconnect).
 - Worker control (``PUT /behaviour`` on the worker's control port): slow (application
   latency) and errors (error rate); heal restores the behaviour read before injecting.
+  The antagonist (``PUT``/``DELETE /antagonist``) takes a share of the worker's CPU.
 
 Composite faults (flapping, seeded chaos) arrive already expanded in the plan, so each step
 here is one of these. Every call blocks; the runner runs them in a thread.
@@ -542,7 +543,12 @@ class Slow(WorkerBehaviourFault):
             latency = {"kind": "fixed", "ms": self.params["latency_ms"]}
         if not isinstance(latency, Mapping):
             raise FaultError('parameter latency must be like {"kind": "fixed", "ms": 300}')
-        return {"latency": dict(latency)}
+        cpu = self.params.get("cpu_ms")
+        if cpu is None:
+            return {"latency": dict(latency)}
+        if isinstance(cpu, bool) or not isinstance(cpu, int | float) or cpu < 0:
+            raise FaultError(f"parameter cpu_ms must be a number >= 0, not {cpu!r}")
+        return {"latency": dict(latency), "cpu_ms": float(cpu)}
 
 
 class Errors(WorkerBehaviourFault):
@@ -555,6 +561,55 @@ class Errors(WorkerBehaviourFault):
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
             raise FaultError(f"parameter error_rate must be within [0, 1], not {rate!r}")
         return {"error_rate": float(rate)}
+
+
+class Antagonist(Fault):
+    """A co-tenant taking ``share`` of the worker's CPU (``PUT /antagonist``) until healed.
+
+    Heterogeneous capacity as in Prequal's testbed: the worker's requests get only the
+    rest of its loop (lab/worker/antagonist.py). No ``for_s`` is sent: the heal ends it
+    (``DELETE``), and so do rollback and a later run's leftover cleanup (the marker keeps
+    the URL), so an antagonist never outlives the run that started it.
+    """
+
+    kind = "antagonist"
+
+    def __init__(
+        self, fault_id: str, target: Target, params: Mapping[str, Any], ctx: FaultContext
+    ) -> None:
+        super().__init__(fault_id, target, params, ctx)
+        if not target.control_url:
+            raise FaultError(f"fault {fault_id}: {target.name} has no control URL")
+        share = params.get("share")
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 0.95:
+            raise FaultError(f"parameter share must be within (0, 0.95], not {share!r}")
+        self.share = float(share)
+        self.url = f"{target.control_url}/antagonist"
+
+    def _state(self) -> dict[str, Any]:
+        data = http_json("GET", self.url, timeout=2.0)
+        if not isinstance(data, dict):
+            raise FaultError(f"GET {self.url} answered {data!r:.80}")
+        return data
+
+    def _apply(self) -> None:
+        http_json("PUT", self.url, {"share": self.share}, timeout=2.0)
+
+    def _confirm_applied(self) -> None:
+        now = self._state()
+        if not now.get("running") or not _same(now.get("share"), self.share):
+            raise FaultError(f"{self.url} shows {now} after PUT share {self.share:g}")
+
+    def _remove(self) -> None:
+        http_json("DELETE", self.url, timeout=2.0)
+
+    def _confirm_removed(self) -> None:
+        now = self._state()
+        if now.get("running"):
+            raise FaultError(f"{self.url} still shows {now} after DELETE")
+
+    def leftover(self) -> dict[str, Any]:
+        return {**super().leftover(), "antagonist_url": self.url}
 
 
 FAULT_KINDS: dict[str, type[Fault]] = {
@@ -574,5 +629,6 @@ FAULT_KINDS: dict[str, type[Fault]] = {
         GrapePartition,
         Slow,
         Errors,
+        Antagonist,
     )
 }

@@ -13,8 +13,9 @@ Kinds:
 - through the runtime (workers or grapes): ``kill`` (healed by starting it again),
   ``pause`` (unpause), ``restart`` (instant: it heals itself), ``grape_partition``
   (network disconnect, healed by reconnecting);
-- through a worker's control endpoint: ``slow`` {latency: {kind, ms, ...}},
-  ``errors`` {error_rate};
+- through a worker's control endpoint: ``slow`` {latency: {kind, ms, ...}, cpu_ms},
+  ``errors`` {error_rate}, ``antagonist`` {share} (a co-tenant taking that share of
+  the worker's CPU while the fault holds: ``PUT /antagonist``);
 - in a target's network namespace (Compose only, lab/scenario/netkinds.py): ``link_partition``
   {peers, direction}, ``packet`` {loss, delay_ms, jitter_ms, reorder, corrupt, rate_kbps,
   protocol, port, peer, direction}, ``dns`` {mode}; through a grape's API: ``ghost``
@@ -107,7 +108,16 @@ def _slow(s: Section) -> Params:
         raise at.key(lat.map, "max_ms").error(
             f"must be >= min_ms ({out['min_ms']:g}), got {out['max_ms']:g}"
         )
-    return {"latency": out}
+    if not s.has("cpu_ms"):
+        return {"latency": out}
+    c, cat = s.get("cpu_ms")  # real CPU per request too: what an antagonist can slow down
+    return {"latency": out, "cpu_ms": parse_number(c, cat, low=0, high=1000)}
+
+
+def _antagonist(s: Section) -> Params:
+    v, at = s.need("share")
+    # the worker refuses more than 0.95: its control endpoint must still answer the heal
+    return {"share": parse_number(v, at, low=0.01, high=0.95)}
 
 
 def _errors(s: Section) -> Params:
@@ -134,8 +144,9 @@ KINDS: dict[str, KindInfo] = {
         KindInfo("pause", "runtime", ("worker", "grape", "client"), (), _none),
         KindInfo("restart", "runtime", ("worker", "grape"), (), _none, instant=True),
         KindInfo("grape_partition", "runtime", ("worker", "grape"), (), _none),
-        KindInfo("slow", "control", ("worker",), ("latency",), _slow),
+        KindInfo("slow", "control", ("worker",), ("latency", "cpu_ms"), _slow),
         KindInfo("errors", "control", ("worker",), ("error_rate",), _errors),
+        KindInfo("antagonist", "control", ("worker",), ("share",), _antagonist),
         # in the target's network namespace, by a helper container (lab/scenario/netfaults.py)
         KindInfo("link_partition", "netns", _ANY, ("peers", "direction"), netkinds.link_partition),
         KindInfo("packet", "netns", _ANY, _PACKET_PARAMS, netkinds.packet),

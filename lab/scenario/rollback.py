@@ -286,6 +286,14 @@ def cleanup_leftovers(
             except RuntimeUnavailable as exc:
                 if runtime != "local":  # a dead local run's workers are gone anyway
                     report.errors.append(f"restore behaviour of {f.get('target')}: {exc}")
+    for f in faults:
+        if f.get("antagonist_url"):
+            try:
+                http_json("DELETE", str(f["antagonist_url"]), timeout=2.0)
+                report.actions.append(f"stopped the antagonist on {f.get('target')}")
+            except RuntimeUnavailable as exc:
+                if runtime != "local":
+                    report.errors.append(f"stop the antagonist on {f.get('target')}: {exc}")
     if runtime == "local":  # its clients are among the processes stopped
         _stop_local(data.get("local_pids") or [], report)
     else:

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import shlex
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,8 @@ from lab.scenario.runtime_compose import ComposeRuntime
 from lab.scenario.runtime_local import LocalRuntime
 from lab.scenario.spec import load_scenario
 from lab.scenario.validate_command import describe_plan, seed_arg
+from lab.stack import shape as shaping
+from lab.stack.engine import Engine, service_name
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -90,12 +95,14 @@ def run(args: argparse.Namespace) -> int:
         report = cleanup_leftovers(reports, log=lambda m: console.log(m))
         if report.found:
             console.log(f"cleaned up after run {report.run_id}")
-        if args.repeat > 1:
-            from lab.scenario.repeat import run_series  # why: numpy, after _need_analysis
+        shaped = _shaped(scenario, console) if kind == "compose" else contextlib.nullcontext()
+        with shaped:
+            if args.repeat > 1:
+                from lab.scenario.repeat import run_series  # why: numpy, after _need_analysis
 
-            return run_series(scenario, args, reports, console, command, run_once)
-        run_id, _ = reserve_run_dir(reports, scenario.name)
-        result = run_once(scenario, args, reports, run_id, args.seed, console, command)
+                return run_series(scenario, args, reports, console, command, run_once)
+            run_id, _ = reserve_run_dir(reports, scenario.name)
+            result = run_once(scenario, args, reports, run_id, args.seed, console, command)
     finally:
         lock.release()
     _refresh_index(reports, console)
@@ -148,6 +155,69 @@ def run_once(
     return result
 
 
+@contextlib.contextmanager
+def _shaped(scenario: Any, console: Console) -> Iterator[None]:
+    """The Compose lab in the scenario's shape for the run(s), then back to compose.yaml's.
+
+    Under the run lock, so no other run sees a lab mid-shape; the restore runs on every
+    way out (a failed shape too: whatever it half did is undone by reconciling to BASE).
+    """
+
+    topo = scenario.topology
+    profiled = tuple(c.name for c in scenario.clients if c.name in PROFILED_CLIENTS)
+    want = shaping.Shape(
+        grapes=topo.grapes,
+        workers=topo.workers,
+        clients=profiled,
+        worker_concurrency=topo.worker_concurrency,
+    )
+    engine = Engine.connect()
+    try:
+        try:
+            if want != shaping.BASE or _off_base(engine):
+                t0 = time.monotonic()
+                for line in shaping.apply(engine, want, log=lambda m: console.log(m)):
+                    console.log(f"shape: {line}")
+                console.log(f"shape: the lab runs {_describe(want)} ({time.monotonic() - t0:.1f}s)")
+            yield
+        finally:
+            if want != shaping.BASE:
+                t0 = time.monotonic()
+                shaping.apply(engine, shaping.BASE, log=lambda m: console.log(m))
+                console.log(f"shape: back to compose.yaml's lab ({time.monotonic() - t0:.1f}s)")
+    finally:
+        engine.close()
+
+
+PROFILED_CLIENTS = ("client-least_request", "client-peak_ewma", "client-prequal", "client-c3")
+"""compose.yaml's clients under the ``policies`` profile (started only for a run naming them)."""
+
+
+def _off_base(engine: Any) -> bool:
+    """The lab is not compose.yaml's base (a killed run's shape): extra containers run,
+    or a base worker still has a concurrency bound."""
+
+    extra = {f"worker-{i}" for i in range(shaping.BASE_WORKERS + 1, shaping.MAX_WORKERS + 1)}
+    extra |= {f"grape-{i}" for i in range(shaping.BASE_GRAPES + 1, shaping.MAX_GRAPES + 1)}
+    extra |= set(PROFILED_CLIENTS)
+    for c in engine.containers(all=True):
+        if service_name(c) in extra:
+            return True
+        env = (c.attrs.get("Config") or {}).get("Env") or []
+        if any(str(e).startswith(f"{shaping.CONCURRENCY_ENV}=") for e in env):
+            return True
+    return False
+
+
+def _describe(shape: Any) -> str:
+    parts = [f"{shape.grapes} grapes", f"{shape.workers} workers"]
+    if shape.worker_concurrency:
+        parts.append(f"concurrency {shape.worker_concurrency}")
+    if shape.clients:
+        parts.append("+ " + ", ".join(shape.clients))
+    return ", ".join(parts)
+
+
 def _need_analysis() -> None:
     """Judging needs the ``analysis`` extra; say so before the lab is touched."""
     try:
@@ -179,5 +249,6 @@ def _runtime(kind: str, scenario: object, logdir: Path, seed: int | None) -> Run
             clients=clients,
             logdir=logdir,
             seed=int(seed if seed is not None else getattr(scenario, "seed", 0)),
+            worker_concurrency=int(getattr(topo, "worker_concurrency", 0)),
         )
     raise LabError(f"--runtime: unknown runtime {kind!r} (compose or local)")

@@ -50,12 +50,14 @@ class LocalRuntime:
         seed: int = 0,
         ready_timeout: float = 30.0,
         toxiproxy_binary: Path | None = None,
+        worker_concurrency: int = 0,
     ) -> LocalRuntime:
         """Start grapes, workers behind Toxiproxy and ``clients`` (name, policy, gossip)."""
         spec = ClusterSpec(
             grapes=grapes,
             workers=workers,
             toxiproxy=True,
+            worker_extra=("--concurrency", str(worker_concurrency)) if worker_concurrency else (),
             clients=tuple(
                 ClientSpec(name=n, policy=p, gossip=g, seed=seed * 100 + i + 1)
                 for i, (n, p, g) in enumerate(clients)

@@ -14,7 +14,8 @@ Schema (durations ``15s``/``500ms``/``1m30s`` or seconds; bounds ``"<= 1"``, quo
     description: text                 # optional
     seed: 7                           # int, default 1: load arrivals and chaos choices
     runtime: compose                  # compose (default) | local
-    topology: {grapes: 3, workers: 3} # compose: exactly 3 + 3
+    topology: {grapes: 3, workers: 3} # compose: 3-8 grapes, 1-16 workers, shaped for the run
+    #   worker_concurrency: 4            # each worker serves 4 at once, the rest queue
     clients: [adaptive, random, oracle]            # a policy -> client "client-<policy>"
     #   or  - {name: client-adaptive-2, policy: adaptive, gossip: true, rate: 5}
     load: {rate: 100, arrival: constant, payload_bytes: 64, service: rpc_test, timeout: 1s}
@@ -51,6 +52,7 @@ from lab.balancer.registry import POLICY_NAMES
 from lab.errors import SettingsError
 from lab.loadgen.limits import MAX_PAYLOAD_BYTES, MAX_RATE, load_problem
 from lab.scenario import netkinds
+from lab.scenario.fit import Demand, HostFacts, antagonist_cores, problem
 from lab.scenario.quantities import (
     Bound,
     format_duration,
@@ -63,6 +65,7 @@ from lab.scenario.timeline import (
     ChaosStep,
     FaultStep,
     HealStep,
+    Interval,
     PlannedStep,
     Step,
     Topology,
@@ -107,9 +110,16 @@ COMPOSE_CLIENTS: dict[str, str] = {
     "client-round_robin": "round_robin",
     "client-oracle": "oracle",
     "client-adaptive-2": "adaptive",
+    # profile `policies`: started for the runs that name them (lab/stack/shape.py)
+    "client-least_request": "least_request",
+    "client-peak_ewma": "peak_ewma",
+    "client-prequal": "prequal",
+    "client-c3": "c3",
 }
 COMPOSE_GRAPES = 3
 COMPOSE_WORKERS = 3
+COMPOSE_MAX_GRAPES = 8  # lab.stack.shape.MAX_GRAPES (not imported: no Docker SDK to validate)
+COMPOSE_MAX_WORKERS = 16  # lab.stack.shape.MAX_WORKERS
 # What an expectation may bound; the checker's definitions are in checks.py.
 EXPECT_METRICS: tuple[str, ...] = (
     "detection_s",
@@ -228,8 +238,11 @@ def load_scenario(path: str | Path) -> Scenario:
     return parse_scenario(read_file(Path(path)), label)
 
 
-def parse_scenario(text: str, label: str = "<scenario>") -> Scenario:
-    """Validate scenario text; ``label`` is the file name the errors carry."""
+def parse_scenario(text: str, label: str = "<scenario>", host: HostFacts | None = None) -> Scenario:
+    """Validate scenario text; ``label`` is the file name the errors carry.
+
+    ``host``: the machine a compose shape must fit (default: this one, read once).
+    """
     doc = load_text(text, label)
     top = Section(doc, Field(label, 1, ""), "a mapping of scenario fields (name, load, ...)")
     for key in top.extra_keys():
@@ -288,6 +301,8 @@ def parse_scenario(text: str, label: str = "<scenario>") -> Scenario:
     netkinds.check_runtime(timeline, str(runtime), label)
     intervals = expand(timeline, seed)
     check_overlaps(intervals, label, duration)
+    if runtime == "compose":
+        _check_fit(topology, clients, load, intervals, duration, topo_at, host)
 
     if steady and intervals:
         first = min(intervals, key=lambda iv: iv.start)
@@ -333,6 +348,33 @@ def parse_scenario(text: str, label: str = "<scenario>") -> Scenario:
     )
 
 
+def _check_fit(
+    topology: Topology,
+    clients: tuple[ClientSpec, ...],
+    load: LoadSpec,
+    intervals: list[Interval],
+    duration: float,
+    at: Field,
+    host: HostFacts | None,
+) -> None:
+    """Refuse a compose shape this machine cannot hold (lab.scenario.fit)."""
+    burns = [
+        (iv.start, duration if iv.end is None else iv.end, float(iv.params.get("share", 0)))
+        for iv in intervals
+        if iv.kind == "antagonist"
+    ]
+    demand = Demand(
+        grapes=topology.grapes,
+        workers=topology.workers,
+        clients=len(clients),
+        rate=sum(c.rate_of(load) for c in clients),
+        antagonist_cores=antagonist_cores(burns),
+    )
+    why = problem(demand, host or HostFacts.read())
+    if why is not None:
+        raise at.error(why)
+
+
 # -- sections -------------------------------------------------------------------------
 
 
@@ -342,15 +384,23 @@ def _topology(value: Any, at: Field, runtime: str) -> Topology:
     s = Section(value, at, "a mapping like {grapes: 3, workers: 3}")
     g_v, g_at = s.get("grapes", 3)
     w_v, w_at = s.get("workers", 3)
+    c_v, c_at = s.get("worker_concurrency", 0)
     s.done()
     grapes = int(parse_number(g_v, g_at, low=1, high=16, integer=True))
     workers = int(parse_number(w_v, w_at, low=1, high=16, integer=True))
+    concurrency = int(parse_number(c_v, c_at, low=0, high=1024, integer=True))
     if runtime == "compose":
-        if grapes != COMPOSE_GRAPES:
-            raise g_at.error(f"the compose lab has {COMPOSE_GRAPES} grapes, got {grapes}")
-        if workers != COMPOSE_WORKERS:
-            raise w_at.error(f"the compose lab has {COMPOSE_WORKERS} workers, got {workers}")
-    return Topology(grapes, workers)
+        # lab/stack/shape.py brings the lab to this shape for the run
+        if not COMPOSE_GRAPES <= grapes <= COMPOSE_MAX_GRAPES:
+            raise g_at.error(
+                f"the compose lab runs {COMPOSE_GRAPES} to {COMPOSE_MAX_GRAPES} grapes (its "
+                f"workers and clients bootstrap from grape-1..{COMPOSE_GRAPES}), got {grapes}"
+            )
+        if workers > COMPOSE_MAX_WORKERS:
+            raise w_at.error(
+                f"the compose lab runs at most {COMPOSE_MAX_WORKERS} workers, got {workers}"
+            )
+    return Topology(grapes, workers, worker_concurrency=concurrency)
 
 
 def _policy(value: Any, at: Field) -> str:

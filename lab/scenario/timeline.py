@@ -69,6 +69,7 @@ class Topology:
     grapes: int = 3
     workers: int = 3
     clients: tuple[str, ...] = ()  # the scenario's client names (targets of ``pause``)
+    worker_concurrency: int = 0  # requests each worker serves at once, the rest queue (0: all)
 
     def services(self) -> tuple[str, ...]:
         return tuple(
@@ -494,11 +495,17 @@ def expand(timeline: tuple[Step, ...], seed: int) -> list[Interval]:
     return out
 
 
+CO_TENANT_KINDS = frozenset({"antagonist"})
+"""Kinds that act beside the target, not on it: an antagonist takes CPU through its own
+endpoint and restores nothing of the worker's, so it may hold while another fault (the
+worker's own latency, a toxic) holds the same target. One of each layer at a time."""
+
+
 def check_overlaps(intervals: list[Interval], label: str, duration: float) -> None:
-    by_target: dict[str, list[Interval]] = {}
+    by_target: dict[tuple[str, bool], list[Interval]] = {}
     for iv in intervals:
-        by_target.setdefault(iv.target, []).append(iv)
-    for target, ivs in by_target.items():
+        by_target.setdefault((iv.target, iv.kind in CO_TENANT_KINDS), []).append(iv)
+    for (target, _layer), ivs in by_target.items():
         ivs.sort(key=lambda iv: (iv.start, iv.index))
         for prev, nxt in itertools.pairwise(ivs):
             prev_end = duration if prev.end is None else prev.end

@@ -10,7 +10,7 @@ import pytest
 from lab.balancer.prober import Prober
 from lab.balancer.registry import POLICY_NAMES
 from lab.clock import SYSTEM_CLOCK
-from lab.errors import ScenarioError, SettingsError
+from lab.errors import SettingsError
 from lab.grenache.transport import HttpTransport
 from lab.loadgen.policy_side import PolicySide
 from lab.loadgen.settings import ClientSettings, configure, from_args
@@ -55,12 +55,12 @@ def test_scenarios_take_the_new_policies_on_the_local_runtime(name: str) -> None
 
 
 @pytest.mark.parametrize("name", NEW)
-def test_compose_scenarios_naming_a_policy_without_a_service_fail_clearly(name: str) -> None:
-    with pytest.raises(ScenarioError) as info:
-        parse_scenario(SCENARIO.format(runtime="", policy=name), "t.yaml")
-    text = str(info.value)
-    assert text.startswith("t.yaml:3: clients[1]:")
-    assert f"no compose client runs policy {name} yet: use runtime: local" in text
+def test_compose_scenarios_take_the_new_policies_from_their_profiled_clients(name: str) -> None:
+    s = parse_scenario(SCENARIO.format(runtime="", policy=name), "t.yaml")
+    assert [(c.name, c.policy) for c in s.clients] == [
+        ("client-adaptive", "adaptive"),
+        (f"client-{name}", name),
+    ]
 
 
 def test_every_registered_policy_is_known_to_the_client_settings() -> None:

@@ -154,10 +154,10 @@ ERROR_CASES = [
     ),
     (
         "seed: 7",
-        "seed: 7\ntopology: {grapes: 3, workers: 5}",
+        "seed: 7\ntopology: {grapes: 2, workers: 5}",
         3,
-        "topology.workers",
-        "the compose lab has 3 workers, got 5",
+        "topology.grapes",
+        "the compose lab runs 3 to 8 grapes",
     ),
     ("seed: 7", "seed: 7\nruntime: kubernetes", 3, "runtime", "expected one of compose, local"),
     (
