@@ -15,7 +15,7 @@ SERVICES ?=
 CHAOS ?= scenarios/ci/partition.yaml scenarios/ci/latency.yaml scenarios/ci/kill-worker.yaml \
 	scenarios/all-slow.yaml
 
-.PHONY: up down logs status images test test-deps chaos bench lint setup venv engine compose
+.PHONY: up down logs status images test test-ladder test-deps chaos bench lint setup venv engine compose
 
 up: setup
 	$(LAB) up $(UP_ARGS)
@@ -37,6 +37,10 @@ images: setup
 # no Docker engine answers).
 test: venv test-deps
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The whole challenge ladder for the built-in adaptive policy (left out of `make test`).
+test-ladder: venv test-deps
+	$(VENV)/bin/pytest -m ladder tests/learn
 
 test-deps: venv
 	@$(SETUP) node chromium
