@@ -31,7 +31,8 @@ from functools import partial
 from typing import Any
 
 from lab.errors import LabError
-from lab.scenario.faults import FaultContext, make_fault
+from lab.scenario.fault_kinds import make_fault
+from lab.scenario.faults import FaultContext
 from lab.scenario.runtime import target
 from lab.scenario.runtime_compose import ComposeRuntime
 from lab.toxiproxy_adapter import ToxiproxyAdapter

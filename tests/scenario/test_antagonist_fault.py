@@ -16,7 +16,8 @@ from aiohttp import web
 
 from lab.errors import FaultError
 from lab.procs import free_port
-from lab.scenario.faults import FaultContext, make_fault
+from lab.scenario.fault_kinds import make_fault
+from lab.scenario.faults import FaultContext
 from lab.scenario.rollback import MARKER, Rollback, cleanup_leftovers
 from lab.scenario.runtime import Target
 from lab.worker.behaviour import Behaviour
