@@ -73,11 +73,16 @@ def start(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, dict[str, Any]]:
     marker: dict[str, Any] = {}
 
     def injected() -> bool:
+        # The marker names a fault before it is injected (write-ahead): wait for the
+        # journal to confirm it, or a kill could land while the injection still runs.
         try:
             marker.update(json.loads((reports / MARKER).read_text()))
+            if not marker.get("faults"):
+                return False
+            journals = list(reports.glob("*/journal.jsonl"))
+            return any(f.started is not None for j in journals for f in read_journal(j).faults)
         except (OSError, ValueError):
             return False
-        return bool(marker.get("faults"))
 
     try:
         wait_until(injected, 60.0, interval=0.05, what="the partition to be injected")
