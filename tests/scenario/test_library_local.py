@@ -87,13 +87,23 @@ def test_new_library_scenario_never_worse_than_random(tmp_path: Path, name: str)
         # Availability in the 1 s window (~100 requests each, the clients paused one
         # after another) says which late arrivals each lost, not how a policy judged:
         # it is the scenario's verdict on the Compose lab. What must hold here: the
-        # stall was seen and no breaker opened because of it.
+        # stall was seen, no breaker opened on the stall itself, and none stayed
+        # open. On waking, the three clients' backlogs
+        # reach the workers at once; a worker that then fails to answer within the time
+        # an attempt was given (on time, measured) is slow for real, and a breaker may
+        # trip on it for one open period (seen in CI: 150 ms after waking, closed again
+        # 0.57 s later).
         fault = next(f for f in history.faults if f.target == "client-adaptive")
         assert fault.started is not None and fault.ended is not None
-        opened = [e for e in events if e.kind == "breaker" and e.detail["to"] == "open"
-                  and fault.started - 0.5 <= e.t <= fault.ended + 2.0]  # fmt: skip
-        assert not opened, [(round(e.t - t0, 2), e.peer, e.detail) for e in opened]
         assert any(e.kind == "stall" and e.detail["length_ms"] >= 500 for e in events)
+        breaker = [e for e in events if e.kind == "breaker"
+                   and fault.started - 0.5 <= e.t <= fault.ended + 2.0]  # fmt: skip
+        during = [e for e in breaker if e.detail["to"] == "open" and e.t <= fault.ended + 0.05]
+        assert not during, [(round(e.t - t0, 2), e.peer, e.detail) for e in during]
+        for e in (e for e in breaker if e.detail["to"] == "open"):
+            closed = [c for c in events if c.kind == "breaker" and c.peer == e.peer
+                      and c.detail["to"] == "closed" and e.t < c.t <= e.t + 2.0]  # fmt: skip
+            assert closed, f"{e.peer}'s breaker opened at {e.t - t0:.2f} s and stayed open"
     elif name == "few-errors":
         opened = [e for e in events if e.kind == "breaker" and e.detail["to"] == "open"]
         assert len(opened) <= 2, "a worker failing 5 % must not flap"
