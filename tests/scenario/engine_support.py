@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from lab.history import read_journal
 from lab.lab_client import HttpLabClient
 from lab.loadgen.local_cluster import Toxiproxy, find_toxiproxy
 from lab.procs import free_port
@@ -100,3 +101,16 @@ async def probe_over_http(client: Target, samples: int) -> ClockProbe:
     """The runner's clock probe, over a lab client of its own."""
     async with HttpLabClient() as lab:
         return await probe_clock(lab, client, samples=samples)
+
+
+def fault_confirmed(reports: Path) -> bool:
+    """Has a run under ``reports`` confirmed a fault in place (its journal says started)?
+
+    The in-flight marker names a fault before it is injected (write-ahead), so a test that
+    kills the run or Toxiproxy on the marker alone can land while the injection still runs.
+    """
+    try:
+        journals = list(reports.glob("*/journal.jsonl"))
+        return any(f.started is not None for j in journals for f in read_journal(j).faults)
+    except (OSError, ValueError):
+        return False

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from compose_lab import Lab, lab_session
+from engine_support import fault_confirmed
 from test_compose_runtime import ROOT, assert_lab_whole, lab_run, only_run_dir, toxics_left
 
 from lab.history import read_journal
@@ -77,12 +78,9 @@ def start(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, dict[str, Any]]:
         # journal to confirm it, or a kill could land while the injection still runs.
         try:
             marker.update(json.loads((reports / MARKER).read_text()))
-            if not marker.get("faults"):
-                return False
-            journals = list(reports.glob("*/journal.jsonl"))
-            return any(f.started is not None for j in journals for f in read_journal(j).faults)
         except (OSError, ValueError):
             return False
+        return bool(marker.get("faults")) and fault_confirmed(reports)
 
     try:
         wait_until(injected, 60.0, interval=0.05, what="the partition to be injected")

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from engine_support import ROOT, toxiproxy_binary
+from engine_support import ROOT, fault_confirmed, toxiproxy_binary
 
 from lab.history import read_journal
 from lab.procs import wait_until
@@ -102,12 +102,9 @@ def _wait_injected(reports: Path) -> dict[str, object]:
         try:
             if not json.loads(marker.read_text()).get("faults"):
                 return False
-            journals = list(reports.glob("*/journal.jsonl"))
-            return any(
-                f.started is not None for j in journals for f in read_journal(j).faults
-            )
         except (OSError, ValueError):
             return False
+        return fault_confirmed(reports)
 
     wait_until(injected, 30.0, interval=0.05, what="the partition to be injected")
     return dict(json.loads(marker.read_text()))
