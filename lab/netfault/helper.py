@@ -152,10 +152,18 @@ class NetfaultHelper:
         return any(c.status == "running" for c in self.helpers(fault_id))
 
     def helpers(self, fault_id: str | None = None) -> list[Any]:
-        """Helper containers (of one fault, or all), running or not."""
+        """Helper containers (of one fault, or all), running or not.
+
+        A helper removed between Docker's list and its inspect is gone, not an error:
+        helpers end (and are removed) while others look at them.
+        """
         label = HELPER_LABEL if fault_id is None else f"{HELPER_LABEL}={fault_id}"
         try:
-            return list(self.client.containers.list(all=True, filters={"label": label}))
+            return list(
+                self.client.containers.list(
+                    all=True, filters={"label": label}, ignore_removed=True
+                )
+            )
         except docker.errors.DockerException as exc:
             raise FaultError(f"cannot list netfault helpers: {_short(exc)}") from exc
 

@@ -197,10 +197,13 @@ class Engine:
 
     # -- containers ------------------------------------------------------------------
     def containers(self, all: bool = True) -> list[Container]:
-        """This project's containers, running or not, sorted by (service kind, index)."""
+        """This project's containers, running or not, sorted by (service kind, index).
+
+        One removed between Docker's list and its inspect is left out, not an error.
+        """
         try:
             found = self.client.containers.list(
-                all=all, filters={"label": f"{PROJECT_LABEL}={PROJECT}"}
+                all=all, filters={"label": f"{PROJECT_LABEL}={PROJECT}"}, ignore_removed=True
             )
         except docker.errors.DockerException as exc:
             raise RuntimeUnavailable(f"cannot list containers: {_short(exc)}") from exc
