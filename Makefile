@@ -46,7 +46,8 @@ test-deps: venv
 	@$(SETUP) node chromium
 
 # Short scenarios on the Compose lab, each a series of CHAOS_REPEAT runs judged on medians
-# (4 x 3 x ~33 s: ~6.5 min of CI's 30; a median of 2 runs is their mean, and one bad run failed a series); fails when a series fails (1: an expectation failed)
+# (4 x 3 x ~33 s: ~6.5 min of CI's 30; 3, not 2: a median of 2 runs is their mean, so one
+# bad run could fail a series); fails when a series fails (1: an expectation failed)
 # or could not be carried out (2). Unknown (3: the control, the oracle, moved, so the
 # series cannot tell a regression from a bad day) is reported, named, and not a failure:
 # it is no verdict either way (CHAOS_STRICT=1 fails on it too).
