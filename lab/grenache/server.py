@@ -111,7 +111,11 @@ class RpcServer:
     async def start(self) -> RpcServer:
         """Bind and listen; ``port=0`` picks a free port (then read :attr:`port`)."""
         loop = asyncio.get_running_loop()
-        self._lowlevel = web.Server(self._serve, handler_cancellation=True, **server_options())
+        # No access log: one INFO line per RPC is formatting in the worker's event loop and
+        # a line through Docker's log pipe for every request, noise in every latency figure.
+        self._lowlevel = web.Server(
+            self._serve, handler_cancellation=True, access_log=None, **server_options()
+        )
         self._server = await loop.create_server(
             self._lowlevel, self.host, self.port, reuse_address=True, backlog=1024
         )

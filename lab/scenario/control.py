@@ -43,7 +43,14 @@ Bounds (each a known answer plus the estimator's own error, never tuned to a sce
   Both p99s are of ~1,000+ requests from the same uniform choice, so sampling moves the
   ratio by ~10-20 %; 0.7-1.4 was the spread over runs on the busy 2-core lab; a factor
   of 2 either way is beyond sampling and means the host changed under the run (15 was
-  measured when it stalled).
+  measured when it stalled). Checked only when some expectation judges a ``p99_ratio``
+  against an absolute bound: that is the figure the band vouches for (a client's tail
+  during the faults over its own tail before, two windows the host may treat
+  differently). A latency bound relative to the control in the same window (``p99_ms:
+  "<= 1.5x oracle"``) carries its own control: the host's weather moves both sides, so
+  an oracle whose tail moved between windows says nothing against it (measured on the
+  Compose lab: the oracle's ratio 0.28-2.6 over 10 latency runs while the adaptive
+  client's fault-window p99 over the oracle's stayed 0.56-1.33).
 """
 
 from __future__ import annotations
@@ -114,8 +121,14 @@ def check_control(
     figures: Mapping[str, ClientFigures],
     windows: Sequence[Window],
     steady: Iterable[Judgement] = (),
+    *,
+    judges_p99_ratio: bool,
 ) -> list[ControlCheck]:
-    """Every known answer of every oracle client in the run (none without an oracle)."""
+    """Every known answer of every oracle client in the run (none without an oracle).
+
+    ``judges_p99_ratio``: some expectation bounds a ``p99_ratio`` absolutely, so the
+    oracle's own ratio is checked (see the module's docstring).
+    """
     out: list[ControlCheck] = []
     by_id = {w.fault.id: w for w in windows}
     peers = max((w.healthy for w in windows), default=0)
@@ -150,7 +163,13 @@ def check_control(
             out.append(_check(cf.client, "availability", cf.availability,
                               CONTROL_AVAILABILITY, None))  # fmt: skip
         enough = min(cf.latencies_before, cf.latencies_during) >= MIN_P99_SAMPLES
-        if spare and steady_faults and enough and any(ff.peers for ff in cf.faults):
+        if (
+            judges_p99_ratio
+            and spare
+            and steady_faults
+            and enough
+            and any(ff.peers for ff in cf.faults)
+        ):
             lo, hi = CONTROL_P99_RATIO
             out.append(_check(cf.client, "p99_ratio", cf.p99_ratio, lo, hi))
     oracles = {cf.client for cf in figures.values() if cf.policy == CONTROL_POLICY}

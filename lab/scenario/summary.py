@@ -235,7 +235,12 @@ def build_summary(
             d["key"] = v.key
             expectations.append(d)
         judged = [v.verdict for v in steady_j] + [Verdict.parse(e["verdict"]) for e in expectations]
-        checks = check_control(figures, windows, steady_j)
+        judges_ratio = any(
+            metric == "p99_ratio" and bound.ref is None
+            for metrics in scenario.expect.values()
+            for metric, bound in metrics.items()
+        )
+        checks = check_control(figures, windows, steady_j, judges_p99_ratio=judges_ratio)
         control = [c.to_json() for c in checks]
         causes = control_moved(checks)
 

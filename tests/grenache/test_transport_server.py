@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -77,6 +78,16 @@ async def test_echo_plain_and_gzip(server: RpcServer, transport: HttpTransport, 
     got = await transport.request(peer_of(server), "svc", {"z": None}, timeout=2, compress=True)
     assert got == {"echo": {"z": None}}
     assert [(r.key, r.compressed) for r in echo.seen] == [("svc", False), ("svc", True)]
+
+
+async def test_no_access_log_line_per_request(
+    server: RpcServer, transport: HttpTransport, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A line per RPC would cost the worker's loop and Docker's log pipe on every request."""
+    caplog.set_level(logging.DEBUG)
+    for _ in range(3):
+        await transport.request(peer_of(server), "svc", [1], timeout=2)
+    assert [r for r in caplog.records if r.name.startswith("aiohttp.access")] == []
 
 
 async def test_handler_error_string_is_kept(

@@ -27,7 +27,7 @@ timeline:
   - {at: 10s, fault: partition, target: worker-2}
   - {at: 20s, heal: worker-2}
 expect:
-  adaptive: {detection_s: "<= 1", availability: ">= 0.999", recovery_s: "<= 5"}
+  adaptive: {detection_s: "<= 1", availability: ">= 0.999", recovery_s: "<= 5", p99_ratio: "<= 3"}
 """
 
 
@@ -86,6 +86,31 @@ def test_an_oracle_p99_ratio_out_of_band_makes_the_run_unknown() -> None:
     s = run(avoids_b(), oracle_ms=40.0)  # 4x its steady-state p99, no fault of its own
     assert s["verdict"] == "unknown"
     assert "p99_ratio 4" in s["verdict_reason"]
+
+
+def test_a_latency_bound_relative_to_the_control_is_not_voided_by_the_controls_ratio() -> None:
+    """Without an absolute p99_ratio expectation the oracle's ratio vouches for nothing:
+    a tail bound against the same window's oracle moves with the host on both sides."""
+    text = SCENARIO.replace('p99_ratio: "<= 3"', 'p99_ms: "<= 1.5x oracle"')
+    sc = parse_scenario(text, "scenarios/t.yaml")
+
+    def host_slower_during_fault(t: float, peer: str) -> float:
+        return 0.04 if 10 <= t < 20 else 0.01
+
+    reqs = stream(
+        "client-adaptive", "adaptive", 0, 40, avoids_b(), latency=host_slower_during_fault
+    ) + stream(
+        "client-oracle", "oracle", 0, 40, avoids_b(), latency=host_slower_during_fault,
+        step=1 / 128,
+    )  # fmt: skip
+    s = build_summary(history(reqs, [fault()]), sc)
+    assert "p99_ratio" not in {c["metric"] for c in s["control"]["checks"]}
+    assert s["verdict"] == "pass", s["verdict_reason"]
+    judged = [e for e in s["expectations"] if e["metric"] == "p99_ms"]
+    assert judged and judged[0]["bound"] == "<= 1.5x oracle" and judged[0]["verdict"] == "pass"
+    # the same history judged by an absolute own-window ratio: the control's band applies
+    s = build_summary(history(reqs, [fault()]), scenario())
+    assert s["verdict"] == "unknown" and "p99_ratio 4" in s["verdict_reason"]
 
 
 def test_an_oracle_failing_its_steady_state_makes_the_run_unknown() -> None:
