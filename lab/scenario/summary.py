@@ -89,7 +89,7 @@ from typing import Any
 from lab import __version__
 from lab.history import History, group_clients
 from lab.scenario.checks import ClientFigures, FaultFigures, Measure, client_figures, fault_windows
-from lab.scenario.control import check_control, control_moved
+from lab.scenario.control import check_control, control_moved, judges_own_p99_ratio
 from lab.scenario.looplag_figures import loop_lag_figures
 from lab.scenario.noise import noise_figures
 from lab.scenario.spec import Scenario
@@ -235,12 +235,9 @@ def build_summary(
             d["key"] = v.key
             expectations.append(d)
         judged = [v.verdict for v in steady_j] + [Verdict.parse(e["verdict"]) for e in expectations]
-        judges_ratio = any(
-            metric == "p99_ratio" and bound.ref is None
-            for metrics in scenario.expect.values()
-            for metric, bound in metrics.items()
+        checks = check_control(
+            figures, windows, steady_j, judges_p99_ratio=judges_own_p99_ratio(scenario.expect)
         )
-        checks = check_control(figures, windows, steady_j, judges_p99_ratio=judges_ratio)
         control = [c.to_json() for c in checks]
         causes = control_moved(checks)
 
