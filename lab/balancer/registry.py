@@ -30,8 +30,21 @@ POLICY_NAMES: tuple[str, ...] = (
     "peak_ewma",
     "prequal",
     "c3",
+    "adaptive_hedged",
 )
 """Every policy ``make_policy`` knows, in the order reports list them."""
+
+VARIANTS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
+    "adaptive_hedged": ("adaptive", {"attempts": {"hedge": True}}),
+}
+"""Named settings of a policy: ``name -> (base policy, preset options)``.
+
+A variant is a name, not per-client options in a scenario, because a name is what every
+part of the lab already keys on (Compose's client services, expectations, report rows,
+the policy comparison): two settings of one policy compared in the same run are two
+rows, each readable on its own. A caller's options are merged over the preset, field by
+field.
+"""
 
 
 def make_policy(name: str, *, clock: Clock, rng: random.Random, **options: Any) -> Policy:
@@ -46,6 +59,16 @@ def make_policy(name: str, *, clock: Clock, rng: random.Random, **options: Any) 
     """
     if is_policy_ref(name):
         return _policy_from_file(name, clock=clock, rng=rng, options=options)
+    if name in VARIANTS:
+        base, preset = VARIANTS[name]
+        merged: dict[str, Any] = {**preset, **options}
+        for key, fields in preset.items():
+            given = options.get(key)
+            if isinstance(given, dict):
+                merged[key] = {**fields, **given}
+        variant = make_policy(base, clock=clock, rng=rng, **merged)
+        variant.name = name  # type: ignore[misc]  # the label, per instance
+        return variant
     classes: dict[str, type[Policy]] = {
         c.name: c
         for c in (
@@ -61,7 +84,7 @@ def make_policy(name: str, *, clock: Clock, rng: random.Random, **options: Any) 
     }
     cls = classes.get(name)
     if cls is None:
-        raise SettingsError(f"policy: unknown {name!r}; try one of: {', '.join(classes)}")
+        raise SettingsError(f"policy: unknown {name!r}; try one of: {', '.join(POLICY_NAMES)}")
     allowed: dict[str, type] = {"metrics": MetricsConfig}
     if cls is AdaptivePolicy:
         allowed = dict(AdaptivePolicy.OPTIONS)

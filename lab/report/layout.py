@@ -311,6 +311,7 @@ POLICY_COLOURS: dict[str, str] = {
     "peak_ewma": OKABE_ITO["purple"],
     "prequal": OKABE_ITO["yellow"],
     "c3": OKABE_ITO["black"],
+    "adaptive_hedged": OKABE_ITO["blue"],  # adaptive's colour, its own dash
 }
 POLICY_DASHES: dict[str, str] = {
     "adaptive": "",
@@ -321,6 +322,7 @@ POLICY_DASHES: dict[str, str] = {
     "peak_ewma": "8 2",
     "prequal": "3 1",
     "c3": "1 1",
+    "adaptive_hedged": "10 2 2 2",
 }
 
 

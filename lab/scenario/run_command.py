@@ -189,7 +189,13 @@ def _shaped(scenario: Any, console: Console) -> Iterator[None]:
         engine.close()
 
 
-PROFILED_CLIENTS = ("client-least_request", "client-peak_ewma", "client-prequal", "client-c3")
+PROFILED_CLIENTS = (
+    "client-least_request",
+    "client-peak_ewma",
+    "client-prequal",
+    "client-c3",
+    "client-adaptive_hedged",
+)
 """compose.yaml's clients under the ``policies`` profile (started only for a run naming them)."""
 
 

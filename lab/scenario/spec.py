@@ -115,6 +115,7 @@ COMPOSE_CLIENTS: dict[str, str] = {
     "client-peak_ewma": "peak_ewma",
     "client-prequal": "prequal",
     "client-c3": "c3",
+    "client-adaptive_hedged": "adaptive_hedged",
 }
 COMPOSE_GRAPES = 3
 COMPOSE_WORKERS = 3

@@ -143,6 +143,9 @@ class Engine:
     def connect(cls, paths: Paths | None = None, timeout: float = 10.0) -> Engine:
         """Connect and ping, or raise RuntimeUnavailable saying how to get an engine."""
         paths = paths or Paths.find()
+        refused = _unix_socket_refusal(timeout)
+        if refused:
+            raise RuntimeUnavailable(f"no Docker engine answers ({refused}): {ENGINE_FIX}")
         try:
             client = docker.from_env(timeout=int(timeout))
             client.ping()
@@ -291,3 +294,24 @@ def _short(exc: BaseException) -> str:
 def service_kind(service: str) -> str:
     """``grape`` for ``grape-2``, ``client`` for ``client-round_robin``, ``toxiproxy`` as is."""
     return service.split("-", 1)[0]
+
+
+def _unix_socket_refusal(timeout: float) -> str | None:
+    """Why Docker's unix socket refuses a connection, or None if it takes one (or the
+    engine is not on a unix socket).
+
+    Asked before the Docker SDK is: the SDK's unix connection leaves its socket open when
+    the connect is refused (docker 7.2), and a lab without a running engine is common
+    (``lab status`` after ``lab down``, every test without Docker).
+    """
+    url = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    if not url.startswith("unix://"):
+        return None
+    path = url.removeprefix("unix://")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(timeout)
+        try:
+            probe.connect(path)
+        except OSError as exc:
+            return f"{path}: {exc.strerror or exc}"
+    return None

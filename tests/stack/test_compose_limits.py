@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def services() -> dict[str, Any]:
     model = yaml.safe_load((ROOT / "compose.yaml").read_text())
     found: dict[str, Any] = model["services"]
-    assert len(found) == 16  # 12 always up, 4 field-policy clients (profile)
+    assert len(found) == 17  # 12 always up, 5 profiled clients (4 field policies, 1 variant)
     return found
 
 
