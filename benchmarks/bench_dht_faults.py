@@ -31,10 +31,10 @@ from functools import partial
 from typing import Any
 
 from lab.errors import LabError
-from lab.scenario.fault_kinds import make_fault
-from lab.scenario.faults import FaultContext
-from lab.scenario.runtime import target
-from lab.scenario.runtime_compose import ComposeRuntime
+from lab.scenario.faults.kinds import make_fault
+from lab.scenario.faults.nemesis import FaultContext
+from lab.scenario.runtime.compose import ComposeRuntime
+from lab.scenario.runtime.protocol import target
 from lab.toxiproxy_adapter import ToxiproxyAdapter
 
 GRAPE1 = "http://127.0.0.1:30001"

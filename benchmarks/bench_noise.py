@@ -5,7 +5,7 @@ the library's load (``scenarios/partition.yaml``'s: 100 req/s per client, 64-byt
 payloads, 1 s timeout, clients adaptive, random and oracle) with **no fault** through
 ``lab run``, then reads ``summary.json``'s ``noise`` section and prints, per run, the
 oracle's steady-state p50/p99/p99.9, the clusters of slow requests (every client's
-requests over ``lab.scenario.noise.SLOW_MS``, grouped when < 0.5 s apart) with the
+requests over ``lab.scenario.checks.noise.SLOW_MS``, grouped when < 0.5 s apart) with the
 median interval between clusters, its spread (cv: low with several clusters = a
 periodic source) and the largest gap, the host's load average and the services that
 were CFS-throttled.

@@ -39,8 +39,12 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     ),
     Subcommand("status", "lab.stack.status", "show the lab's health, discovery, proxies and load"),
     Subcommand("logs", "lab.stack.logs", "show (or follow) the lab services' logs"),
-    Subcommand("validate", "lab.scenario.validate_command", "check scenario files; touch nothing"),
-    Subcommand("run", "lab.scenario.run_command", "run a scenario: faults, load, checks, report"),
+    Subcommand(
+        "validate", "lab.scenario.run.validate_command", "check scenario files; touch nothing"
+    ),
+    Subcommand(
+        "run", "lab.scenario.run.run_command", "run a scenario: faults, load, checks, report"
+    ),
     Subcommand("report", "lab.report.command", "re-render a run's HTML report from its journal"),
     Subcommand(
         "challenge", "lab.learn.challenge_command", "grade a policy on the challenge ladder"

@@ -3,7 +3,7 @@
 Jepsen's lesson: record everything as it happens, judge afterwards. A client records
 each request it issues (with every attempt, its peer and outcome); the scenario engine
 records each fault with its confirmed start and end, and copies the clients' breaker
-and gossip events. Checks (``lab.scenario.checks``) and reports (``lab.report``) are
+and gossip events. Checks (``lab.scenario.checks.recovery``) and reports (``lab.report``) are
 pure functions of a :class:`History`.
 
 Timestamps are seconds on CLOCK_MONOTONIC (see :mod:`lab.clock` for why the host and
@@ -113,7 +113,7 @@ class RunMeta:
     versions: dict[str, str] = field(default_factory=dict)
     command: str = ""
     phases: list[dict[str, Any]] = field(default_factory=list)
-    noise: dict[str, Any] = field(default_factory=dict)  # lab.scenario.noise.NoiseMonitor
+    noise: dict[str, Any] = field(default_factory=dict)  # lab.scenario.checks.noise.NoiseMonitor
 
 
 @dataclass(slots=True)

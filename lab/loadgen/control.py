@@ -152,7 +152,7 @@ async def _refuse_if_policy_failed(c: Controls) -> None:
     """410 Gone, with the fault and its traceback, once the learner's policy has failed.
 
     The load is stopped first: nothing more goes through a broken policy, and the run
-    that renews the lease learns why at its next renewal (:mod:`lab.scenario.watch`).
+    that renews the lease learns why at its next renewal (:mod:`lab.scenario.runtime.watch`).
     """
     fault = getattr(c.policy_side, "policy_fault", lambda: None)()
     if fault is None:

@@ -4,7 +4,7 @@ A client is one Python process in a 256 MiB, 0.75-CPU container. One careless
 ``POST /load/start`` used to kill it (4 MiB payloads at 100/s: OOM in under a second)
 or Toxiproxy behind it (100,000/s: ~2,000 connections). The limits below keep every
 accepted load within what the process can carry; the scenario loader
-(:mod:`lab.scenario.spec`) checks a file's load against the same function, so a file
+(:mod:`lab.scenario.plan.spec`) checks a file's load against the same function, so a file
 is refused by ``lab validate`` rather than by a client mid-run.
 
 Why these numbers:

@@ -1,6 +1,6 @@
 """Undo what a dead run's network faults left: helper containers and chains in namespaces.
 
-Called by :func:`lab.scenario.rollback.cleanup_leftovers` (the next ``lab run``, ``lab
+Called by :func:`lab.scenario.faults.rollback.cleanup_leftovers` (the next ``lab run``, ``lab
 down``) from the in-flight marker alone, after the container faults were undone. Every
 helper goes (no fault holds while nobody runs), then each faulted target's chains and our
 qdisc are removed by the agent's idempotent ``clean``; a target that is not running has

@@ -160,9 +160,7 @@ class NetfaultHelper:
         label = HELPER_LABEL if fault_id is None else f"{HELPER_LABEL}={fault_id}"
         try:
             return list(
-                self.client.containers.list(
-                    all=True, filters={"label": label}, ignore_removed=True
-                )
+                self.client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
             )
         except docker.errors.DockerException as exc:
             raise FaultError(f"cannot list netfault helpers: {_short(exc)}") from exc

@@ -1,6 +1,6 @@
 """Figures as a reader sees them: formatting, and the summary's tables.
 
-The summary (``summary.json``, written by ``lab/scenario/summary.py``) is JSON from
+The summary (``summary.json``, written by ``lab/scenario/output/summary.py``) is JSON from
 disk, so it is read here defensively: a missing key, a wrong type or a NaN becomes a
 "—" cell, never an exception, because the runner renders a report after every run, also
 one aborted before the checks ran. Formatting lives in one module so the tables, the
@@ -341,7 +341,7 @@ def steady_state_table(summary: Mapping[str, object]) -> Table:
     """The steady-state checks, one row per client, phase and metric.
 
     ``bound_value``, ``op`` and ``client`` repeat what ``bound`` and ``policy`` already say
-    (see lab/scenario/summary.py), so they stay out; ``detail`` shows only when some check
+    (see lab/scenario/output/summary.py), so they stay out; ``detail`` shows only when some check
     has one.
     """
     entries = [dict_of(e) for e in _list(summary.get("steady_state"))]
@@ -433,7 +433,7 @@ def _noise_lines(n: Mapping[str, object]) -> list[tuple[str, str]]:
 
 def noise_table(summary: Mapping[str, object]) -> Table:
     """The lab's own noise floor (``summary.json`` -> ``noise``): load, oracle, clusters,
-    and each service's CPU and CFS throttling (lab/scenario/noise.py)."""
+    and each service's CPU and CFS throttling (lab/scenario/checks/noise.py)."""
     rows = tuple(
         Row(name, (Cell(text, css="text"),))
         for name, text in _noise_lines(dict_of(summary.get("noise")))

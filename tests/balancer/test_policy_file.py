@@ -163,7 +163,7 @@ def test_feedback_methods_are_guarded_too() -> None:
 def test_lab_client_and_scenarios_take_a_reference() -> None:
     from lab.errors import ScenarioError
     from lab.loadgen.settings import parse_policy
-    from lab.scenario.spec import parse_scenario
+    from lab.scenario.plan.spec import parse_scenario
 
     ref = f"{REPO}/policies/template.py:TemplatePolicy"
     assert parse_policy(ref) == ref

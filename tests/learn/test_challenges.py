@@ -13,7 +13,7 @@ import yaml
 from lab.errors import SettingsError
 from lab.learn.access import COMPOSE_CLIENT_URLS, COMPOSE_GRAPE_URLS
 from lab.learn.challenges import CHALLENGES, YOU, challenge, check_policy, judge, with_policy
-from lab.scenario.spec import load_scenario
+from lab.scenario.plan.spec import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ import pytest
 from lab.errors import ScenarioError, SettingsError
 from lab.loadgen import limits
 from lab.loadgen.schedule import LoadSpec
-from lab.scenario.spec import parse_scenario
+from lab.scenario.plan.spec import parse_scenario
 
 SCENARIO = """\
 name: t

@@ -14,7 +14,7 @@ from lab.errors import SettingsError
 from lab.grenache.transport import HttpTransport
 from lab.loadgen.policy_side import PolicySide
 from lab.loadgen.settings import ClientSettings, configure, from_args
-from lab.scenario.spec import parse_scenario
+from lab.scenario.plan.spec import parse_scenario
 
 NEW = ("least_request", "peak_ewma", "prequal", "c3")
 

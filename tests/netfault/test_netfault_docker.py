@@ -26,11 +26,11 @@ from compose_lab import Lab, lab_session
 
 from lab.netfault.helper import HELPER_LABEL, NetfaultHelper
 from lab.procs import wait_until
-from lab.scenario.fault_kinds import make_fault
-from lab.scenario.faults import FaultContext
-from lab.scenario.rollback import MARKER, cleanup_leftovers
-from lab.scenario.runtime import target
-from lab.scenario.runtime_compose import ComposeRuntime
+from lab.scenario.faults.kinds import make_fault
+from lab.scenario.faults.nemesis import FaultContext
+from lab.scenario.faults.rollback import MARKER, cleanup_leftovers
+from lab.scenario.runtime.compose import ComposeRuntime
+from lab.scenario.runtime.protocol import target
 from lab.stack.engine import service_name
 from lab.toxiproxy_adapter import ToxiproxyAdapter
 

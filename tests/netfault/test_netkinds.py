@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lab.errors import ScenarioError
-from lab.scenario.spec import parse_scenario
+from lab.scenario.plan.spec import parse_scenario
 
 HEAD = """\
 name: t

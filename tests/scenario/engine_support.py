@@ -20,7 +20,7 @@ from lab.history import read_journal
 from lab.lab_client import HttpLabClient
 from lab.loadgen.local_cluster import Toxiproxy, find_toxiproxy
 from lab.procs import free_port
-from lab.scenario.runtime import ClockProbe, Target, probe_clock
+from lab.scenario.runtime.protocol import ClockProbe, Target, probe_clock
 
 ROOT = Path(__file__).resolve().parents[2]
 

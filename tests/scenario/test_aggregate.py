@@ -8,10 +8,10 @@ from typing import Any
 
 from lab.report.aggregate import render_aggregate
 from lab.report.render import render_index
-from lab.scenario.aggregate import build_aggregate
-from lab.scenario.junit import build_junit
-from lab.scenario.stats import compare, median, median_ci
-from lab.scenario.summary import write_summary
+from lab.scenario.output.junit import build_junit
+from lab.scenario.output.summary import write_summary
+from lab.scenario.run.aggregate import build_aggregate
+from lab.scenario.run.stats import compare, median, median_ci
 
 
 def run(seed: int, recovery: float | None, *, verdict: str | None = None,

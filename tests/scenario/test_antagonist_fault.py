@@ -16,10 +16,10 @@ from aiohttp import web
 
 from lab.errors import FaultError
 from lab.procs import free_port
-from lab.scenario.fault_kinds import make_fault
-from lab.scenario.faults import FaultContext
-from lab.scenario.rollback import MARKER, Rollback, cleanup_leftovers
-from lab.scenario.runtime import Target
+from lab.scenario.faults.kinds import make_fault
+from lab.scenario.faults.nemesis import FaultContext
+from lab.scenario.faults.rollback import MARKER, Rollback, cleanup_leftovers
+from lab.scenario.runtime.protocol import Target
 from lab.worker.behaviour import Behaviour
 from lab.worker.control import WorkerState, make_app
 from lab.worker.metrics import WorkerMetrics

@@ -19,7 +19,7 @@ import pytest
 from engine_support import ROOT, toxiproxy_binary
 
 from lab.procs import wait_until
-from lab.scenario.rollback import MARKER, cleanup_leftovers
+from lab.scenario.faults.rollback import MARKER, cleanup_leftovers
 
 pytestmark = [pytest.mark.toxiproxy, pytest.mark.slow]
 

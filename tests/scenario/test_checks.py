@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lab.history import Attempt, Outcome
-from lab.scenario.checks import (
+from lab.scenario.checks.recovery import (
     DETECTION_SHARE,
     Measure,
     as_arrays,

@@ -24,8 +24,8 @@ from lab.history import (
     read_journal,
     request_to_json,
 )
-from lab.scenario.collector import PAGE, Collector
-from lab.scenario.runtime import Target
+from lab.scenario.run.collector import PAGE, Collector
+from lab.scenario.runtime.protocol import Target
 
 A = Target("client-a", "client", control_url="http://a:1", policy="adaptive")
 META = RunMeta(run_id="r", scenario="s", seed=1, started_wall=0.0, started_mono=0.0, duration_s=1.0)

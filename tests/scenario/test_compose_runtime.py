@@ -33,11 +33,11 @@ from engine_support import probe_over_http
 from lab.errors import FaultError, RuntimeUnavailable
 from lab.history import Outcome, read_journal
 from lab.procs import wait_until
-from lab.scenario.fault_kinds import make_fault
-from lab.scenario.faults import FaultContext
-from lab.scenario.rollback import MARKER, cleanup_leftovers
-from lab.scenario.runtime import clients, target
-from lab.scenario.runtime_compose import ComposeRuntime
+from lab.scenario.faults.kinds import make_fault
+from lab.scenario.faults.nemesis import FaultContext
+from lab.scenario.faults.rollback import MARKER, cleanup_leftovers
+from lab.scenario.runtime.compose import ComposeRuntime
+from lab.scenario.runtime.protocol import clients, target
 from lab.stack import health
 from lab.stack.engine import Engine, service_name
 from lab.toxiproxy_adapter import ToxiproxyAdapter
@@ -283,7 +283,7 @@ def test_a_ci_scenario_runs_end_to_end_and_leaves_the_lab_whole(
     # whole_lab checks on the way out: the killed worker-2 started, healthy, rediscovered.
 
 
-# -- (3) each runtime fault kind, injected and healed through lab.scenario.faults --------
+# -- (3) each runtime fault kind, injected and healed through lab.scenario.faults.nemesis --------
 
 
 @pytest.fixture

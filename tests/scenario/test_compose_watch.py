@@ -25,9 +25,9 @@ from test_compose_runtime import ROOT, assert_lab_whole, lab_run, only_run_dir, 
 
 from lab.history import read_journal
 from lab.procs import wait_until
-from lab.scenario.rollback import MARKER, cleanup_leftovers
-from lab.scenario.runtime_compose import ComposeRuntime
-from lab.scenario.watch import LEASE_S
+from lab.scenario.faults.rollback import MARKER, cleanup_leftovers
+from lab.scenario.runtime.compose import ComposeRuntime
+from lab.scenario.runtime.watch import LEASE_S
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(180)]
 

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from lab.scenario.junit import build_junit, write_junit
+from lab.scenario.output.junit import build_junit, write_junit
 
 
 def summary(**over: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from lab.scenario.checks import Measure, detection_of, recovery_of
+from lab.scenario.checks.recovery import Measure, detection_of, recovery_of
 
 RATE = 100.0
 SEEDS = 10_000

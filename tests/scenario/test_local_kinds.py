@@ -2,8 +2,8 @@
 
 Each test writes a short scenario into ``tmp_path``, launches the local runtime (3 grapes,
 3 workers behind a real Toxiproxy, real ``lab client`` processes), runs it with
-:func:`lab.scenario.runner.run_scenario` and asserts on ``summary.json``: the figures are
-``lab/scenario/checks.py``'s, so these tests prove the client *and* exercise the engine's
+:func:`lab.scenario.run.runner.run_scenario` and asserts on ``summary.json``: the figures are
+``lab/scenario/checks/recovery.py``'s, so these tests prove the client *and* exercise the engine's
 whole path (inject, confirm, collect, judge, roll back). After each run the lab itself is
 inspected before it is torn down: no toxic, no disabled proxy, no stopped or frozen
 process, every worker's behaviour as before, every client seeing every worker again.
@@ -34,11 +34,11 @@ from engine_support import toxiproxy_binary
 from lab.errors import LabError
 from lab.history import History, read_journal
 from lab.lab_client import http_json
-from lab.scenario.result import RunResult
-from lab.scenario.rollback import MARKER
-from lab.scenario.runner import run_scenario
-from lab.scenario.runtime_local import LocalRuntime
-from lab.scenario.spec import load_scenario
+from lab.scenario.faults.rollback import MARKER
+from lab.scenario.plan.spec import load_scenario
+from lab.scenario.run.result import RunResult
+from lab.scenario.run.runner import run_scenario
+from lab.scenario.runtime.local import LocalRuntime
 from lab.toxiproxy_adapter import ToxiproxyAdapter
 
 Side = Callable[[LocalRuntime], Coroutine[Any, Any, Any]]
@@ -390,7 +390,7 @@ def test_a_request_caught_in_flight_by_the_fault_is_not_steady_state() -> None:
     from histbuild import T0, B, fault, history, request, round_robin, stream
 
     from lab.history import Outcome
-    from lab.scenario.checks import client_figures
+    from lab.scenario.checks.recovery import client_figures
 
     peers = ("toxiproxy:21001", B, "toxiproxy:21003")
     reqs = stream("client-random", "random", 0, 20, round_robin(peers))

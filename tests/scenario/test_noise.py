@@ -9,8 +9,8 @@ import pytest
 from histbuild import A, history, request
 
 from lab.history import Outcome
-from lab.scenario.noise import NoiseMonitor, noise_figures, periodicity, slow_clusters
-from lab.scenario.spec import parse_scenario
+from lab.scenario.checks.noise import NoiseMonitor, noise_figures, periodicity, slow_clusters
+from lab.scenario.plan.spec import parse_scenario
 
 SCENARIO = """\
 name: t

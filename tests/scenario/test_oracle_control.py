@@ -7,10 +7,10 @@ from collections.abc import Callable
 from histbuild import A, B, C, fault, history, round_robin, stream
 
 from lab.history import Outcome
-from lab.scenario.checks import Window
-from lab.scenario.control import most_faulty_at_once
-from lab.scenario.spec import Scenario, parse_scenario
-from lab.scenario.summary import build_summary, exit_code
+from lab.scenario.checks.control import most_faulty_at_once
+from lab.scenario.checks.recovery import Window
+from lab.scenario.output.summary import build_summary, exit_code
+from lab.scenario.plan.spec import Scenario, parse_scenario
 
 RR = round_robin((A, B, C))
 

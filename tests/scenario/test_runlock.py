@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-import lab.scenario.run_command  # noqa: F401  (imported here: the timing is the refusal's, not the interpreter's imports)
+import lab.scenario.run.run_command  # noqa: F401  (imported here: the timing is the refusal's, not the interpreter's imports)
 from lab.cli import main
-from lab.scenario.rollback import MARKER
-from lab.scenario.runlock import (
+from lab.scenario.faults.rollback import MARKER
+from lab.scenario.run.runlock import (
     LOCK_NAME,
     LabBusy,
     acquire,
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HOLDER = """
 import sys, time
 from pathlib import Path
-from lab.scenario.runlock import acquire
+from lab.scenario.run.runlock import acquire
 lock = acquire(Path(sys.argv[1]), scenario="first-run", command="lab run first.yaml")
 print("held", flush=True)
 sys.stdin.read()  # hold until the test closes our stdin (or kills us)

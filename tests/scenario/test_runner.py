@@ -27,11 +27,11 @@ import pytest
 from engine_support import toxiproxy_binary
 
 from lab.history import Attempt, Outcome, RequestRecord, read_journal, request_to_json
-from lab.scenario.rollback import MARKER
-from lab.scenario.runner import run_scenario
-from lab.scenario.runtime import Target
-from lab.scenario.runtime_local import LocalRuntime
-from lab.scenario.spec import parse_scenario
+from lab.scenario.faults.rollback import MARKER
+from lab.scenario.plan.spec import parse_scenario
+from lab.scenario.run.runner import run_scenario
+from lab.scenario.runtime.local import LocalRuntime
+from lab.scenario.runtime.protocol import Target
 from lab.toxiproxy_adapter import ToxiproxyAdapter
 
 pytestmark = pytest.mark.toxiproxy

@@ -10,10 +10,10 @@ import yaml
 
 from lab.balancer.registry import POLICY_NAMES, VARIANTS
 from lab.errors import ScenarioError
-from lab.scenario import fit
-from lab.scenario.fit import Demand, HostFacts, antagonist_cores
-from lab.scenario.run_command import PROFILED_CLIENTS
-from lab.scenario.spec import COMPOSE_CLIENTS, load_scenario, parse_scenario
+from lab.scenario.plan import fit
+from lab.scenario.plan.fit import Demand, HostFacts, antagonist_cores
+from lab.scenario.plan.spec import COMPOSE_CLIENTS, load_scenario, parse_scenario
+from lab.scenario.run.run_command import PROFILED_CLIENTS
 
 ROOT = Path(__file__).resolve().parents[2]
 ROOMY = HostFacts(cores=2, mem_mib=24_000)

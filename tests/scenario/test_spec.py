@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lab.errors import ScenarioError
-from lab.scenario.quantities import Bound, parse_bound, parse_duration
-from lab.scenario.spec import Scenario, load_scenario, parse_scenario
-from lab.scenario.yamlsource import Field
+from lab.scenario.plan.quantities import Bound, parse_bound, parse_duration
+from lab.scenario.plan.spec import Scenario, load_scenario, parse_scenario
+from lab.scenario.plan.yamlsource import Field
 
 ROOT = Path(__file__).resolve().parents[2]
 LABEL = "scenarios/x.yaml"

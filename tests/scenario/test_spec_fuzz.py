@@ -21,9 +21,9 @@ import pytest
 
 from lab.cli import main
 from lab.errors import ScenarioError
-from lab.scenario.spec import Scenario, parse_scenario
-from lab.scenario.validate_command import describe_plan
-from lab.scenario.yamlsource import MAX_BYTES
+from lab.scenario.plan.spec import Scenario, parse_scenario
+from lab.scenario.plan.yamlsource import MAX_BYTES
+from lab.scenario.run.validate_command import describe_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 INPUTS = 10_000

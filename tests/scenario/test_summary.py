@@ -9,8 +9,8 @@ from histbuild import A, B, C, fault, history, round_robin, stream
 
 from lab.history import ClientEvent, Outcome
 from lab.report.model import build_report
-from lab.scenario.spec import Scenario, parse_scenario
-from lab.scenario.summary import build_summary, exit_code, write_summary
+from lab.scenario.output.summary import build_summary, exit_code, write_summary
+from lab.scenario.plan.spec import Scenario, parse_scenario
 
 RR = round_robin((A, B, C))
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from lab.cli import main
-from lab.scenario.spec import load_scenario
-from lab.scenario.validate_command import describe_plan
+from lab.scenario.plan.spec import load_scenario
+from lab.scenario.run.validate_command import describe_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 

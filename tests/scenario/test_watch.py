@@ -29,12 +29,12 @@ from test_runner import StandInClient, StandInRuntime
 from lab.history import read_journal
 from lab.lab_client import HttpLabClient, http_json
 from lab.procs import free_port, wait_until
-from lab.scenario.rollback import MARKER, cleanup_leftovers
-from lab.scenario.runner import run_scenario
-from lab.scenario.runtime import Target
-from lab.scenario.runtime_local import LocalRuntime
-from lab.scenario.spec import parse_scenario
-from lab.scenario.watch import LEASE_S, Watch
+from lab.scenario.faults.rollback import MARKER, cleanup_leftovers
+from lab.scenario.plan.spec import parse_scenario
+from lab.scenario.run.runner import run_scenario
+from lab.scenario.runtime.local import LocalRuntime
+from lab.scenario.runtime.protocol import Target
+from lab.scenario.runtime.watch import LEASE_S, Watch
 
 pytestmark = pytest.mark.toxiproxy
 

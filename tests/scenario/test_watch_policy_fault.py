@@ -10,8 +10,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from lab.lab_client import HttpLabClient
-from lab.scenario.runtime import Target
-from lab.scenario.watch import Watch
+from lab.scenario.runtime.protocol import Target
+from lab.scenario.runtime.watch import Watch
 
 FAULT = "policy failed: mine.py:12: choose() raised: KeyError: 'x'\nTraceback ..."
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from lab.scenario import spec
+from lab.scenario.plan import spec
 from lab.stack import shape as shaping
 from lab.stack.shape import BASE, Shape, override, wanted_services
 

@@ -166,7 +166,7 @@ def test_down_leaves_no_container_network_or_toxic(compose_lab: Lab) -> None:
     _post(f"{toxiapi.DEFAULT_API}/proxies/worker-1/toxics", leftover)
     done = compose_lab.down()
     assert done.returncode == 0, done.stderr
-    # Either the crashed-run cleanup (lab.scenario.rollback) or down's own sweep removes
+    # Either the crashed-run cleanup (lab.scenario.faults.rollback) or down's own sweep removes
     # it, and says which toxic it removed.
     assert "removed" in done.stderr and (
         "lab-test-leftover" in done.stderr or "1 leftover toxic" in done.stderr

@@ -16,7 +16,7 @@ Kinds:
 - through a worker's control endpoint: ``slow`` {latency: {kind, ms, ...}, cpu_ms},
   ``errors`` {error_rate}, ``antagonist`` {share} (a co-tenant taking that share of
   the worker's CPU while the fault holds: ``PUT /antagonist``);
-- in a target's network namespace (Compose only, lab/scenario/netkinds.py): ``link_partition``
+- in a target's network namespace (Compose only, lab/scenario/plan/netkinds.py): ``link_partition``
   {peers, direction}, ``packet`` {loss, delay_ms, jitter_ms, reorder, corrupt, rate_kbps,
   protocol, port, peer, direction}, ``dns`` {mode}; through a grape's API: ``ghost``
   {address, service, interval_ms}.
@@ -28,9 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lab.scenario import netkinds
-from lab.scenario.quantities import parse_number
-from lab.scenario.yamlsource import Field, Section, describe, did_you_mean
+from lab.scenario.plan import netkinds
+from lab.scenario.plan.quantities import parse_number
+from lab.scenario.plan.yamlsource import Field, Section, describe, did_you_mean
 
 Params = dict[str, Any]
 
@@ -127,7 +127,12 @@ def _errors(s: Section) -> Params:
 
 _ANY = ("worker", "grape", "client")
 _PACKET_PARAMS = (
-    *netkinds.PACKET_EFFECTS, "duplicate", "protocol", "port", "peer", "direction",
+    *netkinds.PACKET_EFFECTS,
+    "duplicate",
+    "protocol",
+    "port",
+    "peer",
+    "direction",
 )
 
 KINDS: dict[str, KindInfo] = {
@@ -147,12 +152,13 @@ KINDS: dict[str, KindInfo] = {
         KindInfo("slow", "control", ("worker",), ("latency", "cpu_ms"), _slow),
         KindInfo("errors", "control", ("worker",), ("error_rate",), _errors),
         KindInfo("antagonist", "control", ("worker",), ("share",), _antagonist),
-        # in the target's network namespace, by a helper container (lab/scenario/netfaults.py)
+        # in the target's network namespace, by a helper container (lab/scenario/faults/network.py)
         KindInfo("link_partition", "netns", _ANY, ("peers", "direction"), netkinds.link_partition),
         KindInfo("packet", "netns", _ANY, _PACKET_PARAMS, netkinds.packet),
         KindInfo("dns", "netns", _ANY, ("mode",), netkinds.dns),
-        KindInfo("ghost", "control", ("grape",), ("address", "service", "interval_ms"),
-                 netkinds.ghost),
+        KindInfo(
+            "ghost", "control", ("grape",), ("address", "service", "interval_ms"), netkinds.ghost
+        ),
     )
 }
 

@@ -9,7 +9,7 @@ client on the scenario's ``steady_state`` bounds (availability, p50/p99/p99.9 ms
 An expectation names a policy or a client; a policy expands to each of its clients, so
 two adaptive clients are judged separately. A figure that cannot be measured fails the
 expectation with the reason: a check that could not look must not let a broken run pass
-(a run is ``unknown`` only when its control moved: ``lab.scenario.control``). A relative
+(a run is ``unknown`` only when its control moved: ``lab.scenario.checks.control``). A relative
 bound (``p99_ms: "<= random"``) is resolved against the ref client's figure for the same
 metric in the same run; when that figure is missing, the verdict is "not measurable"
 with the ref's reason, never a pass.
@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from lab.history import History
-from lab.scenario.checks import (
+from lab.scenario.checks.recovery import (
     ClientFigures,
     Measure,
     availability,
@@ -35,8 +35,8 @@ from lab.scenario.checks import (
     settled_before,
     steady_until,
 )
-from lab.scenario.quantities import Bound
-from lab.scenario.spec import Scenario
+from lab.scenario.plan.quantities import Bound
+from lab.scenario.plan.spec import Scenario
 from lab.verdict import Verdict
 
 

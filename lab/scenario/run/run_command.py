@@ -4,11 +4,11 @@ Exit codes (``lab.verdict``): 0 pass, 1 an expectation (or steady-state bound)
 failed, 2 the run could not be carried out (bad file, lab not up, another run holds the
 lab, a fault that would not take, interrupted), 3 unknown (the control, the oracle, missed
 a known answer, so the run could not tell a regression from a bad day). Before anything
-else the run takes the lab's run lock (:mod:`lab.scenario.runlock`; a second run is
+else the run takes the lab's run lock (:mod:`lab.scenario.run.runlock`; a second run is
 refused), then the leftovers of a crashed run are undone (``reports/.inflight.json``) and
 the run's own folder is reserved. ``--dry-run`` prints the resolved plan and touches
 nothing. ``--repeat N`` runs it N times with seeds seed..seed+N-1 into one folder under
-the same lock and judges the series on medians (``lab.scenario.repeat``). After every run
+the same lock and judges the series on medians (``lab.scenario.run.repeat``). After every run
 the per-policy comparison is printed above the verdict, and ``reports/index.html`` is
 refreshed.
 """
@@ -30,15 +30,15 @@ from rich.markup import escape
 
 from lab.errors import LabError
 from lab.report.render import render_index
-from lab.scenario.result import RunResult
-from lab.scenario.rollback import cleanup_leftovers, default_reports_dir
-from lab.scenario.runlock import acquire, lock_path, reserve_run_dir
-from lab.scenario.runner import run_scenario
-from lab.scenario.runtime import Runtime
-from lab.scenario.runtime_compose import ComposeRuntime
-from lab.scenario.runtime_local import LocalRuntime
-from lab.scenario.spec import load_scenario
-from lab.scenario.validate_command import describe_plan, seed_arg
+from lab.scenario.faults.rollback import cleanup_leftovers, default_reports_dir
+from lab.scenario.plan.spec import load_scenario
+from lab.scenario.run.result import RunResult
+from lab.scenario.run.runlock import acquire, lock_path, reserve_run_dir
+from lab.scenario.run.runner import run_scenario
+from lab.scenario.run.validate_command import describe_plan, seed_arg
+from lab.scenario.runtime.compose import ComposeRuntime
+from lab.scenario.runtime.local import LocalRuntime
+from lab.scenario.runtime.protocol import Runtime
 from lab.stack import shape as shaping
 from lab.stack.engine import Engine, service_name
 
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         shaped = _shaped(scenario, console) if kind == "compose" else contextlib.nullcontext()
         with shaped:
             if args.repeat > 1:
-                from lab.scenario.repeat import run_series  # why: numpy, after _need_analysis
+                from lab.scenario.run.repeat import run_series  # why: numpy, after _need_analysis
 
                 return run_series(scenario, args, reports, console, command, run_once)
             run_id, _ = reserve_run_dir(reports, scenario.name)

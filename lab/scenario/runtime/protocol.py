@@ -1,8 +1,8 @@
 """The runtime: what brings the lab's nodes up and down (Jepsen's *db*), as one protocol.
 
-Two implementations share it: :mod:`lab.scenario.runtime_compose` (the Compose lab, driven
-through the Docker SDK) and :mod:`lab.scenario.runtime_local` (the same services as local
-processes with a real Toxiproxy binary). The nemesis (:mod:`lab.scenario.faults`) and the
+Two implementations share it: :mod:`lab.scenario.runtime.compose` (the Compose lab, driven
+through the Docker SDK) and :mod:`lab.scenario.runtime.local` (the same services as local
+processes with a real Toxiproxy binary). The nemesis (:mod:`lab.scenario.faults.nemesis`) and the
 runner only see this protocol, so a scenario runs unchanged on either.
 
 Every method is synchronous and may block (Docker calls, process waits): the async runner
@@ -107,7 +107,7 @@ class Runtime(Protocol):
         ...
 
     def inflight_info(self) -> dict[str, Any]:
-        """What :func:`lab.scenario.rollback.cleanup_leftovers` needs after a ``kill -9``."""
+        """What :func:`lab.scenario.faults.rollback.cleanup_leftovers` needs after a ``kill -9``."""
         ...
 
     def close(self) -> None: ...

@@ -11,8 +11,8 @@ import argparse
 import sys
 
 from lab.errors import ScenarioError
-from lab.scenario.quantities import format_duration
-from lab.scenario.spec import Scenario, load_scenario
+from lab.scenario.plan.quantities import format_duration
+from lab.scenario.plan.spec import Scenario, load_scenario
 
 MAX_SEED = 2**63 - 1
 

@@ -25,7 +25,7 @@ from typing import Any
 import docker.errors
 
 from lab.errors import FaultError, RuntimeUnavailable
-from lab.scenario.runtime import Target
+from lab.scenario.runtime.protocol import Target
 from lab.stack import health
 from lab.stack.engine import Engine, service_name
 

@@ -54,7 +54,7 @@ Schema (version 1)::
                  "steady_state_failed", "control_failed"},
       "repeat": {"index": int, "of": int, "aggregate": "../aggregate.html"}  # only
                                           # in a run of `lab run --repeat N`
-      "noise": {                          # the lab's own floor (lab/scenario/noise.py)
+      "noise": {                          # the lab's own floor (lab/scenario/checks/noise.py)
         "load": {"cpus", "samples", "mean_1m", "max_1m"},
         "cgroups": {service: {"cpu_s", "nr_periods", "nr_throttled", "throttled_ms",
                               "quota_cpus"}},   # during the load phase; Compose only
@@ -70,12 +70,12 @@ Schema (version 1)::
 
 Other sections may be added beside these (a reader ignores keys it does not know); an
 expectation's verdict is judged from the figures of this one run only, which is what lets
-``lab.scenario.aggregate`` take medians of ``measured`` and ``bound_value`` over runs.
+``lab.scenario.run.aggregate`` take medians of ``measured`` and ``bound_value`` over runs.
 
 An aborted run keeps its figures (what was seen) but lists no verdicts: a partial
 history would judge expectations on the wrong windows. A run whose control (the oracle)
 missed a known answer keeps every verdict listed but its own verdict is ``unknown``
-(``lab.scenario.control``).
+(``lab.scenario.checks.control``).
 """
 
 from __future__ import annotations
@@ -88,12 +88,18 @@ from typing import Any
 
 from lab import __version__
 from lab.history import History, group_clients
-from lab.scenario.checks import ClientFigures, FaultFigures, Measure, client_figures, fault_windows
-from lab.scenario.control import check_control, control_moved, judges_own_p99_ratio
-from lab.scenario.looplag_figures import loop_lag_figures
-from lab.scenario.noise import noise_figures
-from lab.scenario.spec import Scenario
-from lab.scenario.steady import Judgement, check_steady_state, evaluate_expectations
+from lab.scenario.checks.control import check_control, control_moved, judges_own_p99_ratio
+from lab.scenario.checks.looplag_figures import loop_lag_figures
+from lab.scenario.checks.noise import noise_figures
+from lab.scenario.checks.recovery import (
+    ClientFigures,
+    FaultFigures,
+    Measure,
+    client_figures,
+    fault_windows,
+)
+from lab.scenario.checks.steady import Judgement, check_steady_state, evaluate_expectations
+from lab.scenario.plan.spec import Scenario
 from lab.verdict import Verdict, combine
 
 SCHEMA = 1

@@ -5,12 +5,12 @@ A bound is absolute (``"<= 1"``) or relative to another client of the same run:
 ``"<= 1.5x oracle"``, ``">= random - 0.001"``. ``<ref>`` is a policy or client name of the
 scenario's ``clients:``; the bound is ``factor x`` that client's figure for the same
 metric in the same run, ``+/- number``. Which names exist is the schema's business
-(:mod:`lab.scenario.spec`); this module only parses.
+(:mod:`lab.scenario.plan.spec`); this module only parses.
 
 Why strings: a scenario reads like the experiment it describes (``at: 15s``,
 ``detection_s: "<= 1"``). Parsing lives here, apart from the schema, so the runner's
 ``--duration`` style flags and the tests share one grammar. Errors name the field through
-:class:`~lab.scenario.yamlsource.Field`.
+:class:`~lab.scenario.plan.yamlsource.Field`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lab.scenario.yamlsource import Field, describe
+from lab.scenario.plan.yamlsource import Field, describe
 
 MAX_DURATION_S = 6 * 3600.0
 """The longest time a scenario may name (its duration, any time or span within it): a

@@ -58,10 +58,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from lab.scenario.checks import ClientFigures, Measure, Window
-from lab.scenario.kinds import KINDS
-from lab.scenario.quantities import Bound
-from lab.scenario.steady import Judgement
+from lab.scenario.checks.recovery import ClientFigures, Measure, Window
+from lab.scenario.checks.steady import Judgement
+from lab.scenario.plan.kinds import KINDS
+from lab.scenario.plan.quantities import Bound
 from lab.verdict import Verdict
 
 CONTROL_POLICY = "oracle"

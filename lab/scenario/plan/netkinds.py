@@ -3,7 +3,7 @@
 
 Kept apart from ``kinds.py`` (which only registers them) because their parameters name
 other services (``peers``, ``peer``) and packet filters; they are applied by
-:mod:`lab.scenario.netfaults`. A peer is a service name (``grape-2``, ``client-random``,
+:mod:`lab.scenario.faults.network`. A peer is a service name (``grape-2``, ``client-random``,
 ``toxiproxy``) or a group (``grapes``, ``workers``, ``clients``), resolved to addresses
 when the fault is injected.
 """
@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from lab.scenario.quantities import parse_number
-from lab.scenario.yamlsource import Field, Section, YList, describe, did_you_mean
+from lab.scenario.plan.quantities import parse_number
+from lab.scenario.plan.yamlsource import Field, Section, YList, describe, did_you_mean
 
 Params = dict[str, Any]
 

@@ -17,7 +17,7 @@ Rules (what a statistician reviewing a benchmark report expects):
   as the worst value for that bound (+inf against ``<=``, -inf against ``>=``), as a
   single run fails an unmeasured figure.
 - Every figure is shown with every run's value, min, max, median and the 95 % bootstrap
-  interval of the median (``lab.scenario.stats``), and adaptive is compared with each
+  interval of the median (``lab.scenario.run.stats``), and adaptive is compared with each
   other policy per metric by a two-sided Mann-Whitney U test.
 
 Schema (``reports/<series>/summary.json``, ``"kind": "aggregate"``)::
@@ -47,7 +47,7 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from lab.scenario.stats import compare, median, median_ci
+from lab.scenario.run.stats import compare, median, median_ci
 from lab.verdict import Verdict, combine
 
 SCHEMA = 1

@@ -8,10 +8,10 @@ Phases (each recorded in ``RunMeta.phases`` with its monotonic start and end):
 2. ``load``: start the load on every client with the same seed-derived arrivals (each
    load on a lease the watch renews), then execute the plan's inject/heal steps at their
    times (deadline-based, from the load's start) while the collector streams histories
-   into the journal and the watch (:mod:`lab.scenario.watch`) aborts the run within ~1 s
+   into the journal and the watch (:mod:`lab.scenario.runtime.watch`) aborts the run within ~1 s
    if Toxiproxy or a client is lost;
 3. ``drain``: stop the load, collect until the clients have nothing new;
-4. ``report``: summary.json (``lab.scenario.summary``), JUnit XML, report.html.
+4. ``report``: summary.json (``lab.scenario.output.summary``), JUnit XML, report.html.
 
 Rollback always runs (``finally``), whatever ends the run: an exception, a failed fault,
 a failed expectation with fail-fast, SIGINT or SIGTERM (turned into a cancellation of
@@ -35,17 +35,17 @@ from typing import Any, Protocol
 from lab.errors import LabError
 from lab.history import History, JournalWriter, RunMeta
 from lab.lab_client import HttpLabClient, LabClient
-from lab.scenario.collector import Collector
-from lab.scenario.fault_kinds import make_fault
-from lab.scenario.faults import Fault, FaultContext
-from lab.scenario.junit import write_junit
-from lab.scenario.noise import NoiseMonitor
-from lab.scenario.progress import NullProgress, Progress
-from lab.scenario.result import RunResult
-from lab.scenario.rollback import MARKER, Rollback, UndoResult, cleanup_leftovers
-from lab.scenario.runlock import reserve_run_dir
-from lab.scenario.runtime import ClockProbe, Runtime, Target, clients, probe_clock, target
-from lab.scenario.watch import Watch
+from lab.scenario.checks.noise import NoiseMonitor
+from lab.scenario.faults.kinds import make_fault
+from lab.scenario.faults.nemesis import Fault, FaultContext
+from lab.scenario.faults.rollback import MARKER, Rollback, UndoResult, cleanup_leftovers
+from lab.scenario.output.junit import write_junit
+from lab.scenario.run.collector import Collector
+from lab.scenario.run.progress import NullProgress, Progress
+from lab.scenario.run.result import RunResult
+from lab.scenario.run.runlock import reserve_run_dir
+from lab.scenario.runtime.protocol import ClockProbe, Runtime, Target, clients, probe_clock, target
+from lab.scenario.runtime.watch import Watch
 from lab.toxiproxy_adapter import ToxiproxyAdapter
 from lab.verdict import Verdict
 
@@ -361,7 +361,7 @@ async def _heal(run: _Run, fault: Fault) -> None:
 def _fail_fast(run: _Run) -> None:
     """With --fail-fast, judge the history so far after each heal; a failure aborts."""
     try:
-        from lab.scenario.summary import build_summary  # why: numpy, only when judging
+        from lab.scenario.output.summary import build_summary  # why: numpy, only when judging
     except ImportError:
         return
     try:
@@ -461,7 +461,7 @@ def _finish(run: _Run, results: list[UndoResult], wall0: float) -> RunResult:
 
 
 def _write_summary(run: _Run) -> tuple[dict[str, Any] | None, Verdict]:
-    from lab.scenario.summary import (  # why: numpy and scipy, only when judging
+    from lab.scenario.output.summary import (  # why: numpy and scipy, only when judging
         build_summary,
         write_summary,
     )

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lab.errors import ScenarioError
-from lab.scenario.kinds import KINDS, KindInfo, Params, check_target_type, kind_info
-from lab.scenario.quantities import format_duration, parse_duration, parse_number
-from lab.scenario.yamlsource import (
+from lab.scenario.plan.kinds import KINDS, KindInfo, Params, check_target_type, kind_info
+from lab.scenario.plan.quantities import format_duration, parse_duration, parse_number
+from lab.scenario.plan.yamlsource import (
     Field,
     Section,
     YList,

@@ -24,7 +24,7 @@ from typing import Any
 from lab.errors import FaultError, RuntimeUnavailable
 from lab.loadgen.local_cluster import ClientSpec, ClusterSpec, LocalCluster
 from lab.procs import ServiceProcess, http_ok
-from lab.scenario.runtime import Target
+from lab.scenario.runtime.protocol import Target
 
 
 class LocalRuntime:

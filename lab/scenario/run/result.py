@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab.scenario.rollback import UndoResult
-from lab.scenario.runtime import ClockProbe
+from lab.scenario.faults.rollback import UndoResult
+from lab.scenario.runtime.protocol import ClockProbe
 from lab.verdict import Verdict
 
 

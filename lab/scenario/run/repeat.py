@@ -2,7 +2,7 @@
 
 Layout: ``reports/<series-id>/`` holds ``run-01-seed-7/``, ``run-02-seed-8/``, ... (each
 a complete run directory with its own report, which links to the aggregate), and the
-series' ``summary.json`` (``lab.scenario.aggregate``), ``junit.xml``,
+series' ``summary.json`` (``lab.scenario.run.aggregate``), ``junit.xml``,
 ``aggregate.html`` and ``index.html`` (the runs). Seeds are seed..seed+N-1, so each run
 draws its own arrivals and any run can be redone alone with ``--seed``. Runs are
 independent: each gets a fresh runtime (a local lab is relaunched). The crash marker
@@ -22,12 +22,12 @@ from rich.console import Console
 
 from lab.report.aggregate import aggregate_table, render_aggregate
 from lab.report.render import render_index
-from lab.scenario.aggregate import build_aggregate
-from lab.scenario.junit import write_junit
-from lab.scenario.progress import comparison_table
-from lab.scenario.result import RunResult
-from lab.scenario.runlock import reserve_run_dir
-from lab.scenario.summary import write_summary
+from lab.scenario.output.junit import write_junit
+from lab.scenario.output.summary import write_summary
+from lab.scenario.run.aggregate import build_aggregate
+from lab.scenario.run.progress import comparison_table
+from lab.scenario.run.result import RunResult
+from lab.scenario.run.runlock import reserve_run_dir
 from lab.verdict import Verdict
 
 AGGREGATE_PAGE = "aggregate.html"

@@ -16,7 +16,7 @@ Three families:
   client hangs), one_way_partition (one stream), down (proxy disabled: refused, open
   connections closed), reset_peer, bandwidth, slow_close. Toxic names start with
   :data:`TOXIC_PREFIX`, so leftover cleanup removes ours and nobody else's.
-- Runtime (via :class:`~lab.scenario.runtime.Runtime`) on a worker or grape: kill, stop,
+- Runtime (via :class:`~lab.scenario.runtime.protocol.Runtime`) on a worker or grape: kill, stop,
   pause, restart, grape_partition (network disconnect).
 - Worker control (``PUT /behaviour`` on the worker's control port): slow (application
   latency) and errors (error rate); heal restores the behaviour read before injecting.
@@ -38,7 +38,7 @@ from typing import Any, ClassVar
 from lab.errors import FaultError, LabError
 from lab.history import FaultRecord
 from lab.lab_client import http_json
-from lab.scenario.runtime import Runtime, Target
+from lab.scenario.runtime.protocol import Runtime, Target
 from lab.toxiproxy_adapter import ToxiproxyAdapter
 
 TOXIC_PREFIX = "lab-"

@@ -1,7 +1,7 @@
 """Every fault kind the engine knows, and the factory that builds one from a step.
 
-Its own module because it gathers the kinds of :mod:`lab.scenario.faults` and of
-:mod:`lab.scenario.netfaults`, and the network kinds subclass :class:`Fault`: the
+Its own module because it gathers the kinds of :mod:`lab.scenario.faults.nemesis` and of
+:mod:`lab.scenario.faults.network`, and the network kinds subclass :class:`Fault`: the
 registry sits above both, so neither imports the other's kinds.
 """
 
@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from lab.errors import FaultError
-from lab.scenario.faults import FAULT_KINDS, Fault, FaultContext
-from lab.scenario.netfaults import NETNS_FAULT_KINDS
-from lab.scenario.runtime import Target
+from lab.scenario.faults.nemesis import FAULT_KINDS, Fault, FaultContext
+from lab.scenario.faults.network import NETNS_FAULT_KINDS
+from lab.scenario.runtime.protocol import Target
 
 
 def all_fault_kinds() -> dict[str, type[Fault]]:

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from lab.history import History, Outcome, RequestRecord
-from lab.scenario.checks import latencies_ms, quantile
+from lab.scenario.checks.recovery import latencies_ms, quantile
 from lab.stack.cgroups import CgroupUnreadable, CpuStat, cpu_stat
 
 SLOW_MS = 25.0
@@ -112,7 +112,7 @@ def periodicity(clusters: list[Cluster]) -> dict[str, Any]:
 
 
 def _steady_oracle(history: History, scenario: Any) -> dict[str, Any]:
-    from lab.scenario.steady import steady_windows  # why: numpy, only when judging
+    from lab.scenario.checks.steady import steady_windows  # why: numpy, only when judging
 
     names = [c.name for c in scenario.clients if c.policy == ORACLE]
     if not names:

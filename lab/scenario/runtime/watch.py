@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from lab.lab_client import ControlError, LabClient
-from lab.scenario.runtime import Target
+from lab.scenario.runtime.protocol import Target
 
 POLL_S = 0.2
 """Toxiproxy is asked this often: a lost Toxiproxy aborts the run within ~1 s."""
@@ -165,4 +165,3 @@ class Watch:
         results = await asyncio.gather(*(one(c) for c in self.clients))
         self.renewals += 1
         return next((r for r in results if r is not None), None)
-

@@ -33,10 +33,10 @@ from lab.netfault.rules import (
     packet_plan,
     partition_plan,
 )
-from lab.scenario.faults import Fault, FaultContext
-from lab.scenario.netkinds import GROUPS
-from lab.scenario.runtime import Runtime, Target
-from lab.scenario.runtime_compose import ComposeRuntime
+from lab.scenario.faults.nemesis import Fault, FaultContext
+from lab.scenario.plan.netkinds import GROUPS
+from lab.scenario.runtime.compose import ComposeRuntime
+from lab.scenario.runtime.protocol import Runtime, Target
 
 
 def netfault_helper(runtime: Runtime) -> NetfaultHelper:

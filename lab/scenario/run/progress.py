@@ -22,8 +22,8 @@ from rich.text import Text
 
 from lab.history import FaultRecord, Outcome, RequestRecord
 from lab.report.tables import fmt_metric, policy_sort_key
-from lab.scenario.collector import Collector
-from lab.scenario.result import RunResult
+from lab.scenario.run.collector import Collector
+from lab.scenario.run.result import RunResult
 from lab.verdict import Verdict
 
 WINDOW_S = 5.0

@@ -32,7 +32,7 @@ from lab.history import (
     request_from_json,
 )
 from lab.lab_client import PAGE_LIMIT, ControlError, LabClient
-from lab.scenario.runtime import Target
+from lab.scenario.runtime.protocol import Target
 
 PAGE = PAGE_LIMIT
 PAST_THE_END = 2**53

@@ -51,16 +51,16 @@ from lab.balancer.policy_file import check_policy_ref, is_policy_ref
 from lab.balancer.registry import POLICY_NAMES
 from lab.errors import SettingsError
 from lab.loadgen.limits import MAX_PAYLOAD_BYTES, MAX_RATE, load_problem
-from lab.scenario import netkinds
-from lab.scenario.fit import Demand, HostFacts, antagonist_cores, problem
-from lab.scenario.quantities import (
+from lab.scenario.plan import netkinds
+from lab.scenario.plan.fit import Demand, HostFacts, antagonist_cores, problem
+from lab.scenario.plan.quantities import (
     Bound,
     format_duration,
     parse_bound,
     parse_duration,
     parse_number,
 )
-from lab.scenario.timeline import (
+from lab.scenario.plan.timeline import (
     NAME,
     ChaosStep,
     FaultStep,
@@ -74,7 +74,7 @@ from lab.scenario.timeline import (
     parse_timeline,
     plan_of,
 )
-from lab.scenario.yamlsource import (
+from lab.scenario.plan.yamlsource import (
     Field,
     Section,
     YList,
@@ -358,7 +358,7 @@ def _check_fit(
     at: Field,
     host: HostFacts | None,
 ) -> None:
-    """Refuse a compose shape this machine cannot hold (lab.scenario.fit)."""
+    """Refuse a compose shape this machine cannot hold (lab.scenario.plan.fit)."""
     burns = [
         (iv.start, duration if iv.end is None else iv.end, float(iv.params.get("share", 0)))
         for iv in intervals
