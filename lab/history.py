@@ -110,10 +110,47 @@ class RunMeta:
     status: str = "running"  # running | completed | aborted
     abort_reason: str | None = None
     ended_mono: float | None = None
-    versions: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)  # what ran: runtime, toxiproxy
     command: str = ""
     phases: list[dict[str, Any]] = field(default_factory=list)
     noise: dict[str, Any] = field(default_factory=dict)  # lab.scenario.checks.noise.NoiseMonitor
+    # What the run noticed about itself. Each is written into the JSON ``versions`` object
+    # (journal and summary.json) under its own name, as it always was (docs/contracts.md).
+    clock: str | None = None  # the clock probe's finding, one line
+    watch: str | None = None  # what the watch did, one line
+    history_dropped: dict[str, int] | None = None  # per client, records the client dropped
+    history_stale: dict[str, int] | None = None  # per client, records older than the run
+    junit_error: str | None = None  # why junit.xml could not be written
+    report_error: str | None = None  # why report.html could not be rendered
+
+    def recorded_versions(self) -> dict[str, str]:
+        """``versions`` as the JSON files carry it: the versions, then each note that is set.
+
+        Why one flat object of strings: summary.json's ``versions`` and the journal's meta
+        were written that way before the notes had fields of their own, and readers of
+        either keep working.
+        """
+        out = dict(self.versions)
+        for name in _TEXT_NOTES_BEFORE:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        for name in _COUNT_NOTES:
+            counts = getattr(self, name)
+            if counts is not None:
+                out[name] = json.dumps(counts)
+        for name in _TEXT_NOTES_AFTER:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+
+# The order the notes land in ``versions``: the order a run finds them out.
+_TEXT_NOTES_BEFORE = ("clock", "watch")
+_COUNT_NOTES = ("history_dropped", "history_stale")
+_TEXT_NOTES_AFTER = ("junit_error", "report_error")
+_NOTES = _TEXT_NOTES_BEFORE + _COUNT_NOTES + _TEXT_NOTES_AFTER
 
 
 @dataclass(slots=True)
@@ -227,13 +264,21 @@ def event_from_json(d: dict[str, Any]) -> ClientEvent:
 
 def meta_to_json(m: RunMeta) -> dict[str, Any]:
     d = asdict(m)
+    for name in _NOTES:
+        del d[name]
+    d["versions"] = m.recorded_versions()
     d["type"] = "meta"
     return d
 
 
 def meta_from_json(d: dict[str, Any]) -> RunMeta:
     fields = {k: v for k, v in d.items() if k != "type"}
-    return RunMeta(**fields)
+    versions = dict(fields.pop("versions", None) or {})
+    notes: dict[str, Any] = {name: versions.pop(name) for name in _NOTES if name in versions}
+    for name in _COUNT_NOTES:
+        if name in notes:
+            notes[name] = json.loads(notes[name])
+    return RunMeta(**fields, versions=versions, **notes)
 
 
 class JournalWriter:

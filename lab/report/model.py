@@ -191,7 +191,7 @@ def build_header(history: History, summary: Mapping[str, object], axis_end: floa
         abort_reason=reason,
         started_wall=fmt_wall(m.started_wall) if m.started_wall else DASH,
         duration=duration,
-        versions=tuple(sorted((str(k), str(v)) for k, v in m.versions.items())),
+        versions=tuple(sorted((str(k), str(v)) for k, v in m.recorded_versions().items())),
         command=m.command,
         verdict_reason=str(summary.get("verdict_reason") or "")
         if verdict is Verdict.UNKNOWN

@@ -254,7 +254,10 @@ def build_summary(
         reason if is_aborted else "; ".join(causes) if verdict is Verdict.UNKNOWN else None
     )
     oracles = [cf.client for cf in figures.values() if cf.policy == "oracle"]
-    versions = {"grenache-lab": __version__, **{str(k): str(v) for k, v in meta.versions.items()}}
+    versions = {
+        "grenache-lab": __version__,
+        **{str(k): str(v) for k, v in meta.recorded_versions().items()},
+    }
     return {
         "schema": SCHEMA,
         "run_id": meta.run_id,

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import signal
 import sys
 import time
@@ -304,10 +303,10 @@ async def _execute(run: _Run, plan: tuple[Any, ...], reports_dir: Path, health_t
             run.history.meta.noise = await noise.stop()
     dropped = {k: v for k, v in collector.dropped().items() if v}
     if dropped:
-        run.history.meta.versions["history_dropped"] = json.dumps(dropped)
+        run.history.meta.history_dropped = dropped
     stale = {k: v for k, v in collector.stale().items() if v}
     if stale:
-        run.history.meta.versions["history_stale"] = json.dumps(stale)
+        run.history.meta.history_stale = stale
 
 
 async def _steps(run: _Run, plan: tuple[Any, ...]) -> None:
@@ -398,7 +397,7 @@ def _url(client: Target) -> str:
 def _record_clock(run: _Run, probes: list[ClockProbe]) -> None:
     worst = max((abs(p.offset) for p in probes), default=0.0)
     bound = max((p.bound for p in probes), default=0.0)
-    run.history.meta.versions["clock"] = (
+    run.history.meta.clock = (
         f"CLOCK_MONOTONIC shared; max |offset| {worst * 1e3:.3f} ms, bracket ±{bound * 1e3:.3f} ms"
     )
     run.history.meta.phases.append(
@@ -414,7 +413,7 @@ def _record_clock(run: _Run, probes: list[ClockProbe]) -> None:
 
 def _record_watch(run: _Run, watch: Watch) -> None:
     """What the watch did, in the run's meta; a loss also as a phase with its time."""
-    run.history.meta.versions["watch"] = (
+    run.history.meta.watch = (
         f"Toxiproxy polled every {watch.poll_s:g}s (lost after {watch.lost_after_s:g}s silent); "
         f"client leases {watch.lease_s:g}s renewed every {watch.renew_s:g}s, "
         f"{watch.renewals} rounds"
@@ -482,7 +481,7 @@ def _write_junit(run: _Run, summary: Mapping[str, Any]) -> None:
     try:
         write_junit(run.run_dir, summary)
     except Exception as exc:  # the summary and report carry the verdict all the same
-        run.history.meta.versions["junit_error"] = f"{type(exc).__name__}: {exc}"
+        run.history.meta.junit_error = f"{type(exc).__name__}: {exc}"
 
 
 def _render(run: _Run) -> Path | None:
@@ -491,7 +490,7 @@ def _render(run: _Run) -> Path | None:
 
         return render_report(run.run_dir)
     except Exception as exc:  # a run without a page still has its journal and summary
-        run.history.meta.versions["report_error"] = f"{type(exc).__name__}: {exc}"
+        run.history.meta.report_error = f"{type(exc).__name__}: {exc}"
         return None
 
 
