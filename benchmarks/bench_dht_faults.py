@@ -31,8 +31,8 @@ from functools import partial
 from typing import Any
 
 from lab.errors import LabError
+from lab.scenario.faults.base import FaultContext
 from lab.scenario.faults.kinds import make_fault
-from lab.scenario.faults.nemesis import FaultContext
 from lab.scenario.runtime.compose import ComposeRuntime
 from lab.scenario.runtime.protocol import target
 from lab.toxiproxy_adapter import ToxiproxyAdapter

@@ -19,8 +19,9 @@ from engine_support import echo_server, round_trip
 
 from lab.errors import FaultError
 from lab.procs import free_port
+from lab.scenario.faults.base import FaultContext
 from lab.scenario.faults.kinds import make_fault
-from lab.scenario.faults.nemesis import FAULT_KINDS, FaultContext
+from lab.scenario.faults.nemesis import FAULT_KINDS
 from lab.scenario.runtime.protocol import Target
 from lab.toxiproxy_adapter import ToxiproxyAdapter
 

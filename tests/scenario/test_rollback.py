@@ -17,8 +17,8 @@ from engine_support import echo_server, round_trip
 from lab.errors import FaultError
 from lab.fake_lab_client import FakeLabClient
 from lab.procs import free_port, wait_until
+from lab.scenario.faults.base import FaultContext
 from lab.scenario.faults.kinds import make_fault
-from lab.scenario.faults.nemesis import FaultContext
 from lab.scenario.faults.rollback import MARKER, Rollback, cleanup_leftovers
 from lab.scenario.runtime.protocol import Target
 from lab.toxiproxy_adapter import ToxiproxyAdapter
@@ -179,7 +179,7 @@ DRIVER = textwrap.dedent(
     import signal, sys, time
     from pathlib import Path
     from lab.toxiproxy_adapter import ToxiproxyAdapter
-    from lab.scenario.faults.nemesis import FaultContext
+    from lab.scenario.faults.base import FaultContext
     from lab.scenario.faults.kinds import make_fault
     from lab.scenario.faults.rollback import Rollback
     from lab.scenario.runtime.protocol import Target

@@ -15,8 +15,8 @@ from engine_support import probe_over_http, toxiproxy_binary
 
 from lab.errors import RuntimeUnavailable
 from lab.procs import free_port, http_ok, wait_until
+from lab.scenario.faults.base import FaultContext
 from lab.scenario.faults.kinds import make_fault
-from lab.scenario.faults.nemesis import FaultContext
 from lab.scenario.faults.rollback import MARKER, Rollback, cleanup_leftovers
 from lab.scenario.runtime.local import LocalRuntime
 from lab.scenario.runtime.protocol import Target, target

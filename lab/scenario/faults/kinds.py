@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from lab.errors import FaultError
-from lab.scenario.faults.nemesis import FAULT_KINDS, Fault, FaultContext
+from lab.scenario.faults.base import Fault, FaultContext
+from lab.scenario.faults.nemesis import FAULT_KINDS
 from lab.scenario.faults.network import NETNS_FAULT_KINDS
 from lab.scenario.runtime.protocol import Target
 

@@ -33,7 +33,7 @@ from lab.netfault.rules import (
     packet_plan,
     partition_plan,
 )
-from lab.scenario.faults.nemesis import Fault, FaultContext
+from lab.scenario.faults.base import Fault, FaultContext
 from lab.scenario.plan.netkinds import GROUPS
 from lab.scenario.runtime.compose import ComposeRuntime
 from lab.scenario.runtime.protocol import Runtime, Target

@@ -34,7 +34,8 @@ from typing import Any
 from lab.errors import FaultError, LabError, RuntimeUnavailable
 from lab.lab_client import ControlError, HttpLabClient, LabClient, http_json
 from lab.netfault.cleanup import undo_netfault_leftovers
-from lab.scenario.faults.nemesis import TOXIC_PREFIX, Fault
+from lab.scenario.faults.base import Fault
+from lab.scenario.faults.toxic import TOXIC_PREFIX
 from lab.scenario.runtime.compose import undo_leftovers
 from lab.stack.engine import Paths
 from lab.toxiproxy_adapter import ToxiproxyAdapter

@@ -35,8 +35,8 @@ from lab.errors import LabError
 from lab.history import History, JournalWriter, RunMeta
 from lab.lab_client import HttpLabClient, LabClient
 from lab.scenario.checks.noise import NoiseMonitor
+from lab.scenario.faults.base import Fault, FaultContext
 from lab.scenario.faults.kinds import make_fault
-from lab.scenario.faults.nemesis import Fault, FaultContext
 from lab.scenario.faults.rollback import MARKER, Rollback, UndoResult, cleanup_leftovers
 from lab.scenario.output.junit import write_junit
 from lab.scenario.run.collector import Collector
