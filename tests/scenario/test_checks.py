@@ -18,13 +18,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lab.history import Attempt, Outcome
+from lab.scenario.checks.figures import client_figures, fault_windows
 from lab.scenario.checks.recovery import (
     DETECTION_SHARE,
     Measure,
     as_arrays,
-    client_figures,
     detection,
-    fault_windows,
     quantile,
     recovery,
     share_windows,

@@ -390,7 +390,7 @@ def test_a_request_caught_in_flight_by_the_fault_is_not_steady_state() -> None:
     from histbuild import T0, B, fault, history, request, round_robin, stream
 
     from lab.history import Outcome
-    from lab.scenario.checks.recovery import client_figures
+    from lab.scenario.checks.figures import client_figures
 
     peers = ("toxiproxy:21001", B, "toxiproxy:21003")
     reqs = stream("client-random", "random", 0, 20, round_robin(peers))

@@ -8,7 +8,7 @@ from histbuild import A, B, C, fault, history, round_robin, stream
 
 from lab.history import Outcome
 from lab.scenario.checks.control import most_faulty_at_once
-from lab.scenario.checks.recovery import Window
+from lab.scenario.checks.figures import Window
 from lab.scenario.output.summary import build_summary, exit_code
 from lab.scenario.plan.spec import Scenario, parse_scenario
 
@@ -48,6 +48,7 @@ def run(
     oracle: Callable[[int, float], str], *, oracle_ms: float = 10.0, step: float = 1 / 128
 ) -> dict[str, object]:
     """The oracle at 128 req/s by default: >= 500 answers before and during the fault."""
+
     def latency(t: float, peer: str) -> float:
         return oracle_ms / 1000 if 10 <= t < 20 else 0.01
 

@@ -58,7 +58,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from lab.scenario.checks.recovery import ClientFigures, Measure, Window
+from lab.scenario.checks.figures import ClientFigures, Window
+from lab.scenario.checks.recovery import Measure
 from lab.scenario.checks.steady import Judgement
 from lab.scenario.plan.kinds import KINDS
 from lab.scenario.plan.quantities import Bound

@@ -23,17 +23,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from lab.history import History
+from lab.scenario.checks.figures import ClientFigures, fault_windows, run_end, steady_until
 from lab.scenario.checks.recovery import (
-    ClientFigures,
     Measure,
     availability,
-    fault_windows,
     in_window,
     latencies_ms,
     quantile,
-    run_end,
     settled_before,
-    steady_until,
 )
 from lab.scenario.plan.quantities import Bound
 from lab.scenario.plan.spec import Scenario

@@ -89,15 +89,10 @@ from typing import Any
 from lab import __version__
 from lab.history import History, group_clients
 from lab.scenario.checks.control import check_control, control_moved, judges_own_p99_ratio
+from lab.scenario.checks.figures import ClientFigures, FaultFigures, client_figures, fault_windows
 from lab.scenario.checks.looplag_figures import loop_lag_figures
 from lab.scenario.checks.noise import noise_figures
-from lab.scenario.checks.recovery import (
-    ClientFigures,
-    FaultFigures,
-    Measure,
-    client_figures,
-    fault_windows,
-)
+from lab.scenario.checks.recovery import Measure
 from lab.scenario.checks.steady import Judgement, check_steady_state, evaluate_expectations
 from lab.scenario.plan.spec import Scenario
 from lab.verdict import Verdict, combine
