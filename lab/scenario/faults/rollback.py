@@ -25,6 +25,7 @@ import contextlib
 import json
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -391,3 +392,19 @@ def _stop_local(pids: list[int], report: CleanupReport) -> None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, sig)
         report.actions.append(f"stopped local process {pid}")
+
+
+def clean_network(toxi: ToxiproxyAdapter) -> None:
+    """Start from whole network paths: every proxy enabled, no toxic anywhere.
+
+    The marker cleanup undoes what a crashed run of ours recorded; this catches the rest
+    (a hand-made toxic, a run of an older version, an abort in the middle of an API
+    call), which would otherwise fail the steady state before any fault. Said on stderr.
+    """
+    swept = toxi.sweep()
+    if swept.dirty:
+        print(
+            f"lab run: proxies {', '.join(p.name for p in swept.dirty)} were disabled or had "
+            "toxics: reset",
+            file=sys.stderr,
+        )

@@ -8,10 +8,10 @@ Phases (each recorded in ``RunMeta.phases`` with its monotonic start and end):
 2. ``load``: start the load on every client with the same seed-derived arrivals (each
    load on a lease the watch renews), then execute the plan's inject/heal steps at their
    times (deadline-based, from the load's start) while the collector streams histories
-   into the journal and the watch (:mod:`lab.scenario.runtime.watch`) aborts the run within ~1 s
-   if Toxiproxy or a client is lost;
+   into the journal and the watch (:mod:`lab.scenario.runtime.watch`) aborts the run
+   within ~1 s if Toxiproxy or a client is lost;
 3. ``drain``: stop the load, collect until the clients have nothing new;
-4. ``report``: summary.json (``lab.scenario.output.summary``), JUnit XML, report.html.
+4. ``report``: summary.json, JUnit XML, report.html (:mod:`lab.scenario.run.verdict_files`).
 
 Rollback always runs (``finally``), whatever ends the run: an exception, a failed fault,
 a failed expectation with fail-fast, SIGINT or SIGTERM (turned into a cancellation of
@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -37,19 +36,23 @@ from lab.lab_client import HttpLabClient, LabClient
 from lab.scenario.checks.noise import NoiseMonitor
 from lab.scenario.faults.base import Fault, FaultContext
 from lab.scenario.faults.kinds import make_fault
-from lab.scenario.faults.rollback import MARKER, Rollback, UndoResult, cleanup_leftovers
-from lab.scenario.output.junit import write_junit
+from lab.scenario.faults.rollback import (
+    MARKER,
+    Rollback,
+    UndoResult,
+    clean_network,
+    cleanup_leftovers,
+)
 from lab.scenario.run.collector import Collector
+from lab.scenario.run.meta_notes import note_clock, note_watch
 from lab.scenario.run.progress import NullProgress, Progress
 from lab.scenario.run.result import RunResult
 from lab.scenario.run.runlock import reserve_run_dir
+from lab.scenario.run.verdict_files import write_verdict_files
 from lab.scenario.runtime.protocol import ClockProbe, Runtime, Target, clients, probe_clock, target
 from lab.scenario.runtime.watch import Watch
 from lab.toxiproxy_adapter import ToxiproxyAdapter
 from lab.verdict import Verdict
-
-CLOCK_BOUND_S = 0.005
-"""A clock probe worse than this (offset beyond its bracket + this) aborts the run."""
 
 
 class PlannedStepLike(Protocol):
@@ -209,29 +212,13 @@ async def run_scenario(
             await owned.close()
 
 
-def _clean_network(toxi: ToxiproxyAdapter) -> None:
-    """Start from whole network paths: every proxy enabled, no toxic anywhere.
-
-    The marker cleanup undoes what a crashed run of ours recorded; this catches the rest
-    (a hand-made toxic, a run of an older version, an abort in the middle of an API
-    call), which would otherwise fail the steady state before any fault. Said on stderr.
-    """
-    swept = toxi.sweep()
-    if swept.dirty:
-        print(
-            f"lab run: proxies {', '.join(p.name for p in swept.dirty)} were disabled or had "
-            "toxics: reset",
-            file=sys.stderr,
-        )
-
-
 async def _execute(run: _Run, plan: tuple[Any, ...], reports_dir: Path, health_t: float) -> None:
     sc, rt = run.scenario, run.runtime
     with run.phase("prepare"):
         await asyncio.to_thread(cleanup_leftovers, reports_dir)
         run.toxi = ToxiproxyAdapter(rt.toxiproxy_api())
         run.history.meta.versions["toxiproxy"] = await asyncio.to_thread(run.toxi.check_version)
-        await asyncio.to_thread(_clean_network, run.toxi)
+        await asyncio.to_thread(clean_network, run.toxi)
         await asyncio.to_thread(rt.check_health, health_t)
         run.clients = clients(rt, list(sc.client_names()))
         for step in plan:  # every target exists before anything is touched
@@ -286,7 +273,7 @@ async def _execute(run: _Run, plan: tuple[Any, ...], reports_dir: Path, health_t
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await watcher
-        _record_watch(run, watch)
+        note_watch(run.history.meta, watch)
         with run.phase("drain"):
             with contextlib.suppress(Exception):  # a dead client must not block the drain
                 await asyncio.gather(
@@ -395,32 +382,11 @@ def _url(client: Target) -> str:
 
 
 def _record_clock(run: _Run, probes: list[ClockProbe]) -> None:
-    worst = max((abs(p.offset) for p in probes), default=0.0)
-    bound = max((p.bound for p in probes), default=0.0)
-    run.history.meta.clock = (
-        f"CLOCK_MONOTONIC shared; max |offset| {worst * 1e3:.3f} ms, bracket ±{bound * 1e3:.3f} ms"
-    )
-    run.history.meta.phases.append(
-        {"name": "clock-probe", "probes": [p.to_json() for p in probes], "max_abs_offset_s": worst}
-    )
-    bad = [p for p in probes if abs(p.offset) > p.bound + CLOCK_BOUND_S]
+    bad = note_clock(run.history.meta, probes)
     if bad:
         raise RunAborted(
             "clients do not share the host's CLOCK_MONOTONIC: "
             + ", ".join(f"{p.client} offset {p.offset * 1e3:.1f} ms" for p in bad)
-        )
-
-
-def _record_watch(run: _Run, watch: Watch) -> None:
-    """What the watch did, in the run's meta; a loss also as a phase with its time."""
-    run.history.meta.watch = (
-        f"Toxiproxy polled every {watch.poll_s:g}s (lost after {watch.lost_after_s:g}s silent); "
-        f"client leases {watch.lease_s:g}s renewed every {watch.renew_s:g}s, "
-        f"{watch.renewals} rounds"
-    )
-    if watch.lost_reason is not None:
-        run.history.meta.phases.append(
-            {"name": "watch-lost", "t": watch.lost_at, "reason": watch.lost_reason}
         )
 
 
@@ -439,8 +405,16 @@ def _finish(run: _Run, results: list[UndoResult], wall0: float) -> RunResult:
     meta.status = "aborted" if run.abort_reason else "completed"
     meta.abort_reason = run.abort_reason
     run.journal.write(meta)
-    summary, verdict = _write_summary(run)
-    report = _render(run)
+    written = write_verdict_files(
+        run.history,
+        run.scenario,
+        run.run_dir,
+        aborted=run.abort_reason,
+        summary_extra=run.summary_extra,
+    )
+    if written.checks_error is not None and run.abort_reason is None:
+        run.abort_reason = written.checks_error
+    summary, verdict, report = written.summary, written.verdict, written.report
     if run.abort_reason:
         verdict = Verdict.ABORTED
     result = RunResult(
@@ -457,41 +431,6 @@ def _finish(run: _Run, results: list[UndoResult], wall0: float) -> RunResult:
     )
     run.progress.final(result)
     return result
-
-
-def _write_summary(run: _Run) -> tuple[dict[str, Any] | None, Verdict]:
-    from lab.scenario.output.summary import (  # why: numpy and scipy, only when judging
-        build_summary,
-        write_summary,
-    )
-
-    try:
-        summary = build_summary(run.history, run.scenario, aborted=run.abort_reason)
-        summary.update(run.summary_extra)
-        write_summary(run.run_dir, summary)
-    except Exception as exc:  # no checks, no verdict: say so in the report and exit 2
-        if run.abort_reason is None:
-            run.abort_reason = f"checks failed to run: {type(exc).__name__}: {exc}"
-        return None, Verdict.ABORTED
-    _write_junit(run, summary)
-    return summary, Verdict.parse(summary.get("verdict"))
-
-
-def _write_junit(run: _Run, summary: Mapping[str, Any]) -> None:
-    try:
-        write_junit(run.run_dir, summary)
-    except Exception as exc:  # the summary and report carry the verdict all the same
-        run.history.meta.junit_error = f"{type(exc).__name__}: {exc}"
-
-
-def _render(run: _Run) -> Path | None:
-    try:
-        from lab.report.render import render_report  # why: a page must not cost a verdict
-
-        return render_report(run.run_dir)
-    except Exception as exc:  # a run without a page still has its journal and summary
-        run.history.meta.report_error = f"{type(exc).__name__}: {exc}"
-        return None
 
 
 async def _sleep_until(deadline: float) -> None:
