@@ -54,6 +54,7 @@ from lab.balancer.scoring import ChoiceConfig, cost, draw, p2c
 from lab.balancer.shift import ShiftConfig, ShiftDetector
 from lab.balancer.slowstart import SlowStartConfig
 from lab.balancer.stats import PeerStats
+from lab.balancer.tail import Tails
 from lab.clock import Clock
 from lab.errors import NoPeerAvailable
 from lab.history import Outcome
@@ -133,6 +134,7 @@ class AdaptivePolicy(Policy):
         self.choice = choice or ChoiceConfig()
         self.panic = panic or PanicConfig()
         self.shift = ShiftDetector(shift or ShiftConfig())
+        self.tails = Tails()  # the attempt timeout's floor when answers spread wide
         self.in_panic = False
         self.hints = HintBook(self.gossip_config)
         self._hints_enabled = True
@@ -151,6 +153,7 @@ class AdaptivePolicy(Policy):
     def _removed(self, peer: str) -> None:
         self._peers.pop(peer, None)
         self.shift.forget(peer)
+        self.tails.forget(peer)
         self._list = [self._peers[p] for p in sorted(self._peers)]
         self.hints.prune(self._clock.monotonic(), self._peers)
 
@@ -320,11 +323,13 @@ class AdaptivePolicy(Policy):
         return max(0.0, min(self._ordinary_timeout(peer, now), remaining))
 
     def _ordinary_timeout(self, peer: str, now: float) -> float:
-        """``max(floor, multiplier x min(peer latency, typical latency))``."""
+        """``max(floor, multiplier x min(peer latency, typical latency), typical tail)``
+        (the last: :mod:`lab.balancer.tail`)."""
         typical = self.typical_latency(now)
         p = self._peers.get(peer)
         own = typical if p is None else self._latency(p, now, typical)
-        return max(self.attempts.floor_s, self.attempts.multiplier * min(own, typical))
+        by_mean = self.attempts.multiplier * min(own, typical)
+        return max(self.attempts.floor_s, by_mean, self.tails.floor(now))
 
     # -- retries -------------------------------------------------------------------------
 
@@ -338,9 +343,11 @@ class AdaptivePolicy(Policy):
 
     def finished(self, pick: Pick, rtt: float, outcome: Outcome) -> None:
         super().finished(pick, rtt, outcome)
-        if outcome is Outcome.OK and self.attempts.hedge:
-            self._recent.append(rtt)
         now = self._clock.monotonic()
+        if outcome is Outcome.OK:
+            self.tails.answered(pick.peer, rtt, now)
+            if self.attempts.hedge:
+                self._recent.append(rtt)
         if outcome is Outcome.TIMEOUT:
             self.shift.timed_out(pick.peer, now)
         elif self.shift.watching(now):  # the timeout's price only when it can matter
