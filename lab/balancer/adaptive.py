@@ -54,7 +54,7 @@ from lab.balancer.scoring import ChoiceConfig, cost, draw, p2c
 from lab.balancer.shift import ShiftConfig, ShiftDetector
 from lab.balancer.slowstart import SlowStartConfig
 from lab.balancer.stats import PeerStats
-from lab.balancer.tail import Tails
+from lab.balancer.tail import Tails, upper_quantile
 from lab.clock import Clock
 from lab.errors import NoPeerAvailable
 from lab.history import Outcome
@@ -375,9 +375,7 @@ class AdaptivePolicy(Policy):
         a = self.attempts
         if not a.hedge or len(self._recent) < 20:
             return None
-        ordered = sorted(self._recent)
-        index = min(len(ordered) - 1, int(a.hedge_quantile * len(ordered)))
-        return max(a.hedge_min_s, ordered[index])
+        return max(a.hedge_min_s, upper_quantile(self._recent, a.hedge_quantile))
 
     def abandoned(self, pick: Pick) -> None:
         super().abandoned(pick)

@@ -19,6 +19,7 @@ against a peer.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from statistics import median
 
 TAIL_WINDOW = 64
@@ -41,6 +42,14 @@ TAIL_MAX_AGE_S = 10.0
 EWMAs decay toward zero when a peer goes unused)."""
 
 
+def upper_quantile(values: Iterable[float], q: float) -> float:
+    """The ``q`` quantile of ``values`` taken from above (the value at index ``q x n``):
+    a tail read from a short window errs toward the slow side, which for a timeout or a
+    hedge delay is the side of waiting, not of a false verdict."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 class PeerTail:
     """One peer's recent answer times and their cached ``TAIL_QUANTILE``."""
 
@@ -56,8 +65,7 @@ class PeerTail:
         self._window.append(seconds)
         self._pending += 1
         if self._pending >= TAIL_EVERY and len(self._window) >= TAIL_MIN_ANSWERS:
-            ordered = sorted(self._window)
-            self.value = ordered[min(len(ordered) - 1, int(TAIL_QUANTILE * len(ordered)))]
+            self.value = upper_quantile(self._window, TAIL_QUANTILE)
             self.at = now
             self._pending = 0
 
