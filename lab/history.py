@@ -131,26 +131,16 @@ class RunMeta:
         either keep working.
         """
         out = dict(self.versions)
-        for name in _TEXT_NOTES_BEFORE:
+        for name in _NOTES:
             value = getattr(self, name)
             if value is not None:
-                out[name] = value
-        for name in _COUNT_NOTES:
-            counts = getattr(self, name)
-            if counts is not None:
-                out[name] = json.dumps(counts)
-        for name in _TEXT_NOTES_AFTER:
-            value = getattr(self, name)
-            if value is not None:
-                out[name] = value
+                out[name] = json.dumps(value) if name in _COUNT_NOTES else value
         return out
 
 
 # The order the notes land in ``versions``: the order a run finds them out.
-_TEXT_NOTES_BEFORE = ("clock", "watch")
-_COUNT_NOTES = ("history_dropped", "history_stale")
-_TEXT_NOTES_AFTER = ("junit_error", "report_error")
-_NOTES = _TEXT_NOTES_BEFORE + _COUNT_NOTES + _TEXT_NOTES_AFTER
+_NOTES = ("clock", "watch", "history_dropped", "history_stale", "junit_error", "report_error")
+_COUNT_NOTES = ("history_dropped", "history_stale")  # per-client counts, JSON in a string
 
 
 @dataclass(slots=True)
