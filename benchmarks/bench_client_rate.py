@@ -31,6 +31,10 @@ from lab.procs import wait_until
 
 POLICIES = ("adaptive", "random")
 GOAL = 0.90
+FILED_RATE = 3_371.0
+"""The adaptive client's maximum when issue 11 was filed (this machine kind, 2 cores);
+issue 11 asks for twice it. Printed, not gated on: an absolute rate says as much about
+the machine as about the client, so the exit status keeps to the same-run ratio."""
 
 
 def ok_count(client: Client) -> float:
@@ -100,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"max rate: adaptive {best['adaptive']:.0f}/s, random {best['random']:.0f}/s, "
         f"ratio {ratio:.1%} (goal >= {GOAL:.0%}: {'met' if ratio >= GOAL else 'MISSED'})"
+    )
+    print(
+        f"adaptive max / {FILED_RATE:,.0f}/s (issue 11's figure, 2-core machine): "
+        f"{best['adaptive'] / FILED_RATE:.2f}x (asked: >= 2x)"
     )
     return 0 if ratio >= GOAL else 1
 

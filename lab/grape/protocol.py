@@ -19,7 +19,6 @@ What it adds to ``kademlia.protocol.KademliaProtocol`` (used through
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 from collections.abc import Callable
@@ -118,7 +117,6 @@ class GrapeProtocol(KademliaProtocol):  # type: ignore[misc]
         self.cluster = cluster
         self.attempts = attempts
         self.dropped = 0  # datagrams ignored: garbage, foreign cluster, bad arguments
-        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- incoming ---------------------------------------------------------------------
 
@@ -137,11 +135,13 @@ class GrapeProtocol(KademliaProtocol):  # type: ignore[misc]
             if msg_id in self._outstanding:
                 self._accept_response(msg_id, body, addr)
             return
-        task = asyncio.ensure_future(self._accept_request(msg_id, body, addr))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._accept_request(msg_id, body, addr)
 
-    async def _accept_request(self, msg_id: bytes, data: Any, address: tuple[str, int]) -> None:
+    def _accept_request(self, msg_id: bytes, data: Any, address: tuple[str, int]) -> None:
+        """Answer in the datagram's own callback: every ``rpc_*`` handler is synchronous
+        (kademlia's and ours; what they start, such as storing values at a new node, they
+        start as tasks themselves), so a task per request would only add a loop turn to
+        every remote round trip."""
         parsed = self._parse_request(data)
         if parsed is None:
             self.dropped += 1
@@ -262,7 +262,3 @@ class GrapeProtocol(KademliaProtocol):  # type: ignore[misc]
     def peer_count(self) -> int:
         """Nodes in the routing table."""
         return sum(len(bucket) for bucket in self.router.buckets)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        for task in list(self._tasks):
-            task.cancel()

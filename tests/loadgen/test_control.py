@@ -113,7 +113,7 @@ async def test_bad_load_specs_are_400(
 HOSTILE = [
     (b'{"rate":100,"payload_bytes":4194304,"duration_s":3}', "payload_bytes"),
     (b'{"rate":100000,"duration_s":3}', "rate"),
-    (b'{"rate":10000,"payload_bytes":1048576}', "rate"),
+    (b'{"rate":30000,"payload_bytes":1048576}', "rate"),
     (b'{"rate":1000,"payload_bytes":65536}', "MiB/s"),
     (b'{"rate":2000,"payload_bytes":65536}', "payload_bytes"),  # 128 MiB/s
     (b'{"rate":Infinity}', "Infinity"),
