@@ -187,9 +187,33 @@ def group_clients(
 
 
 def request_to_json(r: RequestRecord) -> dict[str, Any]:
-    d = asdict(r)
-    d["type"] = "request"
-    return d
+    """The record as JSON-ready dict, fields in declaration order (as ``asdict`` gives).
+
+    Written out field by field: requests are the one record type serialised per request
+    (each client's ``/history`` pages, the engine's journal), and ``asdict``'s generic
+    deep copy cost more CPU than the rest of the collector while the lab was measuring.
+    """
+    return {
+        "client": r.client,
+        "policy": r.policy,
+        "seq": r.seq,
+        "issued": r.issued,
+        "ended": r.ended,
+        "outcome": r.outcome,
+        "attempts": [
+            {
+                "peer": a.peer,
+                "start": a.start,
+                "end": a.end,
+                "outcome": a.outcome,
+                "error": a.error,
+                "hedge": a.hedge,
+            }
+            for a in r.attempts
+        ],
+        "error": r.error,
+        "type": "request",
+    }
 
 
 def request_from_json(d: dict[str, Any]) -> RequestRecord:
@@ -271,6 +295,18 @@ def meta_from_json(d: dict[str, Any]) -> RunMeta:
     return RunMeta(**fields, versions=versions, **notes)
 
 
+def _line(record: RequestRecord | FaultRecord | ClientEvent | RunMeta) -> str:
+    if isinstance(record, RequestRecord):
+        d = request_to_json(record)
+    elif isinstance(record, FaultRecord):
+        d = fault_to_json(record)
+    elif isinstance(record, ClientEvent):
+        d = event_to_json(record)
+    else:
+        d = meta_to_json(record)
+    return json.dumps(d, separators=(",", ":")) + "\n"
+
+
 class JournalWriter:
     """Appends records to ``journal.jsonl`` as they happen, flushing each line.
 
@@ -284,20 +320,13 @@ class JournalWriter:
         self._fh = path.open("a", encoding="utf-8")
 
     def write(self, record: RequestRecord | FaultRecord | ClientEvent | RunMeta) -> None:
-        if isinstance(record, RequestRecord):
-            d = request_to_json(record)
-        elif isinstance(record, FaultRecord):
-            d = fault_to_json(record)
-        elif isinstance(record, ClientEvent):
-            d = event_to_json(record)
-        else:
-            d = meta_to_json(record)
-        self._fh.write(json.dumps(d, separators=(",", ":")) + "\n")
+        self._fh.write(_line(record))
         self._fh.flush()
 
     def write_many(self, records: Iterable[RequestRecord | ClientEvent]) -> None:
-        for r in records:
-            self.write(r)
+        """One write and one flush for a batch (a collector's page), not one per line."""
+        self._fh.write("".join(_line(r) for r in records))
+        self._fh.flush()
 
     def close(self) -> None:
         self._fh.close()

@@ -132,14 +132,12 @@ class Collector:
         return self.not_before is None or t >= self.not_before
 
     def _add_requests(self, records: list[RequestRecord]) -> None:
-        for r in records:
-            self.journal.write(r)
+        self.journal.write_many(records)
         self.history.requests.extend(records)
         self.recent.extend(records)
 
     def _add_events(self, events: list[ClientEvent]) -> None:
-        for e in events:
-            self.journal.write(e)
+        self.journal.write_many(events)
         self.history.events.extend(events)
 
     async def run(self, lab: LabClient, stop: asyncio.Event) -> None:
