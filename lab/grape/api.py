@@ -36,7 +36,7 @@ from lab.grape import bencode
 from lab.grape.node import GrapeNode, ValueTooLarge
 from lab.grape.settings import parse_host
 from lab.httplimits import BODY_TIMEOUT_S
-from lab.jsonlimits import MAX_DEPTH, nesting_depth
+from lab.jsonlimits import MAX_DEPTH, deeper_than
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,8 @@ class GrapeMetrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=self.registry,
         )  # fmt: skip
+        self._counted: dict[tuple[str, int], Any] = {}
+        self._timed: dict[str, Any] = {}
         Gauge("grape_dht_peers", "Nodes in the DHT routing table",
               registry=self.registry).set_function(node.peer_count)  # fmt: skip
         Gauge("grape_announcements", "Announcements held (host:port per service)",
@@ -82,8 +84,14 @@ class GrapeMetrics:
         )  # fmt: skip
 
     def observe(self, endpoint: str, status: int, seconds: float) -> None:
-        self.requests.labels(endpoint, str(status)).inc()
-        self.latency.labels(endpoint).observe(seconds)
+        counted = self._counted.get((endpoint, status))
+        if counted is None:  # labels() locks and builds a key each call; a few pairs exist
+            counted = self._counted[endpoint, status] = self.requests.labels(endpoint, str(status))
+        counted.inc()
+        timed = self._timed.get(endpoint)
+        if timed is None:
+            timed = self._timed[endpoint] = self.latency.labels(endpoint)
+        timed.observe(seconds)
 
 
 def endpoint_of(raw_path: str) -> str | None:
@@ -207,6 +215,10 @@ async def _read_limited(request: web.Request, limit: int) -> bytes | None:
     """The body, or None once it passes ``limit`` bytes (declared or actually sent)."""
     if request.content_length is not None and request.content_length > limit:
         return None
+    content = request.content
+    if content.is_eof():  # the whole body came with the headers: nothing left to wait for
+        whole = content.read_nowait()
+        return whole if len(whole) <= limit else None
     chunks: list[bytes] = []
     size = 0
     try:
@@ -225,6 +237,10 @@ async def _read_limited(request: web.Request, limit: int) -> bytes | None:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+"""One decoder for every request (``json.loads`` with an option builds one per call)."""
 
 
 def _text(status: int, text: str) -> web.Response:
@@ -266,10 +282,10 @@ async def _answer(request: web.Request) -> tuple[web.Response, str]:
 
 
 async def _dispatch(request: web.Request, body: bytes) -> tuple[web.Response, str]:
-    if nesting_depth(body) > MAX_DEPTH:  # before json recurses into it
+    if deeper_than(body, MAX_DEPTH):  # before json recurses into it
         return _text(500, "ERR_GRAPE_PAYLOAD_INVALID"), "invalid"
     try:
-        msg = json.loads(body.decode("utf-8", "replace"), parse_constant=_reject_constant)
+        msg = _DECODER.decode(body.decode("utf-8", "replace"))
     except (ValueError, RecursionError):
         return _text(500, "ERR_GRAPE_PAYLOAD_INVALID"), "invalid"
     if msg is None:  # upstream crashes reading null.data; we call it what it is

@@ -34,7 +34,6 @@ import hashlib
 import logging
 import random
 import socket
-from collections.abc import Awaitable, Iterable
 from typing import Any, TypeVar
 
 from kademlia.crawling import NodeSpiderCrawl, ValueSpiderCrawl
@@ -67,8 +66,10 @@ class ValueTooLarge(errors.LabError, ValueError):
     """An immutable value over 1000 bytes once bencoded."""
 
 
+@functools.lru_cache(maxsize=1024)
 def service_key(name: str) -> bytes:
-    """The 20-byte DHT key of a service name: SHA1 of its UTF-8 bytes."""
+    """The 20-byte DHT key of a service name: SHA1 of its UTF-8 bytes (a few names are
+    looked up over and over; the cache is bounded for the many a stranger can send)."""
     return hashlib.sha1(bencode.utf8(name)).digest()
 
 
@@ -151,8 +152,8 @@ class GrapeNode:
         if proto is None:
             return 1
         nodes = await self._closest(key)
-        stored = await self._bounded(proto.call_announce(n, key, hostport) for n in nodes)
-        return 1 + sum(1 for ok in stored if ok)
+        stored = await proto.ask_all("announce", nodes, key, hostport, within=self.op_timeout)
+        return 1 + sum(1 for ok, confirmed in stored if ok and confirmed)
 
     async def lookup(self, name: str) -> list[str]:
         """Live announcers of ``name``: ours merged with the closest nodes', random order."""
@@ -161,8 +162,9 @@ class GrapeNode:
         proto = self.protocol
         if proto is not None:
             nodes = await self._closest(key)
-            for answer in await self._bounded(proto.call_lookup(n, key) for n in nodes):
-                found.update(answer or ())
+            for ok, answer in await proto.ask_all("lookup", nodes, key, within=self.op_timeout):
+                if ok:
+                    found.update(answer)
         peers = list(found)
         self._rng.shuffle(peers)
         return peers[:LOOKUP_LIMIT]
@@ -228,16 +230,6 @@ class GrapeNode:
             self._closest_cache.clear()
         self._closest_cache[key] = (now, closest)
         return closest
-
-    async def _bounded(self, calls: Iterable[Awaitable[T]]) -> list[T]:
-        """Run ``calls`` together; results of those done within ``op_timeout``."""
-        tasks = [asyncio.ensure_future(c) for c in calls]
-        if not tasks:
-            return []
-        done, pending = await asyncio.wait(tasks, timeout=self.op_timeout)
-        for task in pending:
-            task.cancel()
-        return [t.result() for t in done if not t.cancelled() and t.exception() is None]
 
     async def _seeds(self) -> list[tuple[str, int]]:
         """Bootstrap peers resolved to IPv4 addresses now; unresolvable ones are skipped."""

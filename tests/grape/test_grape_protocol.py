@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from kademlia.network import Server
+from kademlia.node import Node
 
 from lab.grape.node import GrapeNode, service_key
 
@@ -79,6 +80,60 @@ async def test_each_call_is_sent_twice_before_giving_up(make_node: NodeFactory) 
             except BlockingIOError:
                 break
         assert got == 2
+    finally:
+        silent.close()
+
+
+def _drain(sock: socket.socket) -> int:
+    got = 0
+    while True:
+        try:
+            sock.recv(2048)
+            got += 1
+        except BlockingIOError:
+            return got
+
+
+async def test_ask_all_answers_per_node_and_retries_only_the_silent(
+    make_node: NodeFactory,
+) -> None:
+    a = await make_node()
+    b = await make_node(bootstrap=(a,))
+    await until(lambda: a.peer_count() >= 1 and b.peer_count() >= 1)
+    assert a.protocol is not None and b.protocol is not None
+    key = service_key("rpc_test")
+    b.records.announce(key, "10.0.0.9:1337")
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    silent.setblocking(False)
+    ghost = Node(os.urandom(20), *silent.getsockname())
+    a.protocol.router.add_contact(ghost)
+    live = next(n for n in a.protocol.router.find_neighbors(ghost) if n.port == b.settings.dht_port)
+    try:
+        answers = await a.protocol.ask_all("lookup", [live, ghost], key, within=2.0)
+        assert answers == [(True, ["10.0.0.9:1337"]), (False, None)]
+        assert _drain(silent) == 2  # the silent node was asked twice; the live one once
+        assert not a.protocol.router.is_new_node(live)
+        assert a.protocol.router.is_new_node(ghost)  # silent twice: out of the table
+    finally:
+        silent.close()
+
+
+async def test_ask_all_leaves_a_node_undecided_at_its_deadline_in_the_table(
+    make_node: NodeFactory,
+) -> None:
+    a = await make_node()
+    assert a.protocol is not None
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    silent.setblocking(False)
+    ghost = Node(os.urandom(20), *silent.getsockname())
+    a.protocol.router.add_contact(ghost)
+    try:
+        answers = await a.protocol.ask_all("lookup", [ghost], service_key("x"), within=0.02)
+        assert answers == [(False, None)]
+        assert _drain(silent) == 1
+        assert not a.protocol.router.is_new_node(ghost)  # not judged silent: still there
     finally:
         silent.close()
 
