@@ -171,3 +171,11 @@ def parse_load(value: Any, at: Field) -> LoadSpec:
         raise t_at.error(f"must be <= 60s, got {format_duration(timeout)}")
     s.done()
     return LoadSpec(rate, str(a_v), payload, str(sv_v), timeout)
+
+
+def check_client_rates(clients: tuple[ClientSpec, ...], load: LoadSpec, at: Field) -> None:
+    """Hold each client's own rate to the clients' limits at the load's payload size."""
+    for c in clients:
+        problem = None if c.rate is None else load_problem(c.rate, load.payload_bytes)
+        if problem is not None:
+            raise at.error(f"payload_bytes at client {c.name}'s rate: {problem[1]}")

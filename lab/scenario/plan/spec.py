@@ -52,9 +52,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from lab.loadgen.limits import load_problem
 from lab.scenario.plan import netkinds
-from lab.scenario.plan.clients import ClientSpec, LoadSpec, parse_clients, parse_load
+from lab.scenario.plan.clients import (
+    ClientSpec,
+    LoadSpec,
+    check_client_rates,
+    parse_clients,
+    parse_load,
+)
 from lab.scenario.plan.expectations import STEADY_METRICS, RefCheck, parse_bounds, parse_expect
 from lab.scenario.plan.fit import Demand, HostFacts, antagonist_cores, problem
 from lab.scenario.plan.intervals import Interval, PlannedStep, check_overlaps, expand, plan_of
@@ -186,10 +191,7 @@ def parse_scenario(text: str, label: str = "<scenario>", host: HostFacts | None 
     topology = replace(topology, clients=tuple(c.name for c in clients))
     load_v, at = top.need("load")
     load = parse_load(load_v, at)
-    for c in clients:
-        problem = None if c.rate is None else load_problem(c.rate, load.payload_bytes)
-        if problem is not None:
-            raise at.error(f"payload_bytes at client {c.name}'s rate: {problem[1]}")
+    check_client_rates(clients, load, at)
 
     dur_v, dur_at = top.need("duration")
     duration = parse_duration(dur_v, dur_at, allow_zero=False)
