@@ -8,7 +8,7 @@
 #   build-netfault-image.sh MIRROR_URL IMAGE_TAG AGENT_PY WHEEL_DIR [SUITE]
 #
 # WHEEL_DIR holds the binary wheels for the image's Python (bookworm: 3.11), prepared on the
-# host by `lab up` (lab/stack/images.py). Needs root (debootstrap chroots).
+# host by `lab up` (lab/stack/wheelhouse.py). Needs root (debootstrap chroots).
 set -euo pipefail
 
 usage="usage: build-netfault-image.sh MIRROR_URL IMAGE_TAG AGENT_PY WHEEL_DIR [SUITE]"

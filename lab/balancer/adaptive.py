@@ -39,11 +39,10 @@ How the parts meet (constants and reasons in ``docs/balancer.md``):
 from __future__ import annotations
 
 import random
-from collections import deque
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from lab.balancer.attempts import AttemptConfig, HedgeDelay
 from lab.balancer.breaker import Breaker, BreakerConfig, Result, State, Transition
 from lab.balancer.budget import BudgetConfig, RetryBudget
 from lab.balancer.gossip import GossipConfig, Hint, HintBook, HintVerdict, Message
@@ -54,31 +53,10 @@ from lab.balancer.scoring import ChoiceConfig, cost, draw, p2c
 from lab.balancer.shift import ShiftConfig, ShiftDetector
 from lab.balancer.slowstart import SlowStartConfig
 from lab.balancer.stats import PeerStats
-from lab.balancer.tail import Tails, upper_quantile
+from lab.balancer.tail import Tails
 from lab.clock import Clock
 from lab.errors import NoPeerAvailable
 from lab.history import Outcome
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptConfig:
-    """Per-attempt timeouts (and hedging, which is off by default)."""
-
-    floor_s: float = 0.1
-    multiplier: float = 4.0
-    hedge: bool = False
-    hedge_quantile: float = 0.95
-    hedge_min_s: float = 0.005
-
-    def __post_init__(self) -> None:
-        if not self.floor_s > 0:
-            raise ValueError(f"floor_s: must be positive, not {self.floor_s!r}")
-        if not self.multiplier >= 1:
-            raise ValueError(f"multiplier: must be at least 1, not {self.multiplier!r}")
-        if not 0 < self.hedge_quantile < 1:
-            raise ValueError(f"hedge_quantile: must be in (0, 1), not {self.hedge_quantile!r}")
-        if not self.hedge_min_s >= 0:
-            raise ValueError(f"hedge_min_s: must not be negative, not {self.hedge_min_s!r}")
 
 
 class _Peer:
@@ -140,7 +118,7 @@ class AdaptivePolicy(Policy):
         self._hints_enabled = True
         self._peers: dict[str, _Peer] = {}
         self._list: list[_Peer] = []
-        self._recent: deque[float] = deque(maxlen=256)  # latencies for the hedge delay
+        self._hedge = HedgeDelay(self.attempts)
 
     # -- membership ----------------------------------------------------------------------
 
@@ -346,8 +324,7 @@ class AdaptivePolicy(Policy):
         now = self._clock.monotonic()
         if outcome is Outcome.OK:
             self.tails.answered(pick.peer, rtt, now)
-            if self.attempts.hedge:
-                self._recent.append(rtt)
+            self._hedge.answered(rtt)
         if outcome is Outcome.TIMEOUT:
             self.shift.timed_out(pick.peer, now)
         elif self.shift.watching(now):  # the timeout's price only when it can matter
@@ -372,10 +349,7 @@ class AdaptivePolicy(Policy):
 
     def hedge_delay(self) -> float | None:
         """The hedge quantile of recent successful attempts' latency, once there are 20."""
-        a = self.attempts
-        if not a.hedge or len(self._recent) < 20:
-            return None
-        return max(a.hedge_min_s, upper_quantile(self._recent, a.hedge_quantile))
+        return self._hedge.delay()
 
     def abandoned(self, pick: Pick) -> None:
         super().abandoned(pick)

@@ -12,21 +12,22 @@ project's sources and dependency list, the base image's id), so a warm ``lab up`
 tag present and builds nothing. The services image installs from a wheelhouse prepared on
 the host for the *base's* Python version (3.12 upstream, 3.11 offline), so its build never
 needs a package index.
+
+This module decides the source and finds or builds each image; what goes into them lives
+beside it: the content keys (``image_keys``), the wheelhouses (``wheelhouse``), the
+Toxiproxy binaries (``toxiproxy_build``), apt's mirror (``apt_mirror``) and the logged
+host steps (``build_steps``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import platform
 import re
 import shutil
-import subprocess
-import sys
 import time
-import tomllib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,17 +36,19 @@ import docker
 import docker.errors
 
 from lab.errors import RuntimeUnavailable
+from lab.stack.apt_mirror import apt_mirror
+from lab.stack.build_steps import BuildSteps
 from lab.stack.engine import Engine, Paths
+from lab.stack.image_keys import file_digest, package_files
+from lab.stack.toxiproxy_build import TOXIPROXY_VERSION, go_install
+from lab.stack.wheelhouse import Wheelhouse
 
 UPSTREAM_PYTHON = "python:3.12-slim"
 UPSTREAM_TOXIPROXY = "ghcr.io/shopify/toxiproxy:2.12.0"
-TOXIPROXY_VERSION = "2.12.0"
-TOXIPROXY_MODULE = "github.com/Shopify/toxiproxy/v2"
 SERVICES_REPO = "grenache-lab/services"
 BASE_REPO = "grenache-lab/base"
 TOXIPROXY_REPO = "grenache-lab/toxiproxy"
 NETFAULT_REPO = "grenache-lab/netfault"
-NETFAULT_PYTHON = "3.11"  # Debian bookworm's python3, which the helper image runs
 SOURCES = ("auto", "upstream", "offline")
 
 Log = Callable[[str], None]
@@ -73,94 +76,6 @@ class ImageSet:
         return out
 
 
-def digest(parts: Iterable[bytes | str], length: int = 12) -> str:
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(p.encode() if isinstance(p, str) else p)
-        h.update(b"\0")
-    return h.hexdigest()[:length]
-
-
-def file_digest(paths: Iterable[Path], root: Path, extra: Iterable[str] = ()) -> str:
-    """A hash of file names (relative to ``root``) and contents, plus ``extra`` strings."""
-    parts: list[bytes | str] = list(extra)
-    for p in sorted(set(paths)):
-        parts += [str(p.relative_to(root)), p.read_bytes()]
-    return digest(parts)
-
-
-def package_files(root: Path) -> list[Path]:
-    """Everything that goes into the project's wheel: pyproject.toml and lab/ (no caches)."""
-    files = [root / "pyproject.toml"]
-    for p in (root / "lab").rglob("*"):
-        if p.is_file() and "__pycache__" not in p.parts and p.suffix not in {".pyc", ".pyo"}:
-            files.append(p)
-    return files
-
-
-def manylinux_platforms(arch: str, glibc_minor: int = 36) -> list[str]:
-    """``--platform`` flags for every manylinux tag a glibc 2.36 (bookworm) base accepts.
-
-    pip expands only the legacy ``manylinux2014``/``2010`` names to older tags, not PEP 600
-    ``manylinux_2_N``: name each one, newest first.
-    """
-    tags = [f"manylinux_2_{m}_{arch}" for m in range(glibc_minor, 16, -1)]
-    tags.append(f"manylinux2014_{arch}")
-    if arch in {"x86_64", "i686"}:
-        tags += [f"manylinux2010_{arch}", f"manylinux1_{arch}"]
-    return [flag for tag in tags for flag in ("--platform", tag)]
-
-
-def apt_mirror(etc: Path = Path("/etc/apt")) -> str:
-    """The Debian archive URI apt already uses (deb822 ``.sources`` first, then ``.list``).
-
-    Why read apt: the mirror a machine may reach is site configuration; the repository
-    must never carry a mirror host. ``LAB_DEBIAN_MIRROR`` overrides (read by ``lab up``).
-    """
-    candidates: list[tuple[int, str]] = []
-    for f in sorted((etc / "sources.list.d").glob("*.sources")):
-        for block in re.split(r"\n\s*\n", f.read_text(errors="replace")):
-            fields: dict[str, str] = {}
-            for line in block.splitlines():
-                if line.startswith("#") or ":" not in line or line[:1].isspace():
-                    continue
-                key, _, value = line.partition(":")
-                fields[key.strip().lower()] = value.strip()
-            if fields.get("enabled", "yes").lower() == "no":
-                continue
-            if "deb" not in fields.get("types", "").split():
-                continue
-            suites = fields.get("suites", "").split()
-            uris = fields.get("uris", "").split()
-            if uris and "main" in fields.get("components", "").split():
-                candidates += [(_rank(uris[0], suites), uri) for uri in uris[:1]]
-    for f in [etc / "sources.list", *sorted((etc / "sources.list.d").glob("*.list"))]:
-        if not f.is_file():
-            continue
-        for line in f.read_text(errors="replace").splitlines():
-            words = re.sub(r"\[[^]]*\]", "", line.split("#", 1)[0]).split()
-            if len(words) >= 4 and words[0] == "deb" and "main" in words[3:]:
-                candidates.append((_rank(words[1], [words[2]]), words[1]))
-    good = sorted((rank, uri) for rank, uri in candidates if rank < 9)
-    if not good:
-        raise RuntimeUnavailable(
-            "no Debian archive in apt's configuration (/etc/apt/sources.list*) to debootstrap "
-            "the offline base from: set LAB_DEBIAN_MIRROR=http://<mirror>/debian"
-        )
-    return good[0][1]
-
-
-def _rank(uri: str, suites: list[str]) -> int:
-    """Lower is better: a Debian archive serving bookworm; security/updates archives last."""
-    if any(s.endswith(("-security", "/updates")) for s in suites) or "security" in uri:
-        return 9
-    if "bookworm" in suites:
-        return 0
-    if "/debian" in uri:
-        return 1
-    return 9
-
-
 class Builder:
     """Finds or builds every image of :class:`ImageSet`; each step logs what it did and how long."""
 
@@ -170,7 +85,8 @@ class Builder:
         self.paths: Paths = engine.paths
         self.log = log
         self.cache = self.paths.cache
-        (self.cache / "logs").mkdir(parents=True, exist_ok=True)
+        self.steps = BuildSteps(self.cache / "logs", log)
+        self.wheelhouse = Wheelhouse(self.steps, self.paths.root, self.cache)
 
     # -- entry point -------------------------------------------------------------------
     def ensure(
@@ -269,7 +185,7 @@ class Builder:
         mirror = mirror or apt_mirror()
         script = self.paths.images / "base" / "build-offline-base.sh"
         self.log(f"images: building the offline base {tag} with debootstrap from {mirror}")
-        self._run([str(script), mirror, tag], "offline base", "base-build.log")
+        self.steps.run([str(script), mirror, tag], "offline base", "base-build.log")
         return tag
 
     # -- Toxiproxy -----------------------------------------------------------------------
@@ -299,47 +215,12 @@ class Builder:
         finds it in ``.cache/toxiproxy``), so ``lab up --images-only`` makes sure of it
         even when the Toxiproxy image already exists.
         """
-        return self._go_install("server", "toxiproxy")
+        return go_install(self.steps, self.cache, "server", "toxiproxy")
 
     def toxiproxy_cli_binary(self) -> Path:
         """Toxiproxy's CLI: the image's healthcheck (``FROM scratch`` has no shell or curl;
         upstream's image ships the CLI at the same path)."""
-        return self._go_install("cli", "toxiproxy-cli")
-
-    def _go_install(self, command: str, name: str) -> Path:
-        out = self.cache / "toxiproxy" / TOXIPROXY_VERSION / platform.machine()
-        binary = out / name
-        if binary.is_file():
-            return binary
-        go = shutil.which("go") or next(
-            (p for p in ("/usr/local/go/bin/go", "/usr/lib/go/bin/go") if os.access(p, os.X_OK)),
-            None,
-        )
-        if go is None:
-            raise RuntimeUnavailable(
-                "Toxiproxy must be built here (no registry) but there is no Go toolchain: "
-                "install Go >= 1.22 (https://go.dev/dl) "
-                "or set LAB_TOXIPROXY_IMAGE to an image you have"
-            )
-        gobin = out / "gobin"
-        gobin.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "GOBIN": str(gobin), "CGO_ENABLED": "0"}
-        self.log(f"images: building Toxiproxy {TOXIPROXY_VERSION} {command} with {go}")
-        self._run(
-            [
-                go,
-                "install",
-                "-trimpath",
-                "-ldflags",
-                f"-s -w -X {TOXIPROXY_MODULE}.Version={TOXIPROXY_VERSION}",
-                f"{TOXIPROXY_MODULE}/cmd/{command}@v{TOXIPROXY_VERSION}",
-            ],
-            f"Toxiproxy {command} build",
-            f"toxiproxy-go-{command}.log",
-            env=env,
-        )
-        (gobin / command).replace(binary)
-        return binary
+        return go_install(self.steps, self.cache, "cli", "toxiproxy-cli")
 
     # -- the network-fault helper -----------------------------------------------------
     def _netfault_or_none(self, mirror: str | None) -> str:
@@ -359,10 +240,10 @@ class Builder:
         key = file_digest([script, agent, reqs], self.paths.root, [platform.machine()])
         tag = f"{NETFAULT_REPO}:{key}"
         if not self.exists(tag):
-            wheels = self._netfault_wheels(reqs)
+            wheels = self.wheelhouse.for_netfault(reqs)
             mirror = mirror or apt_mirror()
             self.log(f"images: building the netfault helper {tag} with debootstrap from {mirror}")
-            self._run(
+            self.steps.run(
                 [str(script), mirror, tag, str(agent), str(wheels)],
                 "netfault helper",
                 "netfault-build.log",
@@ -370,45 +251,6 @@ class Builder:
             self._prune(NETFAULT_REPO, keep=tag)
         self.client.images.get(tag).tag(NETFAULT_REPO, "latest")
         return tag
-
-    def _netfault_wheels(self, reqs: Path) -> Path:
-        """Binary wheels of the helper's Python packages for bookworm's Python 3.11."""
-        arch = platform.machine()
-        home = self.cache / "wheelhouse" / f"netfault-{arch}-{file_digest([reqs], self.paths.root)}"
-        if (home / ".complete").is_file():
-            return home
-        tmp = home.with_name(home.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-        self._run(
-            [
-                *pip,
-                "download",
-                "--only-binary=:all:",
-                "--dest",
-                str(tmp),
-                "--python-version",
-                NETFAULT_PYTHON,
-                "--implementation",
-                "cp",
-                "--abi",
-                "cp" + NETFAULT_PYTHON.replace(".", ""),
-                "--abi",
-                "abi3",
-                "--abi",
-                "none",
-                *manylinux_platforms(arch),
-                "-r",
-                str(reqs),
-            ],
-            "netfault wheels",
-            "wheelhouse.log",
-        )
-        shutil.rmtree(home, ignore_errors=True)
-        tmp.rename(home)
-        (home / ".complete").write_text(f"{NETFAULT_PYTHON} {arch}\n")
-        return home
 
     # -- the services image -----------------------------------------------------------
     def _services(self, base: str) -> str:
@@ -422,14 +264,14 @@ class Builder:
         tag = f"{SERVICES_REPO}:{key}"
         if not self.exists(tag):
             pyver = self.python_version(base)
-            wheels = self._wheelhouse(pyver)
+            wheels = self.wheelhouse.for_services(pyver)
             ctx = self.cache / "build" / "services"
             shutil.rmtree(ctx, ignore_errors=True)
             (ctx / "wheels").mkdir(parents=True)
             shutil.copy2(here / "Dockerfile", ctx / "Dockerfile")
             for whl in wheels.glob("*.whl"):
                 os.link(whl, ctx / "wheels" / whl.name)
-            self._project_wheel(ctx / "wheels")
+            self.wheelhouse.project_wheel(ctx / "wheels")
             self._build(ctx, tag, {"LAB_PYTHON_BASE": base}, "services-build.log")
             self._prune(SERVICES_REPO, keep=tag)
         self.client.images.get(tag).tag(SERVICES_REPO, "latest")
@@ -457,90 +299,6 @@ class Builder:
         stamp.write_text(version)
         return version
 
-    def _wheelhouse(self, pyver: str) -> Path:
-        """Wheels of every dependency for CPython ``pyver`` on this machine's architecture.
-
-        Two steps because some dependencies (kademlia, rpcudp, toxiproxy-python) ship only
-        sdists: the host builds every wheel for its own Python, keeps the pure ones
-        (``*-none-any``), and pip then downloads the binary wheels for the target Python
-        with the pure ones offered through ``--find-links``.
-        """
-        deps = tomllib.loads((self.paths.root / "pyproject.toml").read_text())["project"][
-            "dependencies"
-        ]
-        arch = platform.machine()
-        key = digest([*deps, pyver, arch])
-        home = self.cache / "wheelhouse" / f"cp{pyver.replace('.', '')}-{arch}-{key}"
-        if (home / ".complete").is_file():
-            return home
-        t0 = time.monotonic()
-        self.log(f"images: filling the wheelhouse for Python {pyver} ({arch})")
-        tmp = home.with_name(home.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        (tmp / "host").mkdir(parents=True)
-        (tmp / "target").mkdir()
-        reqs = tmp / "requirements.txt"
-        reqs.write_text("\n".join(deps) + "\n")
-        pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-        self._run(
-            [*pip, "wheel", "--wheel-dir", str(tmp / "host"), "-r", str(reqs)],
-            "wheelhouse (host wheels)",
-            "wheelhouse.log",
-        )
-        for whl in (tmp / "host").glob("*-none-any.whl"):
-            shutil.copy2(whl, tmp / "target" / whl.name)
-        nodot = pyver.replace(".", "")
-        self._run(
-            [
-                *pip,
-                "download",
-                "--only-binary=:all:",
-                "--dest",
-                str(tmp / "target"),
-                "--find-links",
-                str(tmp / "target"),
-                "--python-version",
-                pyver,
-                "--implementation",
-                "cp",
-                "--abi",
-                f"cp{nodot}",
-                "--abi",
-                "abi3",
-                "--abi",
-                "none",
-                *manylinux_platforms(arch),
-                "-r",
-                str(reqs),
-            ],
-            f"wheelhouse (Python {pyver} wheels)",
-            "wheelhouse.log",
-        )
-        shutil.rmtree(home, ignore_errors=True)
-        (tmp / "target").rename(home)
-        shutil.rmtree(tmp, ignore_errors=True)
-        (home / ".complete").write_text(f"{pyver} {arch}\n")
-        self.log(f"images: wheelhouse ready in {time.monotonic() - t0:.1f}s ({home.name})")
-        return home
-
-    def _project_wheel(self, dest: Path) -> None:
-        self._run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "--disable-pip-version-check",
-                "-q",
-                "wheel",
-                "--no-deps",
-                "--wheel-dir",
-                str(dest),
-                str(self.paths.root),
-            ],
-            "project wheel",
-            "wheelhouse.log",
-        )
-
     # -- helpers ----------------------------------------------------------------------
     def _build(self, ctx: Path, tag: str, buildargs: dict[str, str], logname: str) -> None:
         t0 = time.monotonic()
@@ -561,31 +319,6 @@ class Builder:
         except docker.errors.DockerException as exc:
             raise RuntimeUnavailable(f"building {tag} failed: {exc}") from exc
         self.log(f"images: built {tag} in {time.monotonic() - t0:.1f}s")
-
-    def _run(
-        self, argv: list[str], what: str, logname: str, env: dict[str, str] | None = None
-    ) -> None:
-        """Run a build step with its output appended to .cache/logs/<logname>."""
-        log = self.cache / "logs" / logname
-        t0 = time.monotonic()
-        with log.open("a") as fh:
-            fh.write(f"\n$ {' '.join(argv)}\n")
-            fh.flush()
-            try:
-                proc = subprocess.run(
-                    argv,
-                    stdout=fh,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    check=False,
-                )
-            except OSError as exc:
-                raise RuntimeUnavailable(f"{what}: cannot run {argv[0]}: {exc}") from exc
-        if proc.returncode != 0:
-            tail = "\n".join(log.read_text(errors="replace").strip().splitlines()[-8:])
-            raise RuntimeUnavailable(f"{what} failed (exit {proc.returncode}; log {log}):\n{tail}")
-        self.log(f"images: {what} done in {time.monotonic() - t0:.1f}s")
 
     def _prune(self, repo: str, keep: str) -> None:
         """Drop older content-keyed tags of ``repo`` and the dangling build stages.

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from scripted_transport import ScriptedTransport
 
-from lab.balancer.adaptive import AttemptConfig
+from lab.balancer.attempts import AttemptConfig
 from lab.balancer.budget import BudgetConfig
 from lab.balancer.client import BalancedClient
 from lab.balancer.registry import make_policy

@@ -7,7 +7,8 @@ from collections import Counter
 
 import pytest
 
-from lab.balancer.adaptive import AdaptivePolicy, AttemptConfig
+from lab.balancer.adaptive import AdaptivePolicy
+from lab.balancer.attempts import AttemptConfig
 from lab.balancer.breaker import State
 from lab.balancer.gossip import Hint, HintVerdict, Message
 from lab.balancer.policies import OraclePolicy, Pick

@@ -12,7 +12,8 @@ from lab.balancer.registry import POLICY_NAMES, VARIANTS, make_policy
 from lab.clock import FakeClock
 from lab.errors import SettingsError
 from lab.history import Outcome
-from lab.scenario.plan.spec import COMPOSE_CLIENTS, parse_scenario
+from lab.scenario.plan.clients import COMPOSE_CLIENTS
+from lab.scenario.plan.spec import parse_scenario
 from lab.scenario.run.run_command import PROFILED_CLIENTS
 
 PEERS = ["10.0.0.1:1", "10.0.0.2:1", "10.0.0.3:1"]

@@ -11,8 +11,9 @@ import yaml
 from lab.balancer.registry import POLICY_NAMES, VARIANTS
 from lab.errors import ScenarioError
 from lab.scenario.plan import fit
+from lab.scenario.plan.clients import COMPOSE_CLIENTS
 from lab.scenario.plan.fit import Demand, HostFacts, antagonist_cores
-from lab.scenario.plan.spec import COMPOSE_CLIENTS, load_scenario, parse_scenario
+from lab.scenario.plan.spec import load_scenario, parse_scenario
 from lab.scenario.run.run_command import PROFILED_CLIENTS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from lab.errors import RuntimeUnavailable
+from lab.stack.apt_mirror import apt_mirror
 from lab.stack.engine import _explain_compose_failure, read_env_file, service_kind, write_env_file
-from lab.stack.images import apt_mirror, digest, file_digest, manylinux_platforms
+from lab.stack.image_keys import digest, file_digest
+from lab.stack.wheelhouse import manylinux_platforms
 
 
 def _apt(tmp_path: Path, sources: str = "", listing: str = "") -> Path:

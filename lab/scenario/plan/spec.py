@@ -38,6 +38,11 @@ repeating step (``every``/``for``/``until``) expands to faults ``<id>.1``, ``<id
 a chaos step to ``count`` faults ``<id>.1``... one after another, each a seeded choice of
 target and kind. :meth:`Scenario.plan` returns the resolved, time-ordered steps; the
 same seed gives the same plan.
+
+This module reads the file and holds the sections together; the sections with rules of
+their own live beside it: ``clients`` (clients and load), ``expectations`` (steady state
+and expect), ``timeline`` (the steps, as ``steps`` records), ``intervals`` (the steps
+expanded and planned).
 """
 
 from __future__ import annotations
@@ -47,33 +52,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from lab.balancer.policy_file import check_policy_ref, is_policy_ref
-from lab.balancer.registry import POLICY_NAMES
-from lab.errors import SettingsError
-from lab.loadgen.limits import MAX_PAYLOAD_BYTES, MAX_RATE, load_problem
 from lab.scenario.plan import netkinds
+from lab.scenario.plan.clients import (
+    ClientSpec,
+    LoadSpec,
+    check_client_rates,
+    parse_clients,
+    parse_load,
+)
+from lab.scenario.plan.expectations import STEADY_METRICS, RefCheck, parse_bounds, parse_expect
 from lab.scenario.plan.fit import Demand, HostFacts, antagonist_cores, problem
-from lab.scenario.plan.quantities import (
-    Bound,
-    format_duration,
-    parse_bound,
-    parse_duration,
-    parse_number,
-)
-from lab.scenario.plan.timeline import (
-    NAME,
-    ChaosStep,
-    FaultStep,
-    HealStep,
-    Interval,
-    PlannedStep,
-    Step,
-    Topology,
-    check_overlaps,
-    expand,
-    parse_timeline,
-    plan_of,
-)
+from lab.scenario.plan.intervals import Interval, PlannedStep, check_overlaps, expand, plan_of
+from lab.scenario.plan.quantities import Bound, format_duration, parse_duration, parse_number
+from lab.scenario.plan.steps import NAME, Step, Topology
+from lab.scenario.plan.timeline import parse_timeline
 from lab.scenario.plan.yamlsource import (
     Field,
     Section,
@@ -85,60 +77,14 @@ from lab.scenario.plan.yamlsource import (
     read_file,
 )
 
-__all__ = [
-    "ChaosStep",
-    "ClientSpec",
-    "FaultStep",
-    "HealStep",
-    "LoadSpec",
-    "PlannedStep",
-    "Scenario",
-    "Step",
-    "Topology",
-    "load_scenario",
-    "parse_scenario",
-]
+__all__ = ["Scenario", "load_scenario", "parse_scenario"]
 
-POLICIES: tuple[str, ...] = POLICY_NAMES
 RUNTIMES: tuple[str, ...] = ("compose", "local")
-ARRIVALS: tuple[str, ...] = ("constant", "poisson")
-SERVICES: tuple[str, ...] = ("rpc_test",)
-# The Compose lab's fixed cast (compose.yaml): client containers and their policies.
-COMPOSE_CLIENTS: dict[str, str] = {
-    "client-adaptive": "adaptive",
-    "client-random": "random",
-    "client-round_robin": "round_robin",
-    "client-oracle": "oracle",
-    "client-adaptive-2": "adaptive",
-    # profile `policies`: started for the runs that name them (lab/stack/shape.py)
-    "client-least_request": "least_request",
-    "client-peak_ewma": "peak_ewma",
-    "client-prequal": "prequal",
-    "client-c3": "c3",
-    "client-adaptive_hedged": "adaptive_hedged",
-}
+
 COMPOSE_GRAPES = 3
 COMPOSE_WORKERS = 3
 COMPOSE_MAX_GRAPES = 8  # lab.stack.shape.MAX_GRAPES (not imported: no Docker SDK to validate)
 COMPOSE_MAX_WORKERS = 16  # lab.stack.shape.MAX_WORKERS
-# What an expectation may bound; the checker's definitions are in checks.py.
-EXPECT_METRICS: tuple[str, ...] = (
-    "detection_s",
-    "availability",
-    "p99_ratio",
-    "recovery_s",
-    "p50_ms",
-    "p99_ms",
-    "p999_ms",
-    "errors",
-    "retries",
-    "gossip_lead_s",
-    "gossip_lag_s",
-    "max_faulty_share",
-)
-STEADY_METRICS: tuple[str, ...] = ("availability", "p50_ms", "p99_ms", "p999_ms")
-MAX_CLIENTS = 32
-"""Clients a scenario may list (the Compose lab has 5; each local one is a process)."""
 _TOP_KEYS = (
     "name",
     "description",
@@ -159,39 +105,10 @@ _TOP_KEYS = (
 # -- the model ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ClientSpec:
-    name: str
-    policy: str
-    gossip: bool = True
-    rate: float | None = None  # this client's own rate; None: the load's rate
-
-    def rate_of(self, load: LoadSpec) -> float:
-        return load.rate if self.rate is None else self.rate
-
-
-@dataclass(frozen=True, slots=True)
-class LoadSpec:
-    rate: float  # requests per second, per client
-    arrival: str = "constant"
-    payload_bytes: int = 64
-    service: str = "rpc_test"
-    timeout_s: float = 1.0  # per-request deadline
-
-    def control_body(self, duration_s: float, seed: int) -> dict[str, Any]:
-        """The body of a client's ``POST /load/start`` (contracts.md)."""
-        return {
-            "rate": self.rate,
-            "arrival": self.arrival,
-            "payload_bytes": self.payload_bytes,
-            "duration_s": duration_s,
-            "seed": seed,
-            "timeout_s": self.timeout_s,
-        }
-
-
 @dataclass(frozen=True)
 class Scenario:
+    """One validated scenario file: every section resolved, the timeline not yet expanded."""
+
     path: str
     name: str
     description: str
@@ -270,14 +187,11 @@ def parse_scenario(text: str, label: str = "<scenario>", host: HostFacts | None 
     topo_v, topo_at = top.get("topology")
     topology = _topology(topo_v, topo_at, runtime)
     clients_v, at = top.need("clients")
-    clients = _clients(clients_v, at, runtime)
+    clients = parse_clients(clients_v, at, runtime)
     topology = replace(topology, clients=tuple(c.name for c in clients))
     load_v, at = top.need("load")
-    load = _load(load_v, at)
-    for c in clients:
-        problem = None if c.rate is None else load_problem(c.rate, load.payload_bytes)
-        if problem is not None:
-            raise at.error(f"payload_bytes at client {c.name}'s rate: {problem[1]}")
+    load = parse_load(load_v, at)
+    check_client_rates(clients, load, at)
 
     dur_v, dur_at = top.need("duration")
     duration = parse_duration(dur_v, dur_at, allow_zero=False)
@@ -295,7 +209,7 @@ def parse_scenario(text: str, label: str = "<scenario>", host: HostFacts | None 
     # a relative steady-state bound holds every client to the ref's figure in the same
     # window (the ref itself trivially meets it), e.g. p99_ms: "<= 2x oracle"
     steady_refs = RefCheck("", tuple(clients))
-    steady = _bounds(ss_v, ss_at, STEADY_METRICS, steady_refs) if ss_v is not None else {}
+    steady = parse_bounds(ss_v, ss_at, STEADY_METRICS, steady_refs) if ss_v is not None else {}
 
     tl_v, tl_at = top.get("timeline")
     timeline = parse_timeline(tl_v if tl_v is not None else YList(), tl_at, topology, duration)
@@ -328,7 +242,7 @@ def parse_scenario(text: str, label: str = "<scenario>", host: HostFacts | None 
             )
 
     exp_v, exp_at = top.get("expect")
-    expect = _expect(exp_v, exp_at, clients) if exp_v is not None else {}
+    expect = parse_expect(exp_v, exp_at, clients) if exp_v is not None else {}
     top.done()
     return Scenario(
         path=label,
@@ -402,173 +316,3 @@ def _topology(value: Any, at: Field, runtime: str) -> Topology:
                 f"the compose lab runs at most {COMPOSE_MAX_WORKERS} workers, got {workers}"
             )
     return Topology(grapes, workers, worker_concurrency=concurrency)
-
-
-def _policy(value: Any, at: Field) -> str:
-    """A built-in policy, or ``path/to/file.py:ClassName`` (its file checked, never run)."""
-    if isinstance(value, str) and is_policy_ref(value):
-        try:
-            return check_policy_ref(value).text
-        except SettingsError as exc:
-            raise at.error(str(exc)) from None
-    if value not in POLICIES:
-        raise at.error(
-            f"unknown policy {describe(value)}{did_you_mean(str(value), POLICIES)}; "
-            f"policies: {', '.join(POLICIES)}"
-        )
-    return str(value)
-
-
-def _client_suffix(policy: str) -> str:
-    """``adaptive`` -> ``adaptive``; ``policies/mine.py:MyPolicy`` -> ``MyPolicy``."""
-    return policy.rpartition(":")[2] if is_policy_ref(policy) else policy
-
-
-def _clients(value: Any, at: Field, runtime: str) -> tuple[ClientSpec, ...]:
-    if not isinstance(value, YList) or not value:
-        raise at.error(f"expected a non-empty list of policies or clients, got {describe(value)}")
-    if len(value) > MAX_CLIENTS:
-        raise at.error(f"{len(value)} clients; a scenario may have at most {MAX_CLIENTS}")
-    out: list[ClientSpec] = []
-    for i, item in enumerate(value):
-        iat = at.item(value, i)
-        if isinstance(item, str):
-            policy = _policy(item, iat)
-            spec = ClientSpec(f"client-{_client_suffix(policy)}", policy)
-        else:
-            s = Section(item, iat, "a policy name or {name, policy, gossip}")
-            n_v, n_at = s.need("name")
-            if not isinstance(n_v, str) or not NAME.match(n_v):
-                raise n_at.error(f"expected a client name, got {describe(n_v)}")
-            known = COMPOSE_CLIENTS.get(n_v) if runtime == "compose" else None
-            if s.has("policy") or known is None:
-                p_v, p_at = s.need("policy")
-                policy = _policy(p_v, p_at)
-            else:
-                policy, p_at = known, n_at
-            g_v, g_at = s.get("gossip", True)
-            if not isinstance(g_v, bool):
-                raise g_at.error(f"expected true or false, got {describe(g_v)}")
-            r_v, r_at = s.get("rate")
-            rate = None if r_v is None else parse_number(r_v, r_at, low=0.1, high=MAX_RATE)
-            s.done()
-            if known is not None and known != policy:
-                raise p_at.error(f"{n_v} runs policy {known} in the compose lab, not {policy}")
-            spec = ClientSpec(n_v, policy, g_v, rate)
-        if runtime == "compose" and spec.name not in COMPOSE_CLIENTS:
-            no_service = spec.policy not in COMPOSE_CLIENTS.values()
-            raise iat.error(
-                f"the compose lab has no client {quote(spec.name)}"
-                f"{did_you_mean(spec.name, COMPOSE_CLIENTS)}; clients: "
-                f"{', '.join(COMPOSE_CLIENTS)}"
-                + (
-                    f" (no compose client runs policy {spec.policy} yet: use runtime: local)"
-                    if no_service
-                    else ""
-                )
-            )
-        if any(c.name == spec.name for c in out):
-            raise iat.error(f"client {quote(spec.name)} is listed twice")
-        out.append(spec)
-    return tuple(out)
-
-
-def _load(value: Any, at: Field) -> LoadSpec:
-    s = Section(value, at, "a mapping like {rate: 100}")
-    r_v, r_at = s.need("rate")
-    rate = parse_number(r_v, r_at, low=0.1, high=MAX_RATE)
-    a_v, a_at = s.get("arrival", "constant")
-    if a_v not in ARRIVALS:
-        raise a_at.error(
-            f"expected one of {', '.join(ARRIVALS)}, got {describe(a_v)}"
-            f"{did_you_mean(str(a_v), ARRIVALS)}"
-        )
-    p_v, p_at = s.get("payload_bytes", 64)
-    payload = int(parse_number(p_v, p_at, low=0, high=MAX_PAYLOAD_BYTES, integer=True))
-    problem = load_problem(rate, payload)  # the clients' own limits (lab.loadgen.limits)
-    if problem is not None:
-        raise (p_at if problem[0] == "payload_bytes" else r_at).error(problem[1])
-    sv_v, sv_at = s.get("service", "rpc_test")
-    if sv_v not in SERVICES:
-        raise sv_at.error(f"the lab's workers serve {', '.join(SERVICES)}, not {describe(sv_v)}")
-    t_v, t_at = s.get("timeout", "1s")
-    timeout = parse_duration(t_v, t_at, allow_zero=False)
-    if timeout > 60:
-        raise t_at.error(f"must be <= 60s, got {format_duration(timeout)}")
-    s.done()
-    return LoadSpec(rate, str(a_v), payload, str(sv_v), timeout)
-
-
-def _bounds(
-    value: Any,
-    at: Field,
-    metrics: tuple[str, ...],
-    refs: RefCheck | None = None,
-) -> dict[str, Bound]:
-    """Metric -> bound; ``refs`` allows (and checks) bounds relative to another client."""
-    s = Section(value, at, 'a mapping of metric -> bound, like {availability: ">= 0.999"}')
-    out: dict[str, Bound] = {}
-    for key in list(s.map):
-        if key not in metrics:
-            name = str(key)
-            raise at.key(s.map, name).error(
-                f"unknown metric {quote(name)}{did_you_mean(name, metrics)}; metrics: "
-                f"{', '.join(metrics)}"
-            )
-        v, v_at = s.get(key)
-        bound = parse_bound(v, v_at, relative=refs is not None)
-        if bound.ref is not None and refs is not None:
-            refs.check(bound.ref, v_at)
-        out[key] = bound
-    s.done()
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class RefCheck:
-    """Which clients a relative bound of one expectation key may name.
-
-    The ref must name exactly one client of the run (a policy with one client, or a
-    client name), and not the client(s) the key itself names: a bound against itself
-    always holds and says nothing.
-    """
-
-    key: str
-    clients: tuple[ClientSpec, ...]
-
-    def _named(self, name: str) -> list[str]:
-        named = [c.name for c in self.clients if c.name == name]
-        return named or [c.name for c in self.clients if c.policy == name]
-
-    def check(self, ref: str, at: Field) -> None:
-        names = [c.name for c in self.clients] + sorted({c.policy for c in self.clients})
-        found = self._named(ref)
-        if not found:
-            raise at.error(
-                f"the bound compares with {ref!r}, which is no client or policy of this run"
-                f"{did_you_mean(ref, names)}; clients: {', '.join(c.name for c in self.clients)}"
-            )
-        if len(found) > 1:
-            raise at.error(
-                f"the bound compares with {ref!r}, which names {len(found)} clients "
-                f"({', '.join(found)}); name one client"
-            )
-        if found[0] in self._named(self.key):
-            raise at.error(f"the bound compares {self.key!r} with itself ({ref!r})")
-
-
-def _expect(value: Any, at: Field, clients: tuple[ClientSpec, ...]) -> dict[str, dict[str, Bound]]:
-    s = Section(value, at, "a mapping of policy or client -> {metric: bound}")
-    names = [c.name for c in clients] + sorted({c.policy for c in clients})
-    out: dict[str, dict[str, Bound]] = {}
-    for key in list(s.map):
-        name = str(key)
-        if name not in names:
-            raise at.key(s.map, name).error(
-                f"no client or policy {quote(name)} in this run{did_you_mean(name, names)}; "
-                f"clients: {', '.join(c.name for c in clients)}"
-            )
-        v, v_at = s.get(key)
-        out[name] = _bounds(v, v_at, EXPECT_METRICS, RefCheck(name, clients))
-    s.done()
-    return out

@@ -1,26 +1,21 @@
-"""The timeline of a scenario: fault, heal, repeating and chaos steps, and their plan.
+"""The ``timeline`` section of a scenario: fault, heal, repeating and chaos steps, parsed.
 
 Split from ``spec.py`` because it is the one part with cross-field rules of its own:
 a heal names a fault by id or by target and must come after it; a repeating step
-(``every``/``for``/``until``) or a chaos step expands to several faults; two faults never
-hold one target at once (rollback and the checks both assume one fault per peer at a
-time). Expansion is deterministic: chaos choices come from ``random.Random`` seeded with
-the run's seed and the step's id, so one seed always gives one plan.
+(``every``/``for``/``until``) or a chaos step expands to several faults, and a plan may
+inject at most :data:`MAX_INJECTIONS`. The steps it returns are records of
+:mod:`lab.scenario.plan.steps`; :mod:`lab.scenario.plan.intervals` expands them into the
+faults of the plan and checks that two never hold one target at once.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
-import math
-import random
-import re
-from dataclasses import dataclass, field
 from typing import Any
 
-from lab.errors import ScenarioError
 from lab.scenario.plan.kinds import KINDS, KindInfo, Params, check_target_type, kind_info
 from lab.scenario.plan.quantities import format_duration, parse_duration, parse_number
+from lab.scenario.plan.steps import NAME, ChaosStep, FaultStep, HealStep, Step, Topology, repeats
 from lab.scenario.plan.yamlsource import (
     Field,
     Section,
@@ -53,7 +48,6 @@ STEP_KEYS: tuple[str, ...] = tuple(
         ]
     )
 )
-NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 MIN_FAULT_S = 0.1
 """The shortest a fault may be held (``for``, ``hold``): injecting and confirming one
 takes milliseconds of API calls, so a 2 ms fault would measure the engine, not the lab."""
@@ -62,99 +56,6 @@ MAX_STEPS = 1000
 MAX_INJECTIONS = 1000
 """Faults a plan may inject in all, repetitions and chaos included: a step repeating
 every 2 ms once expanded to 28,000 injections."""
-
-
-@dataclass(frozen=True, slots=True)
-class Topology:
-    grapes: int = 3
-    workers: int = 3
-    clients: tuple[str, ...] = ()  # the scenario's client names (targets of ``pause``)
-    worker_concurrency: int = 0  # requests each worker serves at once, the rest queue (0: all)
-
-    def services(self) -> tuple[str, ...]:
-        return tuple(
-            [f"grape-{i}" for i in range(1, self.grapes + 1)]
-            + [f"worker-{i}" for i in range(1, self.workers + 1)]
-            + list(self.clients)
-        )
-
-    def kind_of(self, service: str) -> str:
-        """``grape``, ``worker`` or ``client``: what a service name is in this topology."""
-        return "client" if service in self.clients else service.rsplit("-", 1)[0]
-
-
-@dataclass(frozen=True, slots=True)
-class FaultStep:
-    """``{at, fault, target, ...params}``, optionally ``for`` or ``every``/``for``/``until``."""
-
-    line: int
-    at_s: float
-    id: str
-    kind: str
-    target: str
-    params: Params = field(default_factory=dict)
-    for_s: float | None = None
-    every_s: float | None = None
-    until_s: float | None = None
-    healed_at_s: float | None = None  # set from a later heal step that names this fault
-    healed_line: int | None = None
-
-    @property
-    def repeating(self) -> bool:
-        return self.every_s is not None
-
-
-@dataclass(frozen=True, slots=True)
-class ChaosStep:
-    """``count`` faults one after another, each a seeded choice of target and kind."""
-
-    line: int
-    at_s: float
-    id: str
-    targets: tuple[str, ...]
-    kinds: tuple[tuple[str, Params], ...]
-    count: int
-    hold_s: float
-    every_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class HealStep:
-    line: int
-    at_s: float
-    ref: str  # as written: a fault id or a target
-    fault_id: str  # resolved
-
-
-Step = FaultStep | ChaosStep | HealStep
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedStep:
-    """One resolved action of the plan; ``at_s`` is seconds from the start of the load."""
-
-    at_s: float
-    action: str  # "inject" | "heal"
-    fault_id: str
-    kind: str
-    target: str
-    params: Params = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Interval:
-    fault_id: str
-    kind: str
-    target: str
-    params: Params
-    start: float
-    end: float | None  # None: healed at the end of the run
-    line: int
-    index: int  # timeline index (for error messages)
-    end_line: int | None = None  # the heal step's line, when a heal step ends it
-
-    def id_label(self) -> str:
-        return f"{self.fault_id} ({self.kind})"
 
 
 def _target(value: Any, at: Field, topology: Topology, info: KindInfo | None) -> str:
@@ -238,7 +139,7 @@ def _check_injections(raw: list[Any], at: Field) -> None:
         elif isinstance(r, FaultStep):
             assert r.until_s is not None or not r.repeating
             total += (
-                _repeats(r.at_s, r.every_s, r.until_s)
+                repeats(r.at_s, r.every_s, r.until_s)
                 if r.every_s is not None and r.until_s is not None
                 else 1
             )
@@ -281,7 +182,7 @@ def _fault(
             raise u_at.error(
                 f"{format_duration(until)} is past duration {format_duration(duration)}"
             )
-        n = _repeats(t, every, until)
+        n = repeats(t, every, until)
         last_end = t + (n - 1) * every + for_
         if last_end > duration:
             raise u_at.error(
@@ -295,16 +196,6 @@ def _fault(
         )
     params = info.parse(s)
     return FaultStep(s.at.line, t, fid, info.name, target, params, for_, every, until)
-
-
-def _repeats(start: float, every: float, until: float) -> int:
-    """How many repetitions start before ``until`` (at start, start+every, ...)."""
-    n = max(0, math.ceil((until - 1e-9 - start) / every))
-    while n > 0 and start + (n - 1) * every >= until - 1e-9:  # float rounding at the edge
-        n -= 1
-    while start + n * every < until - 1e-9:
-        n += 1
-    return n
 
 
 def _chaos(
@@ -425,117 +316,3 @@ def _resolve_heals(
         else:
             out.append(r)
     return tuple(out)
-
-
-# -- expansion and plan ---------------------------------------------------------------
-
-
-def expand(timeline: tuple[Step, ...], seed: int) -> list[Interval]:
-    out: list[Interval] = []
-    for index, step in enumerate(timeline):
-        if isinstance(step, HealStep):
-            continue
-        if isinstance(step, ChaosStep):
-            # One generator per step, seeded by the run's seed and the step's id: adding a
-            # step elsewhere in the file does not change this step's choices.
-            rng = random.Random(f"{seed}:{step.id}")
-            for k in range(step.count):
-                target = rng.choice(step.targets)
-                kind, params = rng.choice(step.kinds)
-                start = step.at_s + k * step.every_s
-                out.append(
-                    Interval(
-                        f"{step.id}.{k + 1}",
-                        kind,
-                        target,
-                        dict(params),
-                        start,
-                        start + step.hold_s,
-                        step.line,
-                        index,
-                    )
-                )
-        elif step.repeating:
-            assert step.every_s is not None and step.for_s is not None
-            assert step.until_s is not None
-            for k in range(_repeats(step.at_s, step.every_s, step.until_s)):
-                start = step.at_s + k * step.every_s
-                out.append(
-                    Interval(
-                        f"{step.id}.{k + 1}",
-                        step.kind,
-                        step.target,
-                        dict(step.params),
-                        start,
-                        start + step.for_s,
-                        step.line,
-                        index,
-                    )
-                )
-        else:
-            if KINDS[step.kind].instant:
-                end: float | None = step.at_s
-            elif step.for_s is not None:
-                end = step.at_s + step.for_s
-            else:
-                end = step.healed_at_s
-            out.append(
-                Interval(
-                    step.id,
-                    step.kind,
-                    step.target,
-                    dict(step.params),
-                    step.at_s,
-                    end,
-                    step.line,
-                    index,
-                    step.healed_line,
-                )
-            )
-    return out
-
-
-CO_TENANT_KINDS = frozenset({"antagonist"})
-"""Kinds that act beside the target, not on it: an antagonist takes CPU through its own
-endpoint and restores nothing of the worker's, so it may hold while another fault (the
-worker's own latency, a toxic) holds the same target. One of each layer at a time."""
-
-
-def check_overlaps(intervals: list[Interval], label: str, duration: float) -> None:
-    by_target: dict[tuple[str, bool], list[Interval]] = {}
-    for iv in intervals:
-        by_target.setdefault((iv.target, iv.kind in CO_TENANT_KINDS), []).append(iv)
-    for (target, _layer), ivs in by_target.items():
-        ivs.sort(key=lambda iv: (iv.start, iv.index))
-        for prev, nxt in itertools.pairwise(ivs):
-            prev_end = duration if prev.end is None else prev.end
-            if nxt.start < prev_end or nxt.start == prev.start:
-                raise ScenarioError(
-                    f"{label}:{nxt.line}: timeline[{nxt.index}]: {target} already has fault "
-                    f"{prev.id_label()} from {format_duration(prev.start)} to "
-                    f"{format_duration(prev_end)}; {nxt.fault_id} starts at "
-                    f"{format_duration(nxt.start)}"
-                )
-
-
-def plan_of(intervals: list[Interval], duration: float) -> tuple[PlannedStep, ...]:
-    keyed: list[tuple[float, int, int, PlannedStep]] = []
-    for n, iv in enumerate(intervals):
-        keyed.append(
-            (
-                iv.start,
-                1,
-                n,
-                PlannedStep(iv.start, "inject", iv.fault_id, iv.kind, iv.target, dict(iv.params)),
-            )
-        )
-        if KINDS[iv.kind].instant:
-            continue
-        end = duration if iv.end is None else iv.end
-        # heals sort before injections at the same instant: a flap may end and the next
-        # one on another target begin together
-        keyed.append(
-            (end, 0, n, PlannedStep(end, "heal", iv.fault_id, iv.kind, iv.target, dict(iv.params)))
-        )
-    keyed.sort(key=lambda k: (k[0], k[1], k[2]))
-    return tuple(k[3] for k in keyed)
