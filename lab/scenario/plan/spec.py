@@ -18,6 +18,7 @@ Schema (durations ``15s``/``500ms``/``1m30s`` or seconds; bounds ``"<= 1"``, quo
     #   worker_concurrency: 4            # each worker serves 4 at once, the rest queue
     clients: [adaptive, random, oracle]            # a policy -> client "client-<policy>"
     #   or  - {name: client-adaptive-2, policy: adaptive, gossip: true, rate: 5}
+    #   or  - policies/mine.py:MyPolicy   # yours; on compose one per run, in policies/
     load: {rate: 100, arrival: constant, payload_bytes: 64, service: rpc_test, timeout: 1s}
     duration: 60s
     warmup: 5s                        # default 5s, excluded from the steady state
@@ -42,7 +43,7 @@ same seed gives the same plan.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ from lab.balancer.registry import POLICY_NAMES
 from lab.errors import SettingsError
 from lab.loadgen.limits import MAX_PAYLOAD_BYTES, MAX_RATE, load_problem
 from lab.scenario.plan import netkinds
+from lab.scenario.plan.byo import BYO_SERVICE, check_compose_policy, compose_root
 from lab.scenario.plan.fit import Demand, HostFacts, antagonist_cores, problem
 from lab.scenario.plan.quantities import (
     Bound,
@@ -239,10 +241,17 @@ def load_scenario(path: str | Path) -> Scenario:
     return parse_scenario(read_file(Path(path)), label)
 
 
-def parse_scenario(text: str, label: str = "<scenario>", host: HostFacts | None = None) -> Scenario:
+def parse_scenario(
+    text: str,
+    label: str = "<scenario>",
+    host: HostFacts | None = None,
+    root: Path | None = None,
+) -> Scenario:
     """Validate scenario text; ``label`` is the file name the errors carry.
 
     ``host``: the machine a compose shape must fit (default: this one, read once).
+    ``root``: the repository whose ``policies/`` the Compose clients mount (default: the
+    one the Compose runtime uses, :func:`lab.scenario.plan.byo.compose_root`).
     """
     doc = load_text(text, label)
     top = Section(doc, Field(label, 1, ""), "a mapping of scenario fields (name, load, ...)")
@@ -270,7 +279,7 @@ def parse_scenario(text: str, label: str = "<scenario>", host: HostFacts | None 
     topo_v, topo_at = top.get("topology")
     topology = _topology(topo_v, topo_at, runtime)
     clients_v, at = top.need("clients")
-    clients = _clients(clients_v, at, runtime)
+    clients = _clients(clients_v, at, runtime, root)
     topology = replace(topology, clients=tuple(c.name for c in clients))
     load_v, at = top.need("load")
     load = _load(load_v, at)
@@ -404,11 +413,15 @@ def _topology(value: Any, at: Field, runtime: str) -> Topology:
     return Topology(grapes, workers, worker_concurrency=concurrency)
 
 
-def _policy(value: Any, at: Field) -> str:
-    """A built-in policy, or ``path/to/file.py:ClassName`` (its file checked, never run)."""
+def _policy(value: Any, at: Field, check_ref: Callable[[str], str]) -> str:
+    """A built-in policy, or ``path/to/file.py:ClassName`` (its file checked, never run).
+
+    ``check_ref`` checks a file reference: relative to the working directory on the local
+    runtime, inside the repository's ``policies/`` on Compose (lab.scenario.plan.byo).
+    """
     if isinstance(value, str) and is_policy_ref(value):
         try:
-            return check_policy_ref(value).text
+            return check_ref(value)
         except SettingsError as exc:
             raise at.error(str(exc)) from None
     if value not in POLICIES:
@@ -424,16 +437,24 @@ def _client_suffix(policy: str) -> str:
     return policy.rpartition(":")[2] if is_policy_ref(policy) else policy
 
 
-def _clients(value: Any, at: Field, runtime: str) -> tuple[ClientSpec, ...]:
+def _ref_checker(runtime: str, root: Path | None) -> Callable[[str], str]:
+    """How this runtime's clients find a policy file (see :func:`_policy`)."""
+    if runtime != "compose":
+        return lambda text: check_policy_ref(text).text
+    return lambda text: check_compose_policy(text, root if root is not None else compose_root())
+
+
+def _clients(value: Any, at: Field, runtime: str, root: Path | None) -> tuple[ClientSpec, ...]:
     if not isinstance(value, YList) or not value:
         raise at.error(f"expected a non-empty list of policies or clients, got {describe(value)}")
     if len(value) > MAX_CLIENTS:
         raise at.error(f"{len(value)} clients; a scenario may have at most {MAX_CLIENTS}")
+    check_ref = _ref_checker(runtime, root)
     out: list[ClientSpec] = []
     for i, item in enumerate(value):
         iat = at.item(value, i)
         if isinstance(item, str):
-            policy = _policy(item, iat)
+            policy = _policy(item, iat, check_ref)
             spec = ClientSpec(f"client-{_client_suffix(policy)}", policy)
         else:
             s = Section(item, iat, "a policy name or {name, policy, gossip}")
@@ -443,7 +464,7 @@ def _clients(value: Any, at: Field, runtime: str) -> tuple[ClientSpec, ...]:
             known = COMPOSE_CLIENTS.get(n_v) if runtime == "compose" else None
             if s.has("policy") or known is None:
                 p_v, p_at = s.need("policy")
-                policy = _policy(p_v, p_at)
+                policy = _policy(p_v, p_at, check_ref)
             else:
                 policy, p_at = known, n_at
             g_v, g_at = s.get("gossip", True)
@@ -455,22 +476,39 @@ def _clients(value: Any, at: Field, runtime: str) -> tuple[ClientSpec, ...]:
             if known is not None and known != policy:
                 raise p_at.error(f"{n_v} runs policy {known} in the compose lab, not {policy}")
             spec = ClientSpec(n_v, policy, g_v, rate)
-        if runtime == "compose" and spec.name not in COMPOSE_CLIENTS:
-            no_service = spec.policy not in COMPOSE_CLIENTS.values()
+        if runtime == "compose" and is_policy_ref(spec.policy):
+            _check_byo(spec, out, iat)
+        elif runtime == "compose" and spec.name not in COMPOSE_CLIENTS:
             raise iat.error(
                 f"the compose lab has no client {quote(spec.name)}"
                 f"{did_you_mean(spec.name, COMPOSE_CLIENTS)}; clients: "
-                f"{', '.join(COMPOSE_CLIENTS)}"
-                + (
-                    f" (no compose client runs policy {spec.policy} yet: use runtime: local)"
-                    if no_service
-                    else ""
-                )
+                f"{', '.join(COMPOSE_CLIENTS)}, or a policy of yours as "
+                "policies/<file>.py:<Class>"
             )
         if any(c.name == spec.name for c in out):
             raise iat.error(f"client {quote(spec.name)} is listed twice")
         out.append(spec)
     return tuple(out)
+
+
+def _check_byo(spec: ClientSpec, before: list[ClientSpec], at: Field) -> None:
+    """A learner's policy on Compose: one per run, under a name no built-in client has.
+
+    It runs in compose.yaml's one ``client-byo`` service (why one: lab.scenario.plan.byo);
+    its records carry ``spec.name`` and the reference as written.
+    """
+    if spec.name in COMPOSE_CLIENTS:
+        raise at.error(
+            f"{quote(spec.name)} is the compose lab's {COMPOSE_CLIENTS[spec.name]} client; "
+            f"name the client of {spec.policy} otherwise, e.g. {{name: client-mine, "
+            f"policy: {spec.policy}}}"
+        )
+    other = next((c for c in before if is_policy_ref(c.policy)), None)
+    if other is not None:
+        raise at.error(
+            f"the compose lab runs one policy of yours per run (in {BYO_SERVICE}), and "
+            f"{other.name} already runs {other.policy}; compare several with runtime: local"
+        )
 
 
 def _load(value: Any, at: Field) -> LoadSpec:
