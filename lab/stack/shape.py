@@ -363,6 +363,36 @@ def apply(
         for n in sorted(after)
         if n in wanted and before.get(n) != after[n]
     ]
-    health.wait_healthy(engine, wanted, timeout, log=log)
+    try:
+        health.wait_healthy(engine, wanted, timeout, log=log)
+    except RuntimeUnavailable as exc:
+        raise _byo_failed(engine, shape) or exc from None
     _clients_see(engine, shape.peers(), LOOKUP_WAIT_S)
     return done
+
+
+BYO_LOG_LINES = 40
+"""How much of client-byo's log a failed start shows: a policy's traceback, whole."""
+
+
+def _byo_failed(engine: Engine, shape: Shape) -> RuntimeUnavailable | None:
+    """client-byo's own words when it exited at start, else None.
+
+    Its usual cause is the learner's file failing to import (the client prints the fault,
+    ``file:line`` and the traceback, then exits): the few log lines of a generic health
+    failure would cut the traceback off, so it is shown whole.
+    """
+    if shape.byo is None:
+        return None
+    for c in engine.containers(all=True):
+        if service_name(c) != BYO_SERVICE or c.status not in ("exited", "dead"):
+            continue
+        try:
+            text = c.logs(tail=BYO_LOG_LINES).decode(errors="replace").strip()
+        except docker.errors.DockerException:
+            text = "(no logs)"
+        return RuntimeUnavailable(
+            f"{BYO_SERVICE} ({shape.byo.name}, policy {shape.byo.policy}) exited at start:\n"
+            f"{text}"
+        )
+    return None

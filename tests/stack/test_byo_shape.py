@@ -150,3 +150,19 @@ def test_real_compose_interpolates_the_learner_policy_into_client_byo() -> None:
         cwd=ROOT, env={"PATH": env["PATH"]},
     ).stdout  # fmt: skip
     assert "client-byo" not in json.loads(plain)["services"]  # its own profile: never by default
+
+
+def test_a_learner_client_that_exits_at_start_shows_its_whole_traceback() -> None:
+    log = "lab client: /tmp/policies/x.py:5: importing failed\nTraceback ...\nZeroDivisionError"
+    dead = SimpleNamespace(
+        labels={"com.docker.compose.service": "client-byo"}, name="b", status="exited",
+        logs=lambda tail: log.encode(),
+    )  # fmt: skip
+    engine: Any = SimpleNamespace(containers=lambda all: [dead])
+    mine = Shape(byo=Byo("client-you", "policies/x.py:X"))
+    err = shaping._byo_failed(engine, mine)
+    assert err is not None and str(err).endswith(log)
+    assert "client-byo (client-you, policy policies/x.py:X) exited at start" in str(err)
+    assert shaping._byo_failed(engine, BASE) is None  # no learner client: the health error
+    dead.status = "running"
+    assert shaping._byo_failed(engine, mine) is None
