@@ -120,6 +120,8 @@ def test_a_learner_client_cannot_take_a_built_in_clients_name(repo: Path) -> Non
     (repo / "policies" / "random.py").write_text("class random:\n    pass\n")
     text = error("  - policies/random.py:random", repo)
     assert "'client-random' is the compose lab's random client" in text
+    text = error("  - {name: worker-2, policy: policies/mine.py:MyPolicy}", repo)
+    assert "'worker-2' is a service of the compose lab" in text
 
 
 def test_an_unknown_compose_client_no_longer_says_use_the_local_runtime() -> None:

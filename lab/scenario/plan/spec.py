@@ -43,6 +43,7 @@ same seed gives the same plan.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -491,17 +492,27 @@ def _clients(value: Any, at: Field, runtime: str, root: Path | None) -> tuple[Cl
     return tuple(out)
 
 
+_SERVICE_NAME = re.compile(r"^(grape-\d+|worker-\d+|toxiproxy)$")
+"""Names the Compose lab's other services have (a learner's client may not take one)."""
+
+
 def _check_byo(spec: ClientSpec, before: list[ClientSpec], at: Field) -> None:
     """A learner's policy on Compose: one per run, under a name no built-in client has.
 
     It runs in compose.yaml's one ``client-byo`` service (why one: lab.scenario.plan.byo);
     its records carry ``spec.name`` and the reference as written.
     """
-    if spec.name in COMPOSE_CLIENTS:
+    taken = (
+        f"the compose lab's {COMPOSE_CLIENTS[spec.name]} client"
+        if spec.name in COMPOSE_CLIENTS
+        else "a service of the compose lab"
+        if _SERVICE_NAME.match(spec.name)
+        else None
+    )
+    if taken is not None:
         raise at.error(
-            f"{quote(spec.name)} is the compose lab's {COMPOSE_CLIENTS[spec.name]} client; "
-            f"name the client of {spec.policy} otherwise, e.g. {{name: client-mine, "
-            f"policy: {spec.policy}}}"
+            f"{quote(spec.name)} is {taken}; name the client of {spec.policy} otherwise, "
+            f"e.g. {{name: client-mine, policy: {spec.policy}}}"
         )
     other = next((c for c in before if is_policy_ref(c.policy)), None)
     if other is not None:
