@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from lab.errors import LabError, SettingsError
 from lab.scenario.plan import byo as plan_byo
 from lab.scenario.plan.fit import HostFacts
 from lab.scenario.plan.spec import parse_scenario
@@ -166,3 +167,20 @@ def test_a_learner_client_that_exits_at_start_shows_its_whole_traceback() -> Non
     assert shaping._byo_failed(engine, BASE) is None  # no learner client: the health error
     dead.status = "running"
     assert shaping._byo_failed(engine, mine) is None
+
+
+def test_a_local_file_run_on_compose_has_its_learner_policy_checked_first() -> None:
+    faulty = "tests/balancer/policy_files/faulty.py"
+    text = (
+        "name: t\nruntime: local\ntopology: {grapes: 3, workers: 3}\n"
+        "clients: [%s, random]\nload: {rate: 10}\nduration: 20s\n"
+    )
+    host = HostFacts(cores=2, mem_mib=24_000)
+    two = parse_scenario(text % f"{TEMPLATE}, {faulty}:Raises", "t.yaml", host=host, root=ROOT)
+    with pytest.raises(LabError, match=r"t.yaml: the compose lab runs one policy of yours"):
+        shape_of(two)
+    outside = parse_scenario(text % f"{faulty}:Raises", "t.yaml", host=host, root=ROOT)
+    with pytest.raises(SettingsError, match="the only folder its clients mount"):
+        shape_of(outside)
+    inside = parse_scenario(text % TEMPLATE, "t.yaml", host=host, root=ROOT)
+    assert shape_of(inside).byo == Byo("client-TemplatePolicy", TEMPLATE)

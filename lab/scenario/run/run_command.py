@@ -32,6 +32,7 @@ from lab.balancer.policy_file import is_policy_ref
 from lab.errors import LabError
 from lab.report.render import render_index
 from lab.scenario.faults.rollback import cleanup_leftovers, default_reports_dir
+from lab.scenario.plan.byo import check_compose_policy, compose_root
 from lab.scenario.plan.spec import load_scenario
 from lab.scenario.run.result import RunResult
 from lab.scenario.run.runlock import acquire, lock_path, reserve_run_dir
@@ -188,11 +189,22 @@ def _shaped(scenario: Any, console: Console) -> Iterator[None]:
 def shape_of(scenario: Any) -> shaping.Shape:
     """The lab a Compose scenario needs: its counts, profiled clients and learner's client.
 
-    Validation admits at most one learner's policy on Compose (lab.scenario.plan.byo).
+    A compose file was validated for this already (one learner's policy, in
+    ``policies/``); a ``runtime: local`` file run with ``--runtime compose`` was not, so
+    its learner's policy is checked here, before the lab is touched.
     """
     topo = scenario.topology
     profiled = tuple(c.name for c in scenario.clients if c.name in PROFILED_CLIENTS)
-    byo = next((c for c in scenario.clients if is_policy_ref(c.policy)), None)
+    mine = [c for c in scenario.clients if is_policy_ref(c.policy)]
+    if len(mine) > 1:
+        raise LabError(
+            f"{scenario.path}: the compose lab runs one policy of yours per run "
+            f"({shaping.BYO_SERVICE}); this one names {len(mine)}: "
+            f"{', '.join(c.policy for c in mine)} (run it with --runtime local)"
+        )
+    byo = mine[0] if mine else None
+    if byo is not None and getattr(scenario, "runtime", "compose") != "compose":
+        check_compose_policy(byo.policy, compose_root())
     return shaping.Shape(
         grapes=topo.grapes,
         workers=topo.workers,
