@@ -5,6 +5,8 @@ Name it wherever the lab takes a policy, as ``path/to/file.py:ClassName``::
     lab challenge 1 --policy policies/mine.py:MyPolicy --runtime local
     lab call --policy policies/mine.py:MyPolicy
     # and in a scenario file:  clients: [policies/mine.py:MyPolicy, random, oracle]
+    # on the Compose lab too (the file must be in policies/, one of yours per run):
+    lab run scenarios/byo.yaml     # after putting policies/mine.py:MyPolicy in it
 
 The interface is :class:`lab.balancer.policies.Policy`, the one every built-in policy
 implements (read ``RandomPolicy`` and ``OraclePolicy`` there first: each is ten lines).

@@ -77,10 +77,15 @@ def parse_policy_ref(text: str) -> PolicyRef:
     return PolicyRef(text.strip(), Path(head), cls)
 
 
-def check_policy_ref(text: str) -> PolicyRef:
-    """Parse the reference and its file without running it (see the module docstring)."""
+def check_policy_ref(text: str, base: Path | None = None) -> PolicyRef:
+    """Parse the reference and its file without running it (see the module docstring).
+
+    ``base``: the folder a relative path is read from (default: the working directory).
+    The Compose lab reads its learner's policy from the repository's ``policies/``
+    whatever directory ``lab run`` was started in, so its check passes the repository.
+    """
     ref = parse_policy_ref(text)
-    source = _read(ref)
+    source = _read(ref, base)
     try:
         tree = ast.parse(source, filename=str(ref.path))
     except SyntaxError as exc:
@@ -113,15 +118,16 @@ def load_policy_class(text: str) -> tuple[PolicyRef, type]:
     return ref, cls
 
 
-def _read(ref: PolicyRef) -> str:
+def _read(ref: PolicyRef, base: Path | None = None) -> str:
+    path = ref.path if base is None else base / ref.path
     try:
-        size = ref.path.stat().st_size
+        size = path.stat().st_size
         if size > MAX_POLICY_FILE_BYTES:
             raise SettingsError(f"{ref.path}: {size} bytes; a policy file is at most 1 MB")
-        return ref.path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SettingsError(
-            f"policy {ref.text!r}: no file {ref.path} (relative to {Path.cwd()})"
+            f"policy {ref.text!r}: no file {ref.path} (relative to {base or Path.cwd()})"
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SettingsError(f"policy {ref.text!r}: cannot read {ref.path}: {exc}") from None

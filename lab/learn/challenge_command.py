@@ -61,8 +61,10 @@ def run(args: argparse.Namespace) -> int:
     policy = check_policy(args.policy)
     if args.runtime != "local":
         raise LabError(
-            "challenges run on the local runtime (--runtime local): a policy from a file "
-            "is not yet wired into the Compose lab's fixed clients"
+            "challenges run on the local runtime (--runtime local): their scenarios use one "
+            "grape, and the Compose lab runs at least three; on Compose, name your policy "
+            "in a scenario's clients: as policies/<file>.py:<Class> and `lab run` it "
+            "(LEARNING_GUIDE.md, step 10)"
         )
     return _run_ladder(chosen, policy, args)
 

@@ -56,8 +56,15 @@ class NetfaultHelper:
 
     # -- the lab's containers -------------------------------------------------------
     def container(self, name: str) -> Any:
-        for c in self.engine.containers(all=True):
+        """The container of service ``name``, or the client a run knows by that name
+        (client-byo runs the learner's policy under the scenario's name: its
+        ``com.grenache-lab.name`` label, lab/scenario/runtime/compose.py)."""
+        found = self.engine.containers(all=True)
+        for c in found:
             if service_name(c) == name:
+                return c
+        for c in found:
+            if (c.labels or {}).get("com.grenache-lab.name") == name:
                 return c
         raise FaultError(f"no container for service {name!r} (run `lab up` first)")
 

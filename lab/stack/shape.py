@@ -2,11 +2,13 @@
 
 compose.yaml declares the base lab (3 grapes, 3 workers, 5 clients) and, under the
 ``policies`` profile, one client per field policy (least_request, peak_ewma, prequal,
-c3). A run may need more workers or grapes, some profiled clients, or workers with a
-concurrency bound: its :class:`Shape`. What compose.yaml does not declare (worker-4...,
-grape-4...) is generated as a Compose override from the base services' own interpolated
-definitions (``docker compose config``), so every extra container is hardened, labelled
-and limited exactly like its siblings; it gets the next fixed address, host port and
+c3), and under the ``byo`` profile ``client-byo``, the client that runs a learner's
+policy from ``policies/``. A run may need more workers or grapes, some profiled clients,
+the learner's client, or workers with a concurrency bound: its :class:`Shape`. What
+compose.yaml does not declare (worker-4..., grape-4...) is generated as a Compose
+override from the base services' own interpolated definitions (``docker compose
+config``), so every extra container is hardened, labelled and limited exactly like its
+siblings; it gets the next fixed address, host port and
 Toxiproxy proxy (created through Toxiproxy's API, since the proxies in
 images/toxiproxy/toxiproxy.json are the base three).
 
@@ -39,6 +41,14 @@ from lab.stack.engine import Engine, service_name
 
 PROFILE = "policies"
 """compose.yaml's profile of the clients that run only when a scenario names them."""
+BYO_PROFILE = "byo"
+"""compose.yaml's profile of ``client-byo`` (a profile of its own: ``docker compose
+--profile policies up`` starts the field's clients without a learner's one)."""
+BYO_SERVICE = "client-byo"
+"""The service that runs a learner's policy (lab.scenario.plan.byo says which may run)."""
+BYO_POLICY_ENV = "LAB_BYO_POLICY"
+BYO_NAME_ENV = "LAB_BYO_NAME"
+"""What compose.yaml interpolates into client-byo: the policy and the client's name."""
 BASE_GRAPES = 3
 BASE_WORKERS = 3
 MAX_WORKERS = 16
@@ -56,6 +66,18 @@ grace (lab/balancer/client.py); 45 s leaves room on a loaded host."""
 
 
 @dataclass(frozen=True, slots=True)
+class Byo:
+    """The learner's client of a run: its name and policy as the scenario wrote them.
+
+    Both reach the client by environment (:func:`byo_env`), so its records, the report's
+    rows and the expectations carry the scenario's names, not the service's.
+    """
+
+    name: str
+    policy: str
+
+
+@dataclass(frozen=True, slots=True)
 class Shape:
     """What the lab runs: counts, the profiled clients wanted, the workers' concurrency."""
 
@@ -63,6 +85,7 @@ class Shape:
     workers: int = BASE_WORKERS
     clients: tuple[str, ...] = ()  # profiled client services to run (the base ones always run)
     worker_concurrency: int = 0  # 0: no bound (compose.yaml's workers as declared)
+    byo: Byo | None = None  # the learner's client (client-byo), if the run has one
 
     def __post_init__(self) -> None:
         if not BASE_GRAPES <= self.grapes <= MAX_GRAPES:
@@ -173,7 +196,7 @@ def wanted_services(model: Mapping[str, Any], shape: Shape) -> list[str]:
     for name, svc in model["services"].items():
         kind, _, idx = name.rpartition("-")
         if svc.get("profiles"):
-            if name in shape.clients:
+            if name in shape.clients or (name == BYO_SERVICE and shape.byo is not None):
                 out.append(name)
             continue
         if kind == "worker" and idx.isdigit() and int(idx) > shape.workers:
@@ -187,9 +210,37 @@ def wanted_services(model: Mapping[str, Any], shape: Shape) -> list[str]:
 # -- applying it ------------------------------------------------------------------------
 
 
-def compose_model(engine: Engine) -> dict[str, Any]:
+def profile_args() -> list[str]:
+    """Every profile of compose.yaml, so Compose sees (and can start) every service."""
+    return ["--profile", PROFILE, "--profile", BYO_PROFILE]
+
+
+def byo_env(shape: Shape) -> dict[str, str]:
+    """The variables compose.yaml interpolates into client-byo for this shape (none without)."""
+    if shape.byo is None:
+        return {}
+    return {BYO_POLICY_ENV: shape.byo.policy, BYO_NAME_ENV: shape.byo.name}
+
+
+def up_args(override_file: Path | None, wanted: Sequence[str]) -> list[str]:
+    """``docker compose`` arguments that start exactly ``wanted`` (never a build or a pull)."""
+    files = ["-f", str(override_file)] if override_file is not None else []
+    return [
+        *files,
+        *profile_args(),
+        "up",
+        "--detach",
+        "--no-build",
+        "--pull",
+        "never",
+        *wanted,
+    ]
+
+
+def compose_model(engine: Engine, shape: Shape = BASE) -> dict[str, Any]:
     """compose.yaml interpolated, profiled services included, as Compose itself reads it."""
-    out = engine.compose("--profile", PROFILE, "config", "--format", "json").stdout
+    argv = [*profile_args(), "config", "--format", "json"]
+    out = engine.compose(*argv, env=byo_env(shape)).stdout
     model: dict[str, Any] = json.loads(out)
     return model
 
@@ -230,12 +281,16 @@ def _sync_proxies(api: str, shape: Shape) -> list[str]:
 
 
 def _remove_unwanted(engine: Engine, model: Mapping[str, Any], wanted: set[str]) -> list[str]:
+    """Remove what the shape does not run, and any client-byo: a run's learner client is
+    always a fresh container, since its policy file is read when it starts (a container
+    left by a killed run may hold an older edit, or a policy that already failed)."""
     done: list[str] = []
     pattern = re.compile(r"^(worker|grape)-(\d+)$")
     profiled = {n for n, s in model["services"].items() if s.get("profiles")}
     for c in engine.containers(all=True):
         name = service_name(c)
-        if name in wanted or not (pattern.match(name) or name in profiled):
+        fresh = name == BYO_SERVICE
+        if not fresh and (name in wanted or not (pattern.match(name) or name in profiled)):
             continue
         try:
             c.remove(force=True)
@@ -291,7 +346,7 @@ def apply(
     # the lab's gossip key, as `lab up` passes it: without it Compose would see every
     # client's environment changed and recreate them keyless
     engine.env = {**engine.env, **gossip_key.ensure(engine.paths)}
-    model = compose_model(engine)
+    model = compose_model(engine, shape)
     wanted = wanted_services(model, shape)
     extra = override(model, shape)
     path: Path = engine.paths.cache / OVERRIDE_FILE
@@ -299,17 +354,45 @@ def apply(
     path.write_text(json.dumps(extra, indent=1, sort_keys=True))
     done = _remove_unwanted(engine, model, set(wanted))
     done += _sync_proxies(_toxiproxy_api(engine), shape)
-    files = ("-f", str(path)) if extra["services"] else ()
     before = {service_name(c): c.id for c in engine.containers(all=True)}
-    engine.compose(
-        *files, "--profile", PROFILE, "up", "--detach", "--no-build", "--pull", "never", *wanted
-    )
+    override_file = path if extra["services"] else None
+    engine.compose(*up_args(override_file, wanted), env=byo_env(shape))
     after = {service_name(c): c.id for c in engine.containers(all=True)}
     done += [
         f"{'recreated' if n in before else 'started'} {n}"
         for n in sorted(after)
         if n in wanted and before.get(n) != after[n]
     ]
-    health.wait_healthy(engine, wanted, timeout, log=log)
+    try:
+        health.wait_healthy(engine, wanted, timeout, log=log)
+    except RuntimeUnavailable as exc:
+        raise _byo_failed(engine, shape) or exc from None
     _clients_see(engine, shape.peers(), LOOKUP_WAIT_S)
     return done
+
+
+BYO_LOG_LINES = 40
+"""How much of client-byo's log a failed start shows: a policy's traceback, whole."""
+
+
+def _byo_failed(engine: Engine, shape: Shape) -> RuntimeUnavailable | None:
+    """client-byo's own words when it exited at start, else None.
+
+    Its usual cause is the learner's file failing to import (the client prints the fault,
+    ``file:line`` and the traceback, then exits): the few log lines of a generic health
+    failure would cut the traceback off, so it is shown whole.
+    """
+    if shape.byo is None:
+        return None
+    for c in engine.containers(all=True):
+        if service_name(c) != BYO_SERVICE or c.status not in ("exited", "dead"):
+            continue
+        try:
+            text = c.logs(tail=BYO_LOG_LINES).decode(errors="replace").strip()
+        except docker.errors.DockerException:
+            text = "(no logs)"
+        return RuntimeUnavailable(
+            f"{BYO_SERVICE} ({shape.byo.name}, policy {shape.byo.policy}) exited at start:\n"
+            f"{text}"
+        )
+    return None

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def services() -> dict[str, Any]:
     model = yaml.safe_load((ROOT / "compose.yaml").read_text())
     found: dict[str, Any] = model["services"]
-    assert len(found) == 17  # 12 always up, 5 profiled clients (4 field policies, 1 variant)
+    assert len(found) == 18  # 12 always up, 6 profiled clients (4 field policies, 1 variant, byo)
     return found
 
 

@@ -8,13 +8,17 @@ YAML.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from lab.balancer.policy_file import check_policy_ref, is_policy_ref
 from lab.balancer.registry import POLICY_NAMES
 from lab.errors import SettingsError
 from lab.loadgen.limits import MAX_PAYLOAD_BYTES, MAX_RATE, load_problem
+from lab.scenario.plan.byo import BYO_SERVICE, check_compose_policy, compose_root
 from lab.scenario.plan.quantities import format_duration, parse_duration, parse_number
 from lab.scenario.plan.steps import NAME
 from lab.scenario.plan.yamlsource import Field, Section, YList, describe, did_you_mean, quote
@@ -76,11 +80,15 @@ class LoadSpec:
         }
 
 
-def _policy(value: Any, at: Field) -> str:
-    """A built-in policy, or ``path/to/file.py:ClassName`` (its file checked, never run)."""
+def _policy(value: Any, at: Field, check_ref: Callable[[str], str]) -> str:
+    """A built-in policy, or ``path/to/file.py:ClassName`` (its file checked, never run).
+
+    ``check_ref`` checks a file reference: relative to the working directory on the local
+    runtime, inside the repository's ``policies/`` on Compose (lab.scenario.plan.byo).
+    """
     if isinstance(value, str) and is_policy_ref(value):
         try:
-            return check_policy_ref(value).text
+            return check_ref(value)
         except SettingsError as exc:
             raise at.error(str(exc)) from None
     if value not in POLICIES:
@@ -96,17 +104,31 @@ def _client_suffix(policy: str) -> str:
     return policy.rpartition(":")[2] if is_policy_ref(policy) else policy
 
 
-def parse_clients(value: Any, at: Field, runtime: str) -> tuple[ClientSpec, ...]:
-    """The ``clients`` list: policy names or ``{name, policy, gossip, rate}``, none twice."""
+def _ref_checker(runtime: str, root: Path | None) -> Callable[[str], str]:
+    """How this runtime's clients find a policy file (see :func:`_policy`)."""
+    if runtime != "compose":
+        return lambda text: check_policy_ref(text).text
+    return lambda text: check_compose_policy(text, root if root is not None else compose_root())
+
+
+def parse_clients(
+    value: Any, at: Field, runtime: str, root: Path | None = None
+) -> tuple[ClientSpec, ...]:
+    """The ``clients`` list: policy names or ``{name, policy, gossip, rate}``, none twice.
+
+    ``root``: the repository whose ``policies/`` the Compose clients mount (default: the
+    one the Compose runtime uses, :func:`lab.scenario.plan.byo.compose_root`).
+    """
     if not isinstance(value, YList) or not value:
         raise at.error(f"expected a non-empty list of policies or clients, got {describe(value)}")
     if len(value) > MAX_CLIENTS:
         raise at.error(f"{len(value)} clients; a scenario may have at most {MAX_CLIENTS}")
+    check_ref = _ref_checker(runtime, root)
     out: list[ClientSpec] = []
     for i, item in enumerate(value):
         iat = at.item(value, i)
         if isinstance(item, str):
-            policy = _policy(item, iat)
+            policy = _policy(item, iat, check_ref)
             spec = ClientSpec(f"client-{_client_suffix(policy)}", policy)
         else:
             s = Section(item, iat, "a policy name or {name, policy, gossip}")
@@ -116,7 +138,7 @@ def parse_clients(value: Any, at: Field, runtime: str) -> tuple[ClientSpec, ...]
             known = COMPOSE_CLIENTS.get(n_v) if runtime == "compose" else None
             if s.has("policy") or known is None:
                 p_v, p_at = s.need("policy")
-                policy = _policy(p_v, p_at)
+                policy = _policy(p_v, p_at, check_ref)
             else:
                 policy, p_at = known, n_at
             g_v, g_at = s.get("gossip", True)
@@ -128,22 +150,49 @@ def parse_clients(value: Any, at: Field, runtime: str) -> tuple[ClientSpec, ...]
             if known is not None and known != policy:
                 raise p_at.error(f"{n_v} runs policy {known} in the compose lab, not {policy}")
             spec = ClientSpec(n_v, policy, g_v, rate)
-        if runtime == "compose" and spec.name not in COMPOSE_CLIENTS:
-            no_service = spec.policy not in COMPOSE_CLIENTS.values()
+        if runtime == "compose" and is_policy_ref(spec.policy):
+            _check_byo(spec, out, iat)
+        elif runtime == "compose" and spec.name not in COMPOSE_CLIENTS:
             raise iat.error(
                 f"the compose lab has no client {quote(spec.name)}"
                 f"{did_you_mean(spec.name, COMPOSE_CLIENTS)}; clients: "
-                f"{', '.join(COMPOSE_CLIENTS)}"
-                + (
-                    f" (no compose client runs policy {spec.policy} yet: use runtime: local)"
-                    if no_service
-                    else ""
-                )
+                f"{', '.join(COMPOSE_CLIENTS)}, or a policy of yours as "
+                "policies/<file>.py:<Class>"
             )
         if any(c.name == spec.name for c in out):
             raise iat.error(f"client {quote(spec.name)} is listed twice")
         out.append(spec)
     return tuple(out)
+
+
+_SERVICE_NAME = re.compile(r"^(grape-\d+|worker-\d+|toxiproxy)$")
+"""Names the Compose lab's other services have (a learner's client may not take one)."""
+
+
+def _check_byo(spec: ClientSpec, before: list[ClientSpec], at: Field) -> None:
+    """A learner's policy on Compose: one per run, under a name no built-in client has.
+
+    It runs in compose.yaml's one ``client-byo`` service (why one: lab.scenario.plan.byo);
+    its records carry ``spec.name`` and the reference as written.
+    """
+    taken = (
+        f"the compose lab's {COMPOSE_CLIENTS[spec.name]} client"
+        if spec.name in COMPOSE_CLIENTS
+        else "a service of the compose lab"
+        if _SERVICE_NAME.match(spec.name)
+        else None
+    )
+    if taken is not None:
+        raise at.error(
+            f"{quote(spec.name)} is {taken}; name the client of {spec.policy} otherwise, "
+            f"e.g. {{name: client-mine, policy: {spec.policy}}}"
+        )
+    other = next((c for c in before if is_policy_ref(c.policy)), None)
+    if other is not None:
+        raise at.error(
+            f"the compose lab runs one policy of yours per run (in {BYO_SERVICE}), and "
+            f"{other.name} already runs {other.policy}; compare several with runtime: local"
+        )
 
 
 def parse_load(value: Any, at: Field) -> LoadSpec:

@@ -18,6 +18,7 @@ Schema (durations ``15s``/``500ms``/``1m30s`` or seconds; bounds ``"<= 1"``, quo
     #   worker_concurrency: 4            # each worker serves 4 at once, the rest queue
     clients: [adaptive, random, oracle]            # a policy -> client "client-<policy>"
     #   or  - {name: client-adaptive-2, policy: adaptive, gossip: true, rate: 5}
+    #   or  - policies/mine.py:MyPolicy   # yours; on compose one per run, in policies/
     load: {rate: 100, arrival: constant, payload_bytes: 64, service: rpc_test, timeout: 1s}
     duration: 60s
     warmup: 5s                        # default 5s, excluded from the steady state
@@ -156,10 +157,17 @@ def load_scenario(path: str | Path) -> Scenario:
     return parse_scenario(read_file(Path(path)), label)
 
 
-def parse_scenario(text: str, label: str = "<scenario>", host: HostFacts | None = None) -> Scenario:
+def parse_scenario(
+    text: str,
+    label: str = "<scenario>",
+    host: HostFacts | None = None,
+    root: Path | None = None,
+) -> Scenario:
     """Validate scenario text; ``label`` is the file name the errors carry.
 
     ``host``: the machine a compose shape must fit (default: this one, read once).
+    ``root``: the repository whose ``policies/`` the Compose clients mount (default: the
+    one the Compose runtime uses, :func:`lab.scenario.plan.byo.compose_root`).
     """
     doc = load_text(text, label)
     top = Section(doc, Field(label, 1, ""), "a mapping of scenario fields (name, load, ...)")
@@ -187,7 +195,7 @@ def parse_scenario(text: str, label: str = "<scenario>", host: HostFacts | None 
     topo_v, topo_at = top.get("topology")
     topology = _topology(topo_v, topo_at, runtime)
     clients_v, at = top.need("clients")
-    clients = parse_clients(clients_v, at, runtime)
+    clients = parse_clients(clients_v, at, runtime, root)
     topology = replace(topology, clients=tuple(c.name for c in clients))
     load_v, at = top.need("load")
     load = parse_load(load_v, at)

@@ -28,9 +28,11 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from lab.balancer.policy_file import is_policy_ref
 from lab.errors import LabError
 from lab.report.render import render_index
 from lab.scenario.faults.rollback import cleanup_leftovers, default_reports_dir
+from lab.scenario.plan.byo import check_compose_policy, compose_root
 from lab.scenario.plan.spec import load_scenario
 from lab.scenario.run.result import RunResult
 from lab.scenario.run.runlock import acquire, lock_path, reserve_run_dir
@@ -161,16 +163,11 @@ def _shaped(scenario: Any, console: Console) -> Iterator[None]:
 
     Under the run lock, so no other run sees a lab mid-shape; the restore runs on every
     way out (a failed shape too: whatever it half did is undone by reconciling to BASE).
+    A learner's policy is part of the shape (``client-byo``), so it too is started for the
+    run only and removed after it, whatever way the run ends.
     """
 
-    topo = scenario.topology
-    profiled = tuple(c.name for c in scenario.clients if c.name in PROFILED_CLIENTS)
-    want = shaping.Shape(
-        grapes=topo.grapes,
-        workers=topo.workers,
-        clients=profiled,
-        worker_concurrency=topo.worker_concurrency,
-    )
+    want = shape_of(scenario)
     engine = Engine.connect()
     try:
         try:
@@ -189,6 +186,34 @@ def _shaped(scenario: Any, console: Console) -> Iterator[None]:
         engine.close()
 
 
+def shape_of(scenario: Any) -> shaping.Shape:
+    """The lab a Compose scenario needs: its counts, profiled clients and learner's client.
+
+    A compose file was validated for this already (one learner's policy, in
+    ``policies/``); a ``runtime: local`` file run with ``--runtime compose`` was not, so
+    its learner's policy is checked here, before the lab is touched.
+    """
+    topo = scenario.topology
+    profiled = tuple(c.name for c in scenario.clients if c.name in PROFILED_CLIENTS)
+    mine = [c for c in scenario.clients if is_policy_ref(c.policy)]
+    if len(mine) > 1:
+        raise LabError(
+            f"{scenario.path}: the compose lab runs one policy of yours per run "
+            f"({shaping.BYO_SERVICE}); this one names {len(mine)}: "
+            f"{', '.join(c.policy for c in mine)} (run it with --runtime local)"
+        )
+    byo = mine[0] if mine else None
+    if byo is not None and getattr(scenario, "runtime", "compose") != "compose":
+        check_compose_policy(byo.policy, compose_root())
+    return shaping.Shape(
+        grapes=topo.grapes,
+        workers=topo.workers,
+        clients=profiled,
+        worker_concurrency=topo.worker_concurrency,
+        byo=None if byo is None else shaping.Byo(byo.name, byo.policy),
+    )
+
+
 PROFILED_CLIENTS = (
     "client-least_request",
     "client-peak_ewma",
@@ -205,7 +230,7 @@ def _off_base(engine: Any) -> bool:
 
     extra = {f"worker-{i}" for i in range(shaping.BASE_WORKERS + 1, shaping.MAX_WORKERS + 1)}
     extra |= {f"grape-{i}" for i in range(shaping.BASE_GRAPES + 1, shaping.MAX_GRAPES + 1)}
-    extra |= set(PROFILED_CLIENTS)
+    extra |= {*PROFILED_CLIENTS, shaping.BYO_SERVICE}
     for c in engine.containers(all=True):
         if service_name(c) in extra:
             return True
@@ -221,6 +246,8 @@ def _describe(shape: Any) -> str:
         parts.append(f"concurrency {shape.worker_concurrency}")
     if shape.clients:
         parts.append("+ " + ", ".join(shape.clients))
+    if shape.byo is not None:
+        parts.append(f"+ {shaping.BYO_SERVICE} as {shape.byo.name} ({shape.byo.policy})")
     return ", ".join(parts)
 
 

@@ -35,15 +35,33 @@ PROXY_LABEL = "com.grenache-lab.proxy"
 ANNOUNCE_LABEL = "com.grenache-lab.announce"
 POLICY_LABEL = "com.grenache-lab.policy"
 NETWORK_LABEL = "com.grenache-lab.network"
+NAME_LABEL = "com.grenache-lab.name"
+"""A client's name when it is not its service's: client-byo runs the learner's policy
+under the name the scenario gave it (compose.yaml), and the run finds it by that name."""
 
 UP_FIRST = "run `lab up` first"
 
 
-def _target(c: Any) -> Target:
+def target_name(c: Any, services: set[str]) -> str:
+    """The name a run knows the container by: its client name label, else its service.
+
+    A label that names another service (a client-byo told it is ``client-random``) is
+    ignored: validation refuses such a name, and two containers under one name would
+    be worse than a run that cannot find its client.
+    """
+    labels: Mapping[str, str] = c.labels or {}
+    name = service_name(c)
+    alias = labels.get(NAME_LABEL)
+    if labels.get(KIND_LABEL) == "client" and alias and (alias == name or alias not in services):
+        return alias
+    return name
+
+
+def _target(c: Any, name: str) -> Target:
     labels: Mapping[str, str] = c.labels or {}
     control = labels.get(CONTROL_LABEL)
     return Target(
-        name=service_name(c),
+        name=name,
         kind=str(labels.get(KIND_LABEL, "other")),
         control_url=f"http://{control}" if control else None,
         proxy=labels.get(PROXY_LABEL),
@@ -75,8 +93,11 @@ class ComposeRuntime:
         return cls(Engine.connect())
 
     def refresh(self) -> None:
-        self._containers = {service_name(c): c for c in self.engine.containers(all=True)}
-        self._targets = {n: _target(c) for n, c in self._containers.items()}
+        """Containers by the name a run knows them by (:func:`target_name`)."""
+        found = self.engine.containers(all=True)
+        services = {service_name(c) for c in found}
+        self._containers = {target_name(c, services): c for c in found}
+        self._targets = {n: _target(c, n) for n, c in self._containers.items()}
 
     def _network(self) -> Any:
         nets = [
@@ -185,7 +206,8 @@ class ComposeRuntime:
 
     def check_health(self, timeout: float) -> None:
         try:
-            health.wait_healthy(self.engine, list(self._containers), timeout, log=lambda _m: None)
+            services = [service_name(c) for c in self._containers.values()]
+            health.wait_healthy(self.engine, services, timeout, log=lambda _m: None)
         except RuntimeUnavailable as exc:
             raise RuntimeUnavailable(f"the Compose lab is not healthy ({UP_FIRST}): {exc}") from exc
 
