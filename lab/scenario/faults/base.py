@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from lab.errors import FaultError, LabError
 from lab.history import FaultRecord
+from lab.scenario.faults.leftovers import PATHS, Janitor
 from lab.scenario.runtime.protocol import Runtime, Target
 from lab.toxiproxy_adapter import ToxiproxyAdapter
 
@@ -104,6 +105,22 @@ class Fault(ABC):
     def leftover(self) -> dict[str, Any]:
         """What the in-flight marker stores so a later process can undo this fault."""
         return {"id": self.id, "kind": self.kind, "target": self.target.name}
+
+    leftover_stage: ClassVar[int] = PATHS
+    """When the janitor calls :meth:`undo_leftovers`: :data:`PATHS` first, then
+    :data:`SERVICES`."""
+
+    @classmethod
+    def undo_leftovers(cls, found: Sequence[Mapping[str, Any]], janitor: Janitor) -> None:
+        """Undo this family's faults that a dead run left, from their :meth:`leftover` alone.
+
+        The janitor calls each family's hook once per cleanup, with the family's entries
+        of the marker (maybe none: a family may also sweep what a crash left unrecorded).
+        A family overrides it where its faults outlive the process that injected them;
+        this one has nothing to undo (e.g. the ghost's announcer is a thread of that
+        process).
+        """
+        return None
 
     def _started(self, t: float) -> float:
         return t

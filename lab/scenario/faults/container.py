@@ -6,11 +6,14 @@ same fault runs on the Compose lab and on local processes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
 from lab.errors import FaultError
 from lab.scenario.faults.base import Fault
+from lab.scenario.faults.leftovers import Janitor
+from lab.scenario.faults.toxic import disabled_proxies, sweep_ours
 
 
 class RuntimeFault(Fault):
@@ -55,6 +58,16 @@ class RuntimeFault(Fault):
         if self.closes_proxy and self.target.proxy:
             out |= {"proxy": self.target.proxy, "disabled": True}
         return out
+
+    @classmethod
+    def undo_leftovers(cls, found: Sequence[Mapping[str, Any]], janitor: Janitor) -> None:
+        """Proxies we closed open again, then the runtime brings the services back."""
+        proxies = disabled_proxies(found)
+        if proxies:
+            sweep_ours(janitor, proxies, needed=True)
+        janitor.runtime.restore(
+            [str(f["target"]) for f in found if f.get("target")], janitor.report
+        )
 
     def _close_proxy(self) -> None:
         """Make the worker's address refuse connections (workers only), as a dead process does.

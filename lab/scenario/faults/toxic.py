@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from lab.errors import FaultError
 from lab.scenario.faults.base import Fault, FaultContext
+from lab.scenario.faults.leftovers import Janitor
 from lab.scenario.runtime.protocol import Target
 
 TOXIC_PREFIX = "lab-"
@@ -91,6 +92,11 @@ class ToxicFault(Fault):
 
     def leftover(self) -> dict[str, Any]:
         return {**super().leftover(), "proxy": self.proxy, "toxics": [s.name for s in self.specs]}
+
+    @classmethod
+    def undo_leftovers(cls, found: Sequence[Mapping[str, Any]], janitor: Janitor) -> None:
+        """Every ``lab-`` toxic goes, also one a crash left before its fault was recorded."""
+        sweep_ours(janitor, (), needed=bool(found))
 
 
 class Latency(ToxicFault):
@@ -188,3 +194,37 @@ class Down(Fault):
 
     def leftover(self) -> dict[str, Any]:
         return {**super().leftover(), "proxy": self.proxy, "disabled": True}
+
+    @classmethod
+    def undo_leftovers(cls, found: Sequence[Mapping[str, Any]], janitor: Janitor) -> None:
+        proxies = disabled_proxies(found)
+        if proxies:
+            sweep_ours(janitor, proxies, needed=True)
+
+
+def disabled_proxies(found: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The proxies these leftovers say their faults disabled (``proxy``, ``disabled``)."""
+    return [str(f["proxy"]) for f in found if f.get("disabled") and f.get("proxy")]
+
+
+def sweep_ours(janitor: Janitor, reenable: Sequence[str], *, needed: bool) -> None:
+    """Our toxics off every proxy of the dead run's Toxiproxy, ``reenable`` enabled again.
+
+    ``needed``: the leftovers name a proxy, so a Toxiproxy that does not answer is a
+    failure (the marker stays); otherwise there was nothing of ours to find there.
+    """
+    toxi = janitor.toxiproxy()
+    if toxi is None:
+        return
+    try:
+        swept = toxi.sweep(ours=TOXIC_PREFIX, reenable=reenable)
+    except FaultError as exc:
+        if needed:
+            janitor.failed(str(exc))
+        return
+    for p, t in swept.removed:
+        janitor.did(f"removed toxic {t} from proxy {p}")
+    for p in swept.enabled:
+        janitor.did(f"re-enabled proxy {p}")
+    for e in swept.errors:
+        janitor.failed(e)

@@ -7,12 +7,13 @@ already changed by hand ends as it was found.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lab.errors import FaultError
+from lab.errors import FaultError, RuntimeUnavailable
 from lab.lab_client import http_json
 from lab.scenario.faults.base import Fault, FaultContext
+from lab.scenario.faults.leftovers import SERVICES, Janitor
 from lab.scenario.runtime.protocol import Target
 
 
@@ -61,6 +62,26 @@ class WorkerBehaviourFault(Fault):
 
     def leftover(self) -> dict[str, Any]:
         return {**super().leftover(), "behaviour_url": self.url, "restore": self.before}
+
+    leftover_stage = SERVICES
+
+    @classmethod
+    def undo_leftovers(cls, found: Sequence[Mapping[str, Any]], janitor: Janitor) -> None:
+        """Put back the behaviour read before injecting (none read: nothing was changed)."""
+        for f in found:
+            if f.get("behaviour_url") and f.get("restore"):
+                t = f.get("target")
+                done, doing = f"restored behaviour of {t}", f"restore behaviour of {t}"
+                _call(janitor, "PUT", f["behaviour_url"], f["restore"], done=done, doing=doing)
+
+
+def _call(janitor: Janitor, method: str, url: Any, body: Any, *, done: str, doing: str) -> None:
+    """One leftover undone through the worker's control port, said in the janitor's report."""
+    try:
+        http_json(method, str(url), body, timeout=2.0)
+        janitor.did(done)
+    except RuntimeUnavailable as exc:
+        janitor.unreachable(doing, exc)
 
 
 def _same(found: Any, want: Any) -> bool:
@@ -149,3 +170,13 @@ class Antagonist(Fault):
 
     def leftover(self) -> dict[str, Any]:
         return {**super().leftover(), "antagonist_url": self.url}
+
+    leftover_stage = SERVICES
+
+    @classmethod
+    def undo_leftovers(cls, found: Sequence[Mapping[str, Any]], janitor: Janitor) -> None:
+        for f in found:
+            if f.get("antagonist_url"):
+                t = f.get("target")
+                done, doing = f"stopped the antagonist on {t}", f"stop the antagonist on {t}"
+                _call(janitor, "DELETE", f["antagonist_url"], None, done=done, doing=doing)

@@ -30,7 +30,8 @@ from rich.markup import escape
 
 from lab.errors import LabError
 from lab.report.render import render_index
-from lab.scenario.faults.rollback import cleanup_leftovers, default_reports_dir
+from lab.scenario.faults.janitor import cleanup_leftovers
+from lab.scenario.faults.marker import default_reports_dir
 from lab.scenario.plan.spec import load_scenario
 from lab.scenario.run.result import RunResult
 from lab.scenario.run.runlock import acquire, lock_path, reserve_run_dir
