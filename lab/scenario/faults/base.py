@@ -63,6 +63,12 @@ class Fault(ABC):
             params=dict(params),
         )
 
+    def _needs(self, value: str | None, what: str) -> str:
+        """``value``, what of the target this kind acts through, or a FaultError: it has none."""
+        if not value:
+            raise FaultError(f"fault {self.id}: {self.target.name} has no {what}")
+        return value
+
     # -- the template: timing and confirmation are the same for every kind --------------
 
     def inject(self) -> FaultRecord:

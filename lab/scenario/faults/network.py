@@ -241,8 +241,7 @@ class Ghost(Fault):
         self, fault_id: str, target: Target, params: Mapping[str, Any], ctx: FaultContext
     ) -> None:
         super().__init__(fault_id, target, params, ctx)
-        if not target.control_url:
-            raise FaultError(f"fault {fault_id}: {target.name} has no API URL")
+        self._needs(target.control_url, "API URL")
         host, _, port = str(params.get("address", "10.231.0.99:1337")).rpartition(":")
         self.body = {"data": [str(params.get("service", "rpc_test")), int(port), {"host": host}]}
         self.address = f"{host}:{port}"

@@ -43,16 +43,23 @@ def _int_param(params: Mapping[str, Any], key: str, default: int | None = None) 
     return round(value)
 
 
-class ToxicFault(Fault):
+class ProxyFault(Fault):
+    """A fault on the Toxiproxy proxy in front of a worker."""
+
+    def __init__(
+        self, fault_id: str, target: Target, params: Mapping[str, Any], ctx: FaultContext
+    ) -> None:
+        super().__init__(fault_id, target, params, ctx)
+        self.proxy = self._needs(target.proxy, "Toxiproxy proxy in front")
+
+
+class ToxicFault(ProxyFault):
     """A fault made of toxics on the worker's proxy."""
 
     def __init__(
         self, fault_id: str, target: Target, params: Mapping[str, Any], ctx: FaultContext
     ) -> None:
         super().__init__(fault_id, target, params, ctx)
-        if not target.proxy:
-            raise FaultError(f"fault {fault_id}: {target.name} has no Toxiproxy proxy in front")
-        self.proxy = target.proxy
         self.specs = self.toxics()
 
     @abstractmethod
@@ -165,18 +172,10 @@ class SlowClose(ToxicFault):
         return [self._spec("slow_close", "downstream", delay=_int_param(self.params, "delay_ms"))]
 
 
-class Down(Fault):
+class Down(ProxyFault):
     """The proxy disabled: new connections refused, open ones closed."""
 
     kind = "down"
-
-    def __init__(
-        self, fault_id: str, target: Target, params: Mapping[str, Any], ctx: FaultContext
-    ) -> None:
-        super().__init__(fault_id, target, params, ctx)
-        if not target.proxy:
-            raise FaultError(f"fault {fault_id}: {target.name} has no Toxiproxy proxy in front")
-        self.proxy = target.proxy
 
     def _apply(self) -> None:
         self.ctx.toxiproxy.set_enabled(self.proxy, False)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from lab.errors import FaultError, RuntimeUnavailable
 from lab.lab_client import http_json
@@ -17,27 +17,38 @@ from lab.scenario.faults.leftovers import SERVICES, Janitor
 from lab.scenario.runtime.protocol import Target
 
 
-class WorkerBehaviourFault(Fault):
-    """``PUT /behaviour`` on the worker's control port; heal puts back what was there."""
+class ControlFault(Fault):
+    """A fault through one ``endpoint`` of the worker's control port."""
+
+    endpoint: ClassVar[str]
 
     def __init__(
         self, fault_id: str, target: Target, params: Mapping[str, Any], ctx: FaultContext
     ) -> None:
         super().__init__(fault_id, target, params, ctx)
-        if not target.control_url:
-            raise FaultError(f"fault {fault_id}: {target.name} has no control URL")
-        self.url = f"{target.control_url}/behaviour"
-        self.change = self.behaviour()
-        self.before: dict[str, Any] | None = None
-
-    @abstractmethod
-    def behaviour(self) -> dict[str, Any]: ...
+        self.url = f"{self._needs(target.control_url, 'control URL')}/{self.endpoint}"
 
     def _get(self) -> dict[str, Any]:
         data = http_json("GET", self.url, timeout=2.0)
         if not isinstance(data, dict):
             raise FaultError(f"GET {self.url} answered {data!r:.80}")
         return data
+
+
+class WorkerBehaviourFault(ControlFault):
+    """``PUT /behaviour`` on the worker's control port; heal puts back what was there."""
+
+    endpoint = "behaviour"
+
+    def __init__(
+        self, fault_id: str, target: Target, params: Mapping[str, Any], ctx: FaultContext
+    ) -> None:
+        super().__init__(fault_id, target, params, ctx)
+        self.change = self.behaviour()
+        self.before: dict[str, Any] | None = None
+
+    @abstractmethod
+    def behaviour(self) -> dict[str, Any]: ...
 
     def _apply(self) -> None:
         current = self._get()
@@ -123,7 +134,7 @@ class Errors(WorkerBehaviourFault):
         return {"error_rate": float(rate)}
 
 
-class Antagonist(Fault):
+class Antagonist(ControlFault):
     """A co-tenant taking ``share`` of the worker's CPU (``PUT /antagonist``) until healed.
 
     Heterogeneous capacity as in Prequal's testbed: the worker's requests get only the
@@ -133,30 +144,22 @@ class Antagonist(Fault):
     """
 
     kind = "antagonist"
+    endpoint = "antagonist"
 
     def __init__(
         self, fault_id: str, target: Target, params: Mapping[str, Any], ctx: FaultContext
     ) -> None:
         super().__init__(fault_id, target, params, ctx)
-        if not target.control_url:
-            raise FaultError(f"fault {fault_id}: {target.name} has no control URL")
         share = params.get("share")
         if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 0.95:
             raise FaultError(f"parameter share must be within (0, 0.95], not {share!r}")
         self.share = float(share)
-        self.url = f"{target.control_url}/antagonist"
-
-    def _state(self) -> dict[str, Any]:
-        data = http_json("GET", self.url, timeout=2.0)
-        if not isinstance(data, dict):
-            raise FaultError(f"GET {self.url} answered {data!r:.80}")
-        return data
 
     def _apply(self) -> None:
         http_json("PUT", self.url, {"share": self.share}, timeout=2.0)
 
     def _confirm_applied(self) -> None:
-        now = self._state()
+        now = self._get()
         if not now.get("running") or not _same(now.get("share"), self.share):
             raise FaultError(f"{self.url} shows {now} after PUT share {self.share:g}")
 
@@ -164,7 +167,7 @@ class Antagonist(Fault):
         http_json("DELETE", self.url, timeout=2.0)
 
     def _confirm_removed(self) -> None:
-        now = self._state()
+        now = self._get()
         if now.get("running"):
             raise FaultError(f"{self.url} still shows {now} after DELETE")
 
