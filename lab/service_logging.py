@@ -9,16 +9,12 @@ from __future__ import annotations
 import argparse
 import logging
 
-from lab.settings import add_option
+from lab.settings import add_option, one_of
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
-def parse_level(text: str) -> str:
-    level = text.strip().upper()
-    if level not in LEVELS:
-        raise ValueError(f"expected one of {', '.join(LEVELS)}, got {text!r}")
-    return level
+parse_level = one_of(LEVELS, str.upper)
 
 
 def add_log_level_option(parser: argparse.ArgumentParser) -> None:

@@ -25,7 +25,8 @@ import importlib.util
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from lab.settings import add_option
+from lab.service_logging import add_log_level_option
+from lab.settings import add_option, one_of
 
 T = TypeVar("T")
 
@@ -37,11 +38,7 @@ one every 20 of those, a full one every 20 middle ones (and, as always since 3.x
 when the long-lived set grew by a quarter)."""
 
 
-def parse_loop(text: str) -> str:
-    name = text.strip().lower()
-    if name not in LOOPS:
-        raise ValueError(f"expected one of {', '.join(LOOPS)}, got {text!r}")
-    return name
+parse_loop = one_of(LOOPS, str.lower)
 
 
 def add_event_loop_option(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +51,20 @@ def add_event_loop_option(parser: argparse.ArgumentParser) -> None:
         default="uvloop",
         help="event loop: uvloop (default; asyncio where uvloop is missing) or asyncio",
     )
+
+
+def service_configure(
+    configure_settings: Callable[[argparse.ArgumentParser], None],
+) -> Callable[[argparse.ArgumentParser], None]:
+    """A service command's ``configure``: its own settings, then ``--log-level`` and
+    ``--event-loop``, which every long-running service takes alike."""
+
+    def configure(parser: argparse.ArgumentParser) -> None:
+        configure_settings(parser)
+        add_log_level_option(parser)
+        add_event_loop_option(parser)
+
+    return configure
 
 
 def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -86,6 +86,18 @@ def add_option(
         metavar=metavar,
         help=f"{help} [env {env}; default {default!r}]",
     )
+
+
+def one_of(choices: Sequence[str], fold: Callable[[str], str]) -> Callable[[str], str]:
+    """A parser of one of ``choices``, compared after ``fold`` (the case they are in)."""
+
+    def parse(text: str) -> str:
+        value = fold(text.strip())
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
+        return value
+
+    return parse
 
 
 # -- parsers the services share (addresses, ports, names) --------------------------------

@@ -23,16 +23,13 @@ from lab.grape.api import NODE, create_app
 from lab.grape.node import GrapeNode
 from lab.grape.settings import GrapeSettings
 from lab.httplimits import server_options
-from lab.service_logging import add_log_level_option, setup_logging
-from lab.service_runtime import add_event_loop_option, run_service, settle
+from lab.service_logging import setup_logging
+from lab.service_runtime import run_service, service_configure, settle
 
 log = logging.getLogger("lab.grape")
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    grape_settings.configure(parser)
-    add_log_level_option(parser)
-    add_event_loop_option(parser)
+configure = service_configure(grape_settings.configure)
 
 
 def run(args: argparse.Namespace) -> int:
