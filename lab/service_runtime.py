@@ -25,7 +25,7 @@ import importlib.util
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from lab.service_logging import add_log_level_option
+from lab.service_logging import LEVELS
 from lab.settings import add_option, one_of
 
 T = TypeVar("T")
@@ -38,19 +38,13 @@ one every 20 of those, a full one every 20 middle ones (and, as always since 3.x
 when the long-lived set grew by a quarter)."""
 
 
-parse_loop = one_of(LOOPS, str.lower)
-
-
-def add_event_loop_option(parser: argparse.ArgumentParser) -> None:
-    """``--event-loop`` / ``LAB_EVENT_LOOP`` (uvloop, asyncio)."""
-    add_option(
-        parser,
-        "--event-loop",
-        env="LAB_EVENT_LOOP",
-        parse=parse_loop,
-        default="uvloop",
-        help="event loop: uvloop (default; asyncio where uvloop is missing) or asyncio",
-    )
+SERVICE_OPTIONS: tuple[tuple[str, str, Callable[[str], str], str, str], ...] = (
+    ("--log-level", "LAB_LOG_LEVEL", one_of(LEVELS, str.upper), "INFO",
+     "logging level: DEBUG, INFO, WARNING or ERROR"),
+    ("--event-loop", "LAB_EVENT_LOOP", one_of(LOOPS, str.lower), "uvloop",
+     "event loop: uvloop (default; asyncio where uvloop is missing) or asyncio"),
+)  # fmt: skip
+"""(flag, environment variable, parser, default, help) of what every service takes."""
 
 
 def service_configure(
@@ -61,8 +55,8 @@ def service_configure(
 
     def configure(parser: argparse.ArgumentParser) -> None:
         configure_settings(parser)
-        add_log_level_option(parser)
-        add_event_loop_option(parser)
+        for flag, env, parse, default, help_ in SERVICE_OPTIONS:
+            add_option(parser, flag, env=env, parse=parse, default=default, help=help_)
 
     return configure
 
