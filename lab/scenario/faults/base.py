@@ -74,15 +74,8 @@ class Fault(ABC):
     def inject(self) -> FaultRecord:
         """Put the fault in place; ``record.started`` is set once it is confirmed."""
         self.record = replace(self.record, requested=self.ctx.now())
-        try:
-            self.injected = True  # from here on, undo() has something to do
-            self._apply()
-            started = self.ctx.now()
-            self._confirm_applied()
-        except LabError as exc:
-            self.record = replace(self.record, error=f"inject: {exc}")
-            raise FaultError(f"fault {self.id} ({self.kind} on {self.target.name}): {exc}") from exc
-        started = self._started(started)
+        self.injected = True  # from here on, undo() has something to do
+        started = self._started(self._confirmed("inject", self._apply, self._confirm_applied))
         self.record = replace(self.record, started=started)
         return self.record
 
@@ -92,16 +85,22 @@ class Fault(ABC):
             raise FaultError(f"fault {self.id}: heal before inject")
         if self.healed:
             return self.record
-        try:
-            self._remove()
-            ended = self.ctx.now()
-            self._confirm_removed()
-        except LabError as exc:
-            self.record = replace(self.record, error=f"heal: {exc}")
-            raise FaultError(f"fault {self.id} ({self.kind} on {self.target.name}): {exc}") from exc
+        ended = self._confirmed("heal", self._remove, self._confirm_removed)
         self.healed = True
         self.record = replace(self.record, ended=self._ended(ended))
         return self.record
+
+    def _confirmed(self, step: str, act: Callable[[], None], confirm: Callable[[], None]) -> float:
+        """``act``, then ``confirm`` it took; when ``act`` returned. A LabError of either
+        is recorded as the ``step``'s error and raised as a FaultError naming the fault."""
+        try:
+            act()
+            done = self.ctx.now()
+            confirm()
+        except LabError as exc:
+            self.record = replace(self.record, error=f"{step}: {exc}")
+            raise FaultError(f"fault {self.id} ({self.kind} on {self.target.name}): {exc}") from exc
+        return done
 
     def undo(self) -> None:
         """Rollback's heal: idempotent, tolerant of a fault that half happened."""

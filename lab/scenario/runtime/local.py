@@ -127,24 +127,29 @@ class LocalRuntime:
             raise FaultError(f"start {name}: {exc}") from exc
 
     def pause(self, name: str) -> None:
-        self._signal(name, signal.SIGSTOP)
-        self._paused.add(name)
+        self._freeze(name, self._paused)
 
     def unpause(self, name: str) -> None:
-        self._signal(name, signal.SIGCONT)
-        self._paused.discard(name)
+        self._thaw(name, self._paused)
 
     def restart(self, name: str) -> None:
         self.stop(name)
         self.start(name)
 
     def disconnect(self, name: str) -> None:
-        self._signal(name, signal.SIGSTOP)
-        self._disconnected.add(name)
+        self._freeze(name, self._disconnected)
 
     def reconnect(self, name: str) -> None:
+        self._thaw(name, self._disconnected)
+
+    def _freeze(self, name: str, frozen: set[str]) -> None:
+        """SIGSTOP, remembered in ``frozen`` (which of pause and partition the state is)."""
+        self._signal(name, signal.SIGSTOP)
+        frozen.add(name)
+
+    def _thaw(self, name: str, frozen: set[str]) -> None:
         self._signal(name, signal.SIGCONT)
-        self._disconnected.discard(name)
+        frozen.discard(name)
 
     def _resume_if_stopped(self, name: str) -> None:
         if name in self._paused or name in self._disconnected:
