@@ -72,7 +72,9 @@ def _old_marker(api: str, control_url: str) -> dict[str, Any]:
     return {
         "run_id": "20261201-old",
         "toxiproxy_api": api,
-        "clients": [{"name": "client-oracle", "control_url": "http://oracle:1", "policy": "oracle"}],
+        "clients": [
+            {"name": "client-oracle", "control_url": "http://oracle:1", "policy": "oracle"},
+        ],
         "pid": 0,
         "written_wall": 1764590000.0,
         "faults": [

@@ -88,11 +88,11 @@ def undo_faults(faults: list[dict[str, Any]], janitor: Janitor) -> None:
     for cls in kinds.values():  # every family, also one with no entry: it may sweep
         families.setdefault(_family(cls), [])
     for f in faults:
-        cls = kinds.get(str(f.get("kind")))
-        if cls is None:  # a kind this version does not know (a marker of another one)
+        known = kinds.get(str(f.get("kind")))
+        if known is None:  # a kind this version does not know (a marker of another one)
             janitor.did(f"left fault {f.get('id')}: no undo known for its kind {f.get('kind')!r}")
             continue
-        families[_family(cls)].append(f)
+        families[_family(known)].append(f)
     # sorted() is stable: within a stage, the order of the kinds' registry
     for family in sorted(families, key=lambda c: c.leftover_stage):
         family.undo_leftovers(families[family], janitor)
