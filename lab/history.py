@@ -216,6 +216,21 @@ def request_to_json(r: RequestRecord) -> dict[str, Any]:
     }
 
 
+def _tagged(record: Any, type_: str) -> dict[str, Any]:
+    """A record's fields plus the ``type`` a journal line is read back by."""
+    d = asdict(record)
+    d["type"] = type_
+    return d
+
+
+def fault_to_json(f: FaultRecord) -> dict[str, Any]:
+    return _tagged(f, "fault")
+
+
+def event_to_json(e: ClientEvent) -> dict[str, Any]:
+    return _tagged(e, "event")
+
+
 def request_from_json(d: dict[str, Any]) -> RequestRecord:
     return RequestRecord(
         client=str(d["client"]),
@@ -239,12 +254,6 @@ def request_from_json(d: dict[str, Any]) -> RequestRecord:
     )
 
 
-def fault_to_json(f: FaultRecord) -> dict[str, Any]:
-    d = asdict(f)
-    d["type"] = "fault"
-    return d
-
-
 def fault_from_json(d: dict[str, Any]) -> FaultRecord:
     return FaultRecord(
         id=str(d["id"]),
@@ -257,12 +266,6 @@ def fault_from_json(d: dict[str, Any]) -> FaultRecord:
         params=dict(d.get("params", {})),
         error=d.get("error"),
     )
-
-
-def event_to_json(e: ClientEvent) -> dict[str, Any]:
-    d = asdict(e)
-    d["type"] = "event"
-    return d
 
 
 def event_from_json(d: dict[str, Any]) -> ClientEvent:

@@ -65,6 +65,17 @@ def http_ok(url: str, timeout: float = 0.5) -> bool:
         return False
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (one of another user's counts: it exists)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @dataclass
 class ServiceProcess:
     """One ``lab <service>`` (or any) process with its log file."""

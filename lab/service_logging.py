@@ -6,31 +6,10 @@ containers reads as one story; the level is a flag (and ``LAB_LOG_LEVEL``) on ea
 
 from __future__ import annotations
 
-import argparse
 import logging
 
-from lab.settings import add_option
-
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-
-
-def parse_level(text: str) -> str:
-    level = text.strip().upper()
-    if level not in LEVELS:
-        raise ValueError(f"expected one of {', '.join(LEVELS)}, got {text!r}")
-    return level
-
-
-def add_log_level_option(parser: argparse.ArgumentParser) -> None:
-    """``--log-level`` / ``LAB_LOG_LEVEL`` (DEBUG, INFO, WARNING, ERROR)."""
-    add_option(
-        parser,
-        "--log-level",
-        env="LAB_LOG_LEVEL",
-        parse=parse_level,
-        default="INFO",
-        help="logging level: DEBUG, INFO, WARNING or ERROR",
-    )
+"""What ``--log-level`` (``LAB_LOG_LEVEL``) takes (``lab.service_runtime.SERVICE_OPTIONS``)."""
 
 
 def setup_logging(level: str, tag: str) -> None:

@@ -25,7 +25,8 @@ import importlib.util
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from lab.settings import add_option
+from lab.service_logging import LEVELS
+from lab.settings import add_option, one_of
 
 T = TypeVar("T")
 
@@ -37,23 +38,27 @@ one every 20 of those, a full one every 20 middle ones (and, as always since 3.x
 when the long-lived set grew by a quarter)."""
 
 
-def parse_loop(text: str) -> str:
-    name = text.strip().lower()
-    if name not in LOOPS:
-        raise ValueError(f"expected one of {', '.join(LOOPS)}, got {text!r}")
-    return name
+SERVICE_OPTIONS: tuple[tuple[str, str, Callable[[str], str], str, str], ...] = (
+    ("--log-level", "LAB_LOG_LEVEL", one_of(LEVELS, str.upper), "INFO",
+     "logging level: DEBUG, INFO, WARNING or ERROR"),
+    ("--event-loop", "LAB_EVENT_LOOP", one_of(LOOPS, str.lower), "uvloop",
+     "event loop: uvloop (default; asyncio where uvloop is missing) or asyncio"),
+)  # fmt: skip
+"""(flag, environment variable, parser, default, help) of what every service takes."""
 
 
-def add_event_loop_option(parser: argparse.ArgumentParser) -> None:
-    """``--event-loop`` / ``LAB_EVENT_LOOP`` (uvloop, asyncio)."""
-    add_option(
-        parser,
-        "--event-loop",
-        env="LAB_EVENT_LOOP",
-        parse=parse_loop,
-        default="uvloop",
-        help="event loop: uvloop (default; asyncio where uvloop is missing) or asyncio",
-    )
+def service_configure(
+    configure_settings: Callable[[argparse.ArgumentParser], None],
+) -> Callable[[argparse.ArgumentParser], None]:
+    """A service command's ``configure``: its own settings, then ``--log-level`` and
+    ``--event-loop``, which every long-running service takes alike."""
+
+    def configure(parser: argparse.ArgumentParser) -> None:
+        configure_settings(parser)
+        for flag, env, parse, default, help_ in SERVICE_OPTIONS:
+            add_option(parser, flag, env=env, parse=parse, default=default, help=help_)
+
+    return configure
 
 
 def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from lab.errors import SettingsError
 
 T = TypeVar("T")
+N = TypeVar("N", int, float)
 
 
 def parse_duration(text: str) -> float:
@@ -88,6 +89,18 @@ def add_option(
     )
 
 
+def one_of(choices: Sequence[str], fold: Callable[[str], str]) -> Callable[[str], str]:
+    """A parser of one of ``choices``, compared after ``fold`` (the case they are in)."""
+
+    def parse(text: str) -> str:
+        value = fold(text.strip())
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
+        return value
+
+    return parse
+
+
 # -- parsers the services share (addresses, ports, names) --------------------------------
 
 WILDCARDS = frozenset({"0.0.0.0", "::", ""})
@@ -110,18 +123,23 @@ def parse_grapes(text: str) -> tuple[str, ...]:
     return tuple(urls)
 
 
-def parse_port(text: str) -> int:
-    port = int(text)
-    if not 0 <= port <= 65535:
-        raise SettingsError(f"not a port: {text!r}")
-    return port
+def within(
+    convert: Callable[[str], N], low: N, high: N | None, message: str
+) -> Callable[[str], N]:
+    """A parser of a number (``convert``: int or float) from ``low`` to ``high`` (None:
+    no bound); out of range, a SettingsError of ``message`` and the text (NaN too)."""
+
+    def parse(text: str) -> N:
+        value = convert(text)
+        if not (low <= value and (high is None or value <= high)):
+            raise SettingsError(f"{message}: {text!r}")
+        return value
+
+    return parse
 
 
-def parse_positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise SettingsError(f"must be at least 1: {text!r}")
-    return value
+parse_port = within(int, 0, 65535, "not a port")
+parse_positive_int = within(int, 1, None, "must be at least 1")
 
 
 def parse_name(text: str) -> str:

@@ -1,9 +1,10 @@
 """``lab grape``: parse the options, run the DHT node and its API until SIGTERM/SIGINT.
 
-Imported only when the subcommand runs (see :mod:`lab.cli`). Shutdown is graceful:
-the API stops accepting and finishes what is in flight, then the DHT socket closes, and
-the process exits 0. Startup ends with one ``ready`` line naming the ports, which logs
-and humans look for.
+Imported only when the subcommand runs (see :mod:`lab.cli`). The DHT node is a
+``cleanup_ctx`` of the API app, so it starts before the API port opens and stops after
+it closed. Shutdown is graceful: the API stops accepting and finishes what is in flight,
+then the DHT socket closes, and the process exits 0. Startup ends with one ``ready``
+line naming the ports, which logs and humans look for.
 """
 
 from __future__ import annotations
@@ -12,25 +13,23 @@ import argparse
 import asyncio
 import logging
 import signal
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from lab import errors
 from lab.grape import settings as grape_settings
-from lab.grape.api import create_app
+from lab.grape.api import NODE, create_app
 from lab.grape.node import GrapeNode
 from lab.grape.settings import GrapeSettings
 from lab.httplimits import server_options
-from lab.service_logging import add_log_level_option, setup_logging
-from lab.service_runtime import add_event_loop_option, run_service, settle
+from lab.service_logging import setup_logging
+from lab.service_runtime import run_service, service_configure, settle
 
 log = logging.getLogger("lab.grape")
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    grape_settings.configure(parser)
-    add_log_level_option(parser)
-    add_event_loop_option(parser)
+configure = service_configure(grape_settings.configure)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,19 +42,38 @@ def run(args: argparse.Namespace) -> int:
     return run_service(serve(settings), args.event_loop)
 
 
+def build_app(settings: GrapeSettings) -> web.Application:
+    """The grape as an aiohttp Application (not yet running) that owns its DHT node.
+
+    The node is the app's first ``cleanup_ctx``: it binds the DHT socket when the app
+    starts, before the API port opens, and closes it when the app is cleaned up, after
+    the API stopped accepting and finished what was in flight.
+    """
+    app = create_app(GrapeNode(settings))
+    app.cleanup_ctx.insert(0, _dht)
+    return app
+
+
+async def _dht(app: web.Application) -> AsyncIterator[None]:
+    node = app[NODE]
+    await node.start()
+    try:
+        yield
+    finally:
+        await node.stop()
+
+
 async def serve(settings: GrapeSettings) -> int:
     """Run until a stop signal; 0 on a clean stop."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    node = GrapeNode(settings)
-    await node.start()
-    runner = web.AppRunner(
-        create_app(node), access_log=None, shutdown_timeout=2.0, **server_options()
-    )
+    app = build_app(settings)
+    node = app[NODE]
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0, **server_options())
     try:
-        await runner.setup()
+        await runner.setup()  # the DHT node starts here (its cleanup_ctx)
         site = web.TCPSite(runner, settings.bind, settings.api_port)
         try:
             await site.start()
@@ -73,8 +91,7 @@ async def serve(settings: GrapeSettings) -> int:
         await stop.wait()
         log.info("stopping")
     finally:
-        await runner.cleanup()
-        await node.stop()
+        await runner.cleanup()  # the API closes, then the DHT node stops
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
     return 0

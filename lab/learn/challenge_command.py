@@ -26,7 +26,8 @@ from lab.learn.challenges import (
     judge,
     with_policy,
 )
-from lab.scenario.faults.rollback import cleanup_leftovers, default_reports_dir
+from lab.scenario.faults.janitor import cleanup_leftovers
+from lab.scenario.faults.marker import default_reports_dir
 from lab.scenario.plan.spec import load_scenario
 from lab.scenario.run.run_command import _need_analysis, _refresh_index, run_once
 from lab.scenario.run.runlock import acquire, lock_path, reserve_run_dir

@@ -9,14 +9,10 @@ from __future__ import annotations
 import argparse
 
 from lab.loadgen import settings as client_settings
-from lab.service_logging import add_log_level_option, setup_logging
-from lab.service_runtime import add_event_loop_option, run_service
+from lab.service_logging import setup_logging
+from lab.service_runtime import run_service, service_configure
 
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    client_settings.configure(parser)
-    add_log_level_option(parser)
-    add_event_loop_option(parser)
+configure = service_configure(client_settings.configure)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,9 +12,9 @@ limits (:data:`MAX_BODY_BYTES`, :data:`MAX_PAGE`, :data:`MAX_FAULTY`, the JSON r
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 
@@ -25,8 +25,10 @@ from lab.history import event_to_json, request_to_json
 from lab.jsonlimits import JsonRejected, loads
 from lab.loadgen.load import LoadRunner
 from lab.loadgen.metrics import CONTENT_TYPE, ClientMetrics
-from lab.loadgen.recorder import Recorder
+from lab.loadgen.recorder import Recorder, Ring
 from lab.loadgen.schedule import LoadSpec
+
+T = TypeVar("T")
 
 MAX_BODY_BYTES = 16 * 1024
 """The largest control body: the biggest real one (an oracle list) is a few hundred bytes."""
@@ -228,30 +230,22 @@ async def load_status(request: web.Request) -> web.Response:
 
 
 async def history(request: web.Request) -> web.Response:
-    c = _controls(request)
-    page = c.recorder.requests.page(
-        _int_query(request, "cursor", 0, 2**63), _int_query(request, "limit", 1000, MAX_PAGE)
-    )
-    return web.json_response(
-        {
-            "records": [request_to_json(r) for r in page.records],
-            "cursor": page.cursor,
-            "dropped": page.dropped,
-        }
-    )
+    return _page(request, _controls(request).recorder.requests, "records", request_to_json)
 
 
 async def events(request: web.Request) -> web.Response:
-    c = _controls(request)
-    page = c.recorder.events.page(
+    return _page(request, _controls(request).recorder.events, "events", event_to_json)
+
+
+def _page(
+    request: web.Request, ring: Ring[T], key: str, to_json: Callable[[T], dict[str, Any]]
+) -> web.Response:
+    """One page of ``ring`` from the query's ``cursor`` (``limit`` at most), as ``key``."""
+    page = ring.page(
         _int_query(request, "cursor", 0, 2**63), _int_query(request, "limit", 1000, MAX_PAGE)
     )
     return web.json_response(
-        {
-            "events": [event_to_json(e) for e in page.records],
-            "cursor": page.cursor,
-            "dropped": page.dropped,
-        }
+        {key: [to_json(r) for r in page.records], "cursor": page.cursor, "dropped": page.dropped}
     )
 
 

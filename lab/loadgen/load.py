@@ -247,33 +247,15 @@ class LoadRunner:
     def _drop(self, scheduled: float, now: float) -> None:
         self._seq += 1
         self.dropped += 1
-        self._record(
-            RequestRecord(
-                client=self._client,
-                policy=self._policy,
-                seq=self._seq,
-                issued=scheduled,
-                ended=now,
-                outcome=Outcome.DROPPED,
-                error=f"not sent: {now - scheduled:.3f}s behind schedule, past its deadline",
-            )
-        )
+        late = f"not sent: {now - scheduled:.3f}s behind schedule, past its deadline"
+        self._note(self._seq, scheduled, now, Sent(Outcome.DROPPED, error=late))
 
     def _issue(self, service: str, scheduled: float, now: float) -> None:
         self._seq += 1
         seq = self._seq
         if not self.limit.try_enter():
-            self._record(
-                RequestRecord(
-                    client=self._client,
-                    policy=self._policy,
-                    seq=seq,
-                    issued=scheduled,
-                    ended=now,
-                    outcome=Outcome.REJECTED,
-                    error=f"more than {self.limit.limit} requests in flight",
-                )
-            )
+            busy = f"more than {self.limit.limit} requests in flight"
+            self._note(seq, scheduled, now, Sent(Outcome.REJECTED, error=busy))
             return
         payload = make_payload(seq, self._pad)
         task = asyncio.create_task(self._one(service, seq, scheduled, payload, self._timeout()))
@@ -297,13 +279,17 @@ class LoadRunner:
 
     def _finish(self, seq: int, scheduled: float, sent: Sent) -> None:
         self.limit.leave()
+        self._note(seq, scheduled, self._clock.monotonic(), sent)
+
+    def _note(self, seq: int, scheduled: float, ended: float, sent: Sent) -> None:
+        """Record request ``seq``: sent and answered, or never sent (dropped, rejected)."""
         self._record(
             RequestRecord(
                 client=self._client,
                 policy=self._policy,
                 seq=seq,
                 issued=scheduled,
-                ended=self._clock.monotonic(),
+                ended=ended,
                 outcome=sent.outcome,
                 attempts=sent.attempts,
                 error=sent.error,

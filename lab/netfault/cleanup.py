@@ -1,15 +1,17 @@
 """Undo what a dead run's network faults left: helper containers and chains in namespaces.
 
-Called by :func:`lab.scenario.faults.rollback.cleanup_leftovers` (the next ``lab run``, ``lab
-down``) from the in-flight marker alone, after the container faults were undone. Every
-helper goes (no fault holds while nobody runs), then each faulted target's chains and our
-qdisc are removed by the agent's idempotent ``clean``; a target that is not running has
-no namespace left to clean.
+Called by the network-namespace faults' leftover hook
+(``lab.scenario.faults.network.NetnsFault.undo_leftovers``, run by the janitor of the
+next ``lab run`` or ``lab down``) with the chains their markers name, after the container
+faults were undone. Every helper goes (no fault holds while nobody runs), then each
+faulted target's chains and our qdisc are removed by the agent's idempotent ``clean``; a
+target that is not running has no namespace left to clean.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from lab.errors import FaultError, RuntimeUnavailable
 from lab.netfault.helper import NetfaultHelper
@@ -23,12 +25,8 @@ class CleanupReport(Protocol):
     errors: list[str]
 
 
-def undo_netfault_leftovers(faults: list[dict[str, Any]], report: CleanupReport) -> None:
-    wanted: dict[str, list[str]] = {}
-    for f in faults:
-        nf = f.get("netfault")
-        if isinstance(nf, dict) and nf.get("target"):
-            wanted.setdefault(str(nf["target"]), []).extend(str(c) for c in nf.get("chains") or [])
+def clean_namespaces(wanted: Mapping[str, Sequence[str]], report: CleanupReport) -> None:
+    """Every helper removed, then ``wanted``'s chains (by target) out of running targets."""
     try:
         engine = Engine.connect()
     except RuntimeUnavailable as exc:

@@ -7,7 +7,8 @@ panel of every chart: the Jepsen-style shared time axis. Pure, like the model it
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 
 from lab.report.charts import (
     BREAKER_COLOURS,
@@ -69,6 +70,34 @@ def _runs(values: Sequence[str]) -> list[tuple[int, int, str]]:
     return out
 
 
+StripStyle = Callable[[str, float, float], tuple[str, str, str]]
+"""A state's run from t0 to t1 s -> (colour, CSS class, title) of its rectangle."""
+
+
+def _strips(
+    states: Sequence[str], ry: float, width: float, x: Scale, axis_end: float, style: StripStyle
+) -> list[Rect]:
+    """One row of a strip panel: a rectangle per run of bins in the same non-empty state."""
+    out: list[Rect] = []
+    for a, b, state in _runs(states):
+        if not state:
+            continue
+        x0, x1 = x(a * width), x(min(b * width, axis_end))
+        colour, css, title = style(state, a * width, b * width)
+        out.append(Rect(px(x0), px(ry), px(x1 - x0), STRIP_ROW, colour, css, title))
+    return out
+
+
+def _breaker_style(short: str, state: str, t0: float, t1: float) -> tuple[str, str, str]:
+    title = f"{short}: breaker {state.replace('_', '-')} {t0:.2f} to {t1:.2f} s"
+    return BREAKER_COLOURS[state], f"breaker-{state}", title
+
+
+def _panic_style(_state: str, t0: float, t1: float) -> tuple[str, str, str]:
+    title = f"panic mode (every peer eligible) {t0:.2f} to {t1:.2f} s"
+    return BREAKER_COLOURS["open"], "breaker-panic", title
+
+
 def fault_windows(faults: Sequence[FaultView], axis_end: float, x: Scale) -> tuple[Window, ...]:
     """One shaded window per confirmed fault; an unhealed one runs to the axis end."""
     out = []
@@ -93,6 +122,29 @@ def fault_windows(faults: Sequence[FaultView], axis_end: float, x: Scale) -> tup
             )
         )
     return tuple(out)
+
+
+def _run_chart(
+    panels: Sequence[Panel],
+    bottom: float,
+    axis_end: float,
+    x: Scale,
+    faults: Sequence[FaultView],
+) -> Chart:
+    """Panels stacked over the run's seconds, under the fault windows: what every
+    chart against time shares (width, plot area, time axis), so they line up."""
+    return Chart(
+        width=WIDTH,
+        height=bottom + 40.0,
+        plot_left=PLOT_LEFT,
+        plot_right=PLOT_RIGHT,
+        x_ticks=time_ticks(axis_end, x),
+        x_title="seconds since the run started",
+        panels=tuple(panels),
+        windows=fault_windows(faults, axis_end, x),
+        windows_top=WINDOWS_TOP,
+        windows_bottom=bottom,
+    )
 
 
 def timeline_chart(
@@ -217,22 +269,7 @@ def timeline_chart(
     for r, p in enumerate(tl.peers):
         ry = top + r * (STRIP_ROW + STRIP_GAP)
         labels.append(RowLabel(px(ry + STRIP_ROW / 2), p.short))
-        for a, b, state in _runs(p.breaker):
-            if not state:
-                continue
-            x0, x1 = x(a * bins.width), x(min(b * bins.width, axis_end))
-            rects.append(
-                Rect(
-                    px(x0),
-                    px(ry),
-                    px(x1 - x0),
-                    STRIP_ROW,
-                    BREAKER_COLOURS[state],
-                    f"breaker-{state}",
-                    f"{p.short}: breaker {state.replace('_', '-')} "
-                    f"{a * bins.width:.2f} to {b * bins.width:.2f} s",
-                )
-            )
+        rects += _strips(p.breaker, ry, bins.width, x, axis_end, partial(_breaker_style, p.short))
         for i, c in enumerate(p.hints):
             if c:
                 marks.append(
@@ -245,22 +282,8 @@ def timeline_chart(
     if any(tl.panic):
         ry = top + len(tl.peers) * (STRIP_ROW + STRIP_GAP)
         labels.append(RowLabel(px(ry + STRIP_ROW / 2), "panic"))
-        for a, b, on in _runs(["open" if v else "" for v in tl.panic]):
-            if not on:
-                continue
-            x0, x1 = x(a * bins.width), x(min(b * bins.width, axis_end))
-            rects.append(
-                Rect(
-                    px(x0),
-                    px(ry),
-                    px(x1 - x0),
-                    STRIP_ROW,
-                    BREAKER_COLOURS["open"],
-                    "breaker-panic",
-                    f"panic mode (every peer eligible) {a * bins.width:.2f} "
-                    f"to {b * bins.width:.2f} s",
-                )
-            )
+        panic = ["open" if v else "" for v in tl.panic]
+        rects += _strips(panic, ry, bins.width, x, axis_end, _panic_style)
     note = ""
     if tl.breaker_events == 0 and tl.hint_events == 0:
         note = "no breaker transitions and no gossip hints recorded"
@@ -278,19 +301,7 @@ def timeline_chart(
             note=note,
         )
     )
-    bottom = top + h
-    return Chart(
-        width=WIDTH,
-        height=bottom + 40.0,
-        plot_left=PLOT_LEFT,
-        plot_right=PLOT_RIGHT,
-        x_ticks=time_ticks(axis_end, x),
-        x_title="seconds since the run started",
-        panels=tuple(panels),
-        windows=fault_windows(faults, axis_end, x),
-        windows_top=WINDOWS_TOP,
-        windows_bottom=bottom,
-    )
+    return _run_chart(panels, top + h, axis_end, x, faults)
 
 
 def peer_colour_map(timelines: Sequence[Timeline]) -> dict[str, str]:
@@ -413,16 +424,4 @@ def comparison_chart(
             note="" if faulty else "no fault was confirmed",
         )
     )
-    bottom = top + h
-    return Chart(
-        width=WIDTH,
-        height=bottom + 40.0,
-        plot_left=PLOT_LEFT,
-        plot_right=PLOT_RIGHT,
-        x_ticks=time_ticks(axis_end, x),
-        x_title="seconds since the run started",
-        panels=tuple(panels),
-        windows=fault_windows(faults, axis_end, x),
-        windows_top=WINDOWS_TOP,
-        windows_bottom=bottom,
-    )
+    return _run_chart(panels, top + h, axis_end, x, faults)

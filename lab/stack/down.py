@@ -16,7 +16,7 @@ import docker.errors
 
 from lab.errors import FaultError, RuntimeUnavailable
 from lab.netfault.cleanup import remove_all_helpers
-from lab.scenario.faults.rollback import cleanup_leftovers
+from lab.scenario.faults.janitor import cleanup_leftovers
 from lab.stack import gossip_key, toxiapi
 from lab.stack.engine import Engine
 from lab.toxiproxy_adapter import ToxiproxyAdapter

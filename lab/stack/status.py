@@ -31,7 +31,7 @@ from rich.table import Table
 
 from lab.errors import LabError, RuntimeUnavailable
 from lab.netfault.helper import HELPER_LABEL, TARGET_LABEL, NetfaultHelper
-from lab.scenario.faults.rollback import MARKER, default_reports_dir, marker_owner_alive
+from lab.scenario.faults.marker import MARKER, default_reports_dir, marker_owner_alive
 from lab.scenario.run.runlock import COMPOSE_LOCK_NAME, holder, state_dir
 from lab.stack import health, toxiapi
 from lab.stack.engine import CONTROL_LABEL, Engine, service_kind, service_name

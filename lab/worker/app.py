@@ -1,9 +1,12 @@
 """Wiring of one worker: RPC server, control app, announce loop, graceful stop.
 
-Start order: RPC server (so the port is known), control app (health answers only once
-RPC is served), then announcing. Stop order on SIGTERM/SIGINT, the reverse: stop
-announcing (the grapes let the entry expire), mark unhealthy, drain in-flight RPCs
-(bounded), close the Link and the control app. Every step owns what it started.
+The RPC server and the announcing Link are ``cleanup_ctx`` generators of the control
+app, each starting and ending what it owns. Start order: RPC server (so the port is
+known), announcing, then the control port (health answers only once RPC is served).
+Stop order on SIGTERM/SIGINT, the reverse, its graceful half first while the control
+app still answers (:func:`wind_down`): stop announcing (the grapes let the entry
+expire), mark unhealthy, drain in-flight RPCs (bounded); then the control app closes,
+the Link and the RPC server end (nothing left to do) and the antagonist stops.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import contextlib
 import logging
 import random
 import signal
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -23,7 +27,7 @@ from lab.grenache.wire import Request
 from lab.httplimits import server_options
 from lab.service_runtime import settle
 from lab.worker.behaviour import burn_cpu
-from lab.worker.control import WorkerState, make_app
+from lab.worker.control import STATE, WorkerState, make_app
 from lab.worker.load import LoadGate
 from lab.worker.metrics import WorkerMetrics
 from lab.worker.settings import WorkerSettings
@@ -64,13 +68,18 @@ def make_handler(state: WorkerState) -> Any:
     return handle
 
 
-async def serve(settings: WorkerSettings, stop: asyncio.Event | None = None) -> int:
-    """Run until ``stop`` is set or SIGTERM/SIGINT arrives; 0 after a clean drain."""
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+SETTINGS = web.AppKey("worker_settings", WorkerSettings)
+RPC = web.AppKey("worker_rpc", RpcServer)
+LINK = web.AppKey("worker_link", Link)
+
+
+def build_app(settings: WorkerSettings) -> web.Application:
+    """The worker as its control app (not yet running) that owns the RPC server and Link.
+
+    Each long-lived piece is one ``cleanup_ctx`` generator, started in order when the
+    app starts and ended in reverse when it is cleaned up: the RPC server (so its port
+    is known), then the Link that announces it.
+    """
     metrics = WorkerMetrics(settings.name, settings.service)
     state = WorkerState(
         name=settings.name,
@@ -81,46 +90,88 @@ async def serve(settings: WorkerSettings, stop: asyncio.Event | None = None) -> 
         load=LoadGate(settings.concurrency),
     )
     metrics.set_behaviour(state.behaviour)
+    app = make_app(state)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.extend([_rpc, _announcing])
+    return app
+
+
+async def _rpc(app: web.Application) -> AsyncIterator[None]:
+    settings, state = app[SETTINGS], app[STATE]
     server = RpcServer(
         make_handler(state),
         host=settings.bind,
         port=settings.port,
         max_body=settings.max_body,
-        observer=metrics.observe,
+        observer=state.metrics.observe,
         drain_timeout=settings.drain_timeout,
         load=state.load.report,
     )
     await server.start()
     state.rpc_port = server.port
-    runner = web.AppRunner(make_app(state), access_log=None, **server_options())
+    app[RPC] = server
     try:
-        await runner.setup()
-        await web.TCPSite(runner, settings.bind, settings.control_port).start()
-        async with Link(
-            settings.grapes, local_host=settings.local_host(), rng=random.Random(settings.seed)
-        ) as link:
-            port = settings.announce_port or server.port
-            state.announce = f"{settings.announce_host or '(caller address)'}:{port}"
-            link.start_announcing(
-                settings.service,
-                port,
-                host=settings.announce_host,
-                interval=settings.announce_interval,
-                on_result=metrics.announced,
-            )
-            settle()
-            log.info(
-                "worker %s serves %s on %s:%d, announces %s every ~%gs",
-                settings.name, settings.service, settings.bind, server.port,
-                state.announce, settings.announce_interval,
-            )  # fmt: skip
-            await stop.wait()
-            log.info("stopping: no more announces, draining %d requests", server.in_flight)
-            await link.stop_announcing(settings.service)
-            state.draining = True
-            await server.aclose()
+        yield
     finally:
-        await server.aclose()
+        await server.aclose()  # idempotent: a graceful stop drained it already
+
+
+async def _announcing(app: web.Application) -> AsyncIterator[None]:
+    settings, state = app[SETTINGS], app[STATE]
+    async with Link(
+        settings.grapes, local_host=settings.local_host(), rng=random.Random(settings.seed)
+    ) as link:
+        port = settings.announce_port or state.rpc_port
+        state.announce = f"{settings.announce_host or '(caller address)'}:{port}"
+        link.start_announcing(
+            settings.service,
+            port,
+            host=settings.announce_host,
+            interval=settings.announce_interval,
+            on_result=state.metrics.announced,
+        )
+        app[LINK] = link
+        try:
+            yield
+        finally:
+            await link.stop_announcing(settings.service)  # idempotent, as above
+
+
+async def wind_down(app: web.Application) -> None:
+    """The graceful half of the stop, while the control app still answers (health 503).
+
+    The contexts' own teardown does the same steps, idempotently, on every other way
+    out (a failed start, an exception): this only brings them forward, in their order.
+    """
+    settings, state, server = app[SETTINGS], app[STATE], app[RPC]
+    log.info("stopping: no more announces, draining %d requests", server.in_flight)
+    await app[LINK].stop_announcing(settings.service)
+    state.draining = True
+    await server.aclose()
+
+
+async def serve(settings: WorkerSettings, stop: asyncio.Event | None = None) -> int:
+    """Run until ``stop`` is set or SIGTERM/SIGINT arrives; 0 after a clean drain."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    app = build_app(settings)
+    runner = web.AppRunner(app, access_log=None, **server_options())
+    try:
+        await runner.setup()  # the RPC server, then announcing (the cleanup_ctx)
+        await web.TCPSite(runner, settings.bind, settings.control_port).start()
+        state = app[STATE]
+        settle()
+        log.info(
+            "worker %s serves %s on %s:%d, announces %s every ~%gs",
+            settings.name, settings.service, settings.bind, state.rpc_port,
+            state.announce, settings.announce_interval,
+        )  # fmt: skip
+        await stop.wait()
+        await wind_down(app)
+    finally:
         await runner.cleanup()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):

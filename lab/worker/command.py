@@ -7,15 +7,11 @@ from __future__ import annotations
 
 import argparse
 
-from lab.service_logging import add_log_level_option, setup_logging
-from lab.service_runtime import add_event_loop_option, run_service
+from lab.service_logging import setup_logging
+from lab.service_runtime import run_service, service_configure
 from lab.worker import settings as worker_settings
 
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    worker_settings.configure(parser)
-    add_log_level_option(parser)
-    add_event_loop_option(parser)
+configure = service_configure(worker_settings.configure)
 
 
 def run(args: argparse.Namespace) -> int:

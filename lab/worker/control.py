@@ -8,6 +8,7 @@ and swaps the behaviour in one assignment; a bad value gets 400 naming the field
 from __future__ import annotations
 
 import random
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,9 +131,11 @@ def make_app(state: WorkerState) -> web.Application:
     app.router.add_get("/antagonist", get_antagonist)
     app.router.add_put("/antagonist", put_antagonist)
     app.router.add_delete("/antagonist", delete_antagonist)
-
-    async def stop_antagonist(_app: web.Application) -> None:
-        await state.antagonist.stop()
-
-    app.on_cleanup.append(stop_antagonist)
+    app.cleanup_ctx.append(_antagonist)
     return app
+
+
+async def _antagonist(app: web.Application) -> AsyncIterator[None]:
+    """Nothing to start (a ``PUT /antagonist`` does); whatever started ends with the app."""
+    yield
+    await app[STATE].antagonist.stop()

@@ -12,31 +12,23 @@ import socket
 from dataclasses import dataclass
 
 from lab.errors import SettingsError
-from lab.settings import WILDCARDS, add_option, parse_duration, parse_grapes, parse_name, parse_port
+from lab.settings import (
+    WILDCARDS,
+    add_option,
+    parse_duration,
+    parse_grapes,
+    parse_name,
+    parse_port,
+    within,
+)
 from lab.worker.behaviour import Behaviour, Latency, parse_latency
 
 NO_LATENCY = Latency()
 
 
-def parse_rate(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 1:
-        raise SettingsError(f"must be within [0, 1]: {text!r}")
-    return value
-
-
-def parse_ms(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 10_000:
-        raise SettingsError(f"must be within 0..10000 ms: {text!r}")
-    return value
-
-
-def parse_concurrency(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 10_000:
-        raise SettingsError(f"must be within 0..10000: {text!r}")
-    return value
+parse_rate = within(float, 0.0, 1.0, "must be within [0, 1]")
+parse_ms = within(float, 0.0, 10_000.0, "must be within 0..10000 ms")
+parse_concurrency = within(int, 0, 10_000, "must be within 0..10000")
 
 
 def parse_optional_port(text: str) -> int:

@@ -27,8 +27,9 @@ from compose_lab import Lab, lab_session
 from lab.netfault.helper import HELPER_LABEL, NetfaultHelper
 from lab.procs import wait_until
 from lab.scenario.faults.base import FaultContext
+from lab.scenario.faults.janitor import cleanup_leftovers
 from lab.scenario.faults.kinds import make_fault
-from lab.scenario.faults.rollback import MARKER, cleanup_leftovers
+from lab.scenario.faults.marker import MARKER
 from lab.scenario.runtime.compose import ComposeRuntime
 from lab.scenario.runtime.protocol import target
 from lab.stack.engine import service_name

@@ -17,8 +17,10 @@ from aiohttp import web
 from lab.errors import FaultError
 from lab.procs import free_port
 from lab.scenario.faults.base import FaultContext
+from lab.scenario.faults.janitor import cleanup_leftovers
 from lab.scenario.faults.kinds import make_fault
-from lab.scenario.faults.rollback import MARKER, Rollback, cleanup_leftovers
+from lab.scenario.faults.marker import MARKER
+from lab.scenario.faults.rollback import Rollback
 from lab.scenario.runtime.protocol import Target
 from lab.worker.behaviour import Behaviour
 from lab.worker.control import WorkerState, make_app

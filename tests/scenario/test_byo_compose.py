@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from compose_lab import Lab, lab_session
 
-from lab.scenario.faults.rollback import MARKER
+from lab.scenario.faults.marker import MARKER
 from lab.stack import health
 from lab.stack.engine import Engine, service_name
 from lab.toxiproxy_adapter import ToxiproxyAdapter

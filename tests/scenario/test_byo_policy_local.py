@@ -19,7 +19,8 @@ import pytest
 from engine_support import ROOT, toxiproxy_binary
 
 from lab.procs import wait_until
-from lab.scenario.faults.rollback import MARKER, cleanup_leftovers
+from lab.scenario.faults.janitor import cleanup_leftovers
+from lab.scenario.faults.marker import MARKER
 
 pytestmark = [pytest.mark.toxiproxy, pytest.mark.slow]
 

@@ -34,8 +34,9 @@ from lab.errors import FaultError, RuntimeUnavailable
 from lab.history import Outcome, read_journal
 from lab.procs import wait_until
 from lab.scenario.faults.base import FaultContext
+from lab.scenario.faults.janitor import cleanup_leftovers
 from lab.scenario.faults.kinds import make_fault
-from lab.scenario.faults.rollback import MARKER, cleanup_leftovers
+from lab.scenario.faults.marker import MARKER
 from lab.scenario.runtime.compose import ComposeRuntime
 from lab.scenario.runtime.protocol import clients, target
 from lab.stack import health

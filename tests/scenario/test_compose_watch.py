@@ -25,7 +25,8 @@ from test_compose_runtime import ROOT, assert_lab_whole, lab_run, only_run_dir, 
 
 from lab.history import read_journal
 from lab.procs import wait_until
-from lab.scenario.faults.rollback import MARKER, cleanup_leftovers
+from lab.scenario.faults.janitor import cleanup_leftovers
+from lab.scenario.faults.marker import MARKER
 from lab.scenario.runtime.compose import ComposeRuntime
 from lab.scenario.runtime.watch import LEASE_S
 

@@ -34,7 +34,7 @@ from engine_support import toxiproxy_binary
 from lab.errors import LabError
 from lab.history import History, read_journal
 from lab.lab_client import http_json
-from lab.scenario.faults.rollback import MARKER
+from lab.scenario.faults.marker import MARKER
 from lab.scenario.plan.spec import load_scenario
 from lab.scenario.run.result import RunResult
 from lab.scenario.run.runner import run_scenario

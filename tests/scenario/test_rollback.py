@@ -18,8 +18,10 @@ from lab.errors import FaultError
 from lab.fake_lab_client import FakeLabClient
 from lab.procs import free_port, wait_until
 from lab.scenario.faults.base import FaultContext
+from lab.scenario.faults.janitor import cleanup_leftovers
 from lab.scenario.faults.kinds import make_fault
-from lab.scenario.faults.rollback import MARKER, Rollback, cleanup_leftovers
+from lab.scenario.faults.marker import MARKER
+from lab.scenario.faults.rollback import Rollback
 from lab.scenario.runtime.protocol import Target
 from lab.toxiproxy_adapter import ToxiproxyAdapter
 

@@ -19,7 +19,7 @@ import pytest
 
 import lab.scenario.run.run_command  # noqa: F401  (imported here: the timing is the refusal's, not the interpreter's imports)
 from lab.cli import main
-from lab.scenario.faults.rollback import MARKER
+from lab.scenario.faults.marker import MARKER
 from lab.scenario.run.runlock import (
     LOCK_NAME,
     LabBusy,

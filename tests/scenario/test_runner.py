@@ -27,7 +27,7 @@ import pytest
 from engine_support import toxiproxy_binary
 
 from lab.history import Attempt, Outcome, RequestRecord, read_journal, request_to_json
-from lab.scenario.faults.rollback import MARKER
+from lab.scenario.faults.marker import MARKER
 from lab.scenario.plan.spec import parse_scenario
 from lab.scenario.run.runner import run_scenario
 from lab.scenario.runtime.local import LocalRuntime

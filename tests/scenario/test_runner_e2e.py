@@ -14,7 +14,8 @@ from engine_support import ROOT, fault_confirmed, toxiproxy_binary
 
 from lab.history import read_journal
 from lab.procs import wait_until
-from lab.scenario.faults.rollback import MARKER, cleanup_leftovers
+from lab.scenario.faults.janitor import cleanup_leftovers
+from lab.scenario.faults.marker import MARKER
 from lab.verdict import Verdict
 
 pytestmark = pytest.mark.toxiproxy

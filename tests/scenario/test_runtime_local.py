@@ -16,8 +16,10 @@ from engine_support import probe_over_http, toxiproxy_binary
 from lab.errors import RuntimeUnavailable
 from lab.procs import free_port, http_ok, wait_until
 from lab.scenario.faults.base import FaultContext
+from lab.scenario.faults.janitor import cleanup_leftovers
 from lab.scenario.faults.kinds import make_fault
-from lab.scenario.faults.rollback import MARKER, Rollback, cleanup_leftovers
+from lab.scenario.faults.marker import MARKER
+from lab.scenario.faults.rollback import Rollback
 from lab.scenario.runtime.local import LocalRuntime
 from lab.scenario.runtime.protocol import Target, target
 from lab.toxiproxy_adapter import ToxiproxyAdapter

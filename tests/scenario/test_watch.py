@@ -29,7 +29,8 @@ from test_runner import StandInClient, StandInRuntime
 from lab.history import read_journal
 from lab.lab_client import HttpLabClient, http_json
 from lab.procs import free_port, wait_until
-from lab.scenario.faults.rollback import MARKER, cleanup_leftovers
+from lab.scenario.faults.janitor import cleanup_leftovers
+from lab.scenario.faults.marker import MARKER
 from lab.scenario.plan.spec import parse_scenario
 from lab.scenario.run.runner import run_scenario
 from lab.scenario.runtime.local import LocalRuntime

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lab.scenario.faults.rollback import MARKER
+from lab.scenario.faults.marker import MARKER
 from lab.stack.status import leftovers, problems
 
 

@@ -58,7 +58,7 @@ recovery. Every figure that cannot be computed is ``None`` with a reason, never 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -268,18 +268,12 @@ def faulty_share(
 
 def healthy_peers(history: History, fault: FaultRecord, t0: float) -> int:
     """N: peers that took attempts in the 5 s before t0 and were not under another fault."""
-    busy: set[str] = set()
-    for f in history.faults:
-        if f is fault or f.started is None:
-            continue
-        if f.started < t0 and (f.ended is None or f.ended > t0 - HEALTHY_LOOKBACK_S):
-            busy.update(f.peers)
-    seen = {
-        a.peer
-        for r in history.requests
-        for a in r.attempts
-        if t0 - HEALTHY_LOOKBACK_S <= a.start < t0
-    }
+    busy = _held_by_others(
+        history,
+        fault,
+        lambda started, ended: started < t0 and (ended is None or ended > t0 - HEALTHY_LOOKBACK_S),
+    )
+    seen = _peers_used_before(history, t0)
     seen -= busy - set(fault.peers)
     if not seen:
         seen = {a.peer for r in history.requests for a in r.attempts}
@@ -293,18 +287,31 @@ def healthy_after_heal(history: History, fault: FaultRecord, t0: float, t1: floa
     brought back one by one, the last one back shares with the two already up (1/3),
     though at the fault's start every other peer was down too (N = 1 there).
     """
+    held = _held_by_others(
+        history, fault, lambda started, ended: started <= t1 and (ended is None or ended > t1)
+    )
+    known = _peers_used_before(history, t0)
+    if not known:
+        known = {a.peer for r in history.requests for a in r.attempts}
+    return max(1, len((known | set(fault.peers)) - (held - set(fault.peers))))
+
+
+def _held_by_others(
+    history: History, fault: FaultRecord, during: Callable[[float, float | None], bool]
+) -> set[str]:
+    """The peers of the run's other started faults whose (start, end) is ``during``."""
     held: set[str] = set()
     for f in history.faults:
-        if f is fault or f.started is None:
-            continue
-        if f.started <= t1 and (f.ended is None or f.ended > t1):
+        if f is not fault and f.started is not None and during(f.started, f.ended):
             held.update(f.peers)
-    known = {
+    return held
+
+
+def _peers_used_before(history: History, t0: float) -> set[str]:
+    """The peers that took attempts in the ``HEALTHY_LOOKBACK_S`` before ``t0``."""
+    return {
         a.peer
         for r in history.requests
         for a in r.attempts
         if t0 - HEALTHY_LOOKBACK_S <= a.start < t0
     }
-    if not known:
-        known = {a.peer for r in history.requests for a in r.attempts}
-    return max(1, len((known | set(fault.peers)) - (held - set(fault.peers))))

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from lab.errors import FaultError, LabError
 from lab.history import FaultRecord
+from lab.scenario.faults.leftovers import PATHS, Janitor
 from lab.scenario.runtime.protocol import Runtime, Target
 from lab.toxiproxy_adapter import ToxiproxyAdapter
 
@@ -62,20 +63,19 @@ class Fault(ABC):
             params=dict(params),
         )
 
+    def _needs(self, value: str | None, what: str) -> str:
+        """``value``, what of the target this kind acts through, or a FaultError: it has none."""
+        if not value:
+            raise FaultError(f"fault {self.id}: {self.target.name} has no {what}")
+        return value
+
     # -- the template: timing and confirmation are the same for every kind --------------
 
     def inject(self) -> FaultRecord:
         """Put the fault in place; ``record.started`` is set once it is confirmed."""
         self.record = replace(self.record, requested=self.ctx.now())
-        try:
-            self.injected = True  # from here on, undo() has something to do
-            self._apply()
-            started = self.ctx.now()
-            self._confirm_applied()
-        except LabError as exc:
-            self.record = replace(self.record, error=f"inject: {exc}")
-            raise FaultError(f"fault {self.id} ({self.kind} on {self.target.name}): {exc}") from exc
-        started = self._started(started)
+        self.injected = True  # from here on, undo() has something to do
+        started = self._started(self._confirmed("inject", self._apply, self._confirm_applied))
         self.record = replace(self.record, started=started)
         return self.record
 
@@ -85,16 +85,22 @@ class Fault(ABC):
             raise FaultError(f"fault {self.id}: heal before inject")
         if self.healed:
             return self.record
-        try:
-            self._remove()
-            ended = self.ctx.now()
-            self._confirm_removed()
-        except LabError as exc:
-            self.record = replace(self.record, error=f"heal: {exc}")
-            raise FaultError(f"fault {self.id} ({self.kind} on {self.target.name}): {exc}") from exc
+        ended = self._confirmed("heal", self._remove, self._confirm_removed)
         self.healed = True
         self.record = replace(self.record, ended=self._ended(ended))
         return self.record
+
+    def _confirmed(self, step: str, act: Callable[[], None], confirm: Callable[[], None]) -> float:
+        """``act``, then ``confirm`` it took; when ``act`` returned. A LabError of either
+        is recorded as the ``step``'s error and raised as a FaultError naming the fault."""
+        try:
+            act()
+            done = self.ctx.now()
+            confirm()
+        except LabError as exc:
+            self.record = replace(self.record, error=f"{step}: {exc}")
+            raise FaultError(f"fault {self.id} ({self.kind} on {self.target.name}): {exc}") from exc
+        return done
 
     def undo(self) -> None:
         """Rollback's heal: idempotent, tolerant of a fault that half happened."""
@@ -104,6 +110,22 @@ class Fault(ABC):
     def leftover(self) -> dict[str, Any]:
         """What the in-flight marker stores so a later process can undo this fault."""
         return {"id": self.id, "kind": self.kind, "target": self.target.name}
+
+    leftover_stage: ClassVar[int] = PATHS
+    """When the janitor calls :meth:`undo_leftovers`: :data:`PATHS` first, then
+    :data:`SERVICES`."""
+
+    @classmethod
+    def undo_leftovers(cls, found: Sequence[Mapping[str, Any]], janitor: Janitor) -> None:
+        """Undo this family's faults that a dead run left, from their :meth:`leftover` alone.
+
+        The janitor calls each family's hook once per cleanup, with the family's entries
+        of the marker (maybe none: a family may also sweep what a crash left unrecorded).
+        A family overrides it where its faults outlive the process that injected them;
+        this one has nothing to undo (e.g. the ghost's announcer is a thread of that
+        process).
+        """
+        return None
 
     def _started(self, t: float) -> float:
         return t

@@ -6,19 +6,35 @@ same fault runs on the Compose lab and on local processes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
 from lab.errors import FaultError
 from lab.scenario.faults.base import Fault
+from lab.scenario.faults.leftovers import Janitor
+from lab.scenario.faults.toxic import disabled_proxies, sweep_ours
 
 
 class RuntimeFault(Fault):
-    """A process/container fault: ``_do`` puts it in place, ``_undo`` takes it away."""
+    """A process/container fault: the runtime's ``action`` puts it in place, its
+    ``undo_action`` takes it away (``pause``/``unpause``); the marker names the latter."""
 
     target_kinds: ClassVar[tuple[str, ...]] = ("worker", "grape")
     state_in: ClassVar[str]
+    action: ClassVar[str]
     undo_action: ClassVar[str]
+    closes_proxy: ClassVar[bool] = False  # see _close_proxy
+
+    def _apply(self) -> None:
+        if self.closes_proxy:
+            self._close_proxy()
+        getattr(self.ctx.runtime, self.action)(self.target.name)
+
+    def _remove(self) -> None:
+        getattr(self.ctx.runtime, self.undo_action)(self.target.name)
+        if self.closes_proxy:
+            self._open_proxy()
 
     def _confirm_applied(self) -> None:
         self._expect(self.state_in)
@@ -48,13 +64,21 @@ class RuntimeFault(Fault):
         if found != state:
             raise FaultError(f"{self.target.name} is {found}, expected {state}")
 
-    closes_proxy: ClassVar[bool] = False  # see _close_proxy
-
     def leftover(self) -> dict[str, Any]:
         out = {**super().leftover(), "undo": self.undo_action}
         if self.closes_proxy and self.target.proxy:
             out |= {"proxy": self.target.proxy, "disabled": True}
         return out
+
+    @classmethod
+    def undo_leftovers(cls, found: Sequence[Mapping[str, Any]], janitor: Janitor) -> None:
+        """Proxies we closed open again, then the runtime brings the services back."""
+        proxies = disabled_proxies(found)
+        if proxies:
+            sweep_ours(janitor, proxies, needed=True)
+        janitor.runtime.restore(
+            [str(f["target"]) for f in found if f.get("target")], janitor.report
+        )
 
     def _close_proxy(self) -> None:
         """Make the worker's address refuse connections (workers only), as a dead process does.
@@ -80,26 +104,16 @@ class Kill(RuntimeFault):
 
     kind = "kill"
     state_in = "stopped"
+    action = "kill"
     undo_action = "start"
     closes_proxy = True
-
-    def _apply(self) -> None:
-        self._close_proxy()
-        self.ctx.runtime.kill(self.target.name)
-
-    def _remove(self) -> None:
-        self.ctx.runtime.start(self.target.name)
-        self._open_proxy()
 
 
 class Stop(Kill):
     """A graceful stop (SIGTERM, then SIGKILL); heal starts it again."""
 
     kind = "stop"
-
-    def _apply(self) -> None:
-        self._close_proxy()
-        self.ctx.runtime.stop(self.target.name)
+    action = "stop"
 
 
 class Pause(RuntimeFault):
@@ -112,13 +126,8 @@ class Pause(RuntimeFault):
     kind = "pause"
     target_kinds: ClassVar[tuple[str, ...]] = ("worker", "grape", "client")
     state_in = "paused"
+    action = "pause"
     undo_action = "unpause"
-
-    def _apply(self) -> None:
-        self.ctx.runtime.pause(self.target.name)
-
-    def _remove(self) -> None:
-        self.ctx.runtime.unpause(self.target.name)
 
 
 class GrapePartition(RuntimeFault):
@@ -126,13 +135,8 @@ class GrapePartition(RuntimeFault):
 
     kind = "grape_partition"
     state_in = "disconnected"
+    action = "disconnect"
     undo_action = "reconnect"
-
-    def _apply(self) -> None:
-        self.ctx.runtime.disconnect(self.target.name)
-
-    def _remove(self) -> None:
-        self.ctx.runtime.reconnect(self.target.name)
 
 
 class Restart(RuntimeFault):

@@ -17,12 +17,13 @@ from __future__ import annotations
 import threading
 import time
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
 from lab.errors import FaultError, RuntimeUnavailable
 from lab.lab_client import http_json
+from lab.netfault.cleanup import clean_namespaces
 from lab.netfault.helper import NetfaultHelper
 from lab.netfault.rules import (
     Match,
@@ -34,6 +35,7 @@ from lab.netfault.rules import (
     partition_plan,
 )
 from lab.scenario.faults.base import Fault, FaultContext
+from lab.scenario.faults.leftovers import Janitor
 from lab.scenario.plan.netkinds import GROUPS
 from lab.scenario.runtime.compose import ComposeRuntime
 from lab.scenario.runtime.protocol import Runtime, Target
@@ -159,6 +161,22 @@ class NetnsFault(Fault):
             "netfault": {"target": self.target.name, "chains": list(chains_of(self.id))},
         }
 
+    @classmethod
+    def undo_leftovers(cls, found: Sequence[Mapping[str, Any]], janitor: Janitor) -> None:
+        """Helpers and our chains out of the namespaces (stray helpers too, even with none).
+
+        Only a Compose run has namespaces of its own (see :func:`netfault_helper`).
+        """
+        if janitor.info.get("runtime") != ComposeRuntime.name:
+            return
+        wanted: dict[str, list[str]] = {}
+        for f in found:
+            nf = f.get("netfault")
+            if isinstance(nf, Mapping) and nf.get("target"):
+                chains = wanted.setdefault(str(nf["target"]), [])
+                chains.extend(str(c) for c in nf.get("chains") or [])
+        clean_namespaces(wanted, janitor.report)
+
 
 class LinkPartition(NetnsFault):
     """Everything between the target and ``peers`` dropped (``direction``: both, in, out)."""
@@ -223,8 +241,7 @@ class Ghost(Fault):
         self, fault_id: str, target: Target, params: Mapping[str, Any], ctx: FaultContext
     ) -> None:
         super().__init__(fault_id, target, params, ctx)
-        if not target.control_url:
-            raise FaultError(f"fault {fault_id}: {target.name} has no API URL")
+        self._needs(target.control_url, "API URL")
         host, _, port = str(params.get("address", "10.231.0.99:1337")).rpartition(":")
         self.body = {"data": [str(params.get("service", "rpc_test")), int(port), {"host": host}]}
         self.address = f"{host}:{port}"

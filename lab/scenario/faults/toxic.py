@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from lab.errors import FaultError
 from lab.scenario.faults.base import Fault, FaultContext
+from lab.scenario.faults.leftovers import Janitor
 from lab.scenario.runtime.protocol import Target
 
 TOXIC_PREFIX = "lab-"
@@ -42,16 +43,23 @@ def _int_param(params: Mapping[str, Any], key: str, default: int | None = None) 
     return round(value)
 
 
-class ToxicFault(Fault):
+class ProxyFault(Fault):
+    """A fault on the Toxiproxy proxy in front of a worker."""
+
+    def __init__(
+        self, fault_id: str, target: Target, params: Mapping[str, Any], ctx: FaultContext
+    ) -> None:
+        super().__init__(fault_id, target, params, ctx)
+        self.proxy = self._needs(target.proxy, "Toxiproxy proxy in front")
+
+
+class ToxicFault(ProxyFault):
     """A fault made of toxics on the worker's proxy."""
 
     def __init__(
         self, fault_id: str, target: Target, params: Mapping[str, Any], ctx: FaultContext
     ) -> None:
         super().__init__(fault_id, target, params, ctx)
-        if not target.proxy:
-            raise FaultError(f"fault {fault_id}: {target.name} has no Toxiproxy proxy in front")
-        self.proxy = target.proxy
         self.specs = self.toxics()
 
     @abstractmethod
@@ -91,6 +99,11 @@ class ToxicFault(Fault):
 
     def leftover(self) -> dict[str, Any]:
         return {**super().leftover(), "proxy": self.proxy, "toxics": [s.name for s in self.specs]}
+
+    @classmethod
+    def undo_leftovers(cls, found: Sequence[Mapping[str, Any]], janitor: Janitor) -> None:
+        """Every ``lab-`` toxic goes, also one a crash left before its fault was recorded."""
+        sweep_ours(janitor, (), needed=bool(found))
 
 
 class Latency(ToxicFault):
@@ -159,18 +172,10 @@ class SlowClose(ToxicFault):
         return [self._spec("slow_close", "downstream", delay=_int_param(self.params, "delay_ms"))]
 
 
-class Down(Fault):
+class Down(ProxyFault):
     """The proxy disabled: new connections refused, open ones closed."""
 
     kind = "down"
-
-    def __init__(
-        self, fault_id: str, target: Target, params: Mapping[str, Any], ctx: FaultContext
-    ) -> None:
-        super().__init__(fault_id, target, params, ctx)
-        if not target.proxy:
-            raise FaultError(f"fault {fault_id}: {target.name} has no Toxiproxy proxy in front")
-        self.proxy = target.proxy
 
     def _apply(self) -> None:
         self.ctx.toxiproxy.set_enabled(self.proxy, False)
@@ -188,3 +193,37 @@ class Down(Fault):
 
     def leftover(self) -> dict[str, Any]:
         return {**super().leftover(), "proxy": self.proxy, "disabled": True}
+
+    @classmethod
+    def undo_leftovers(cls, found: Sequence[Mapping[str, Any]], janitor: Janitor) -> None:
+        proxies = disabled_proxies(found)
+        if proxies:
+            sweep_ours(janitor, proxies, needed=True)
+
+
+def disabled_proxies(found: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The proxies these leftovers say their faults disabled (``proxy``, ``disabled``)."""
+    return [str(f["proxy"]) for f in found if f.get("disabled") and f.get("proxy")]
+
+
+def sweep_ours(janitor: Janitor, reenable: Sequence[str], *, needed: bool) -> None:
+    """Our toxics off every proxy of the dead run's Toxiproxy, ``reenable`` enabled again.
+
+    ``needed``: the leftovers name a proxy, so a Toxiproxy that does not answer is a
+    failure (the marker stays); otherwise there was nothing of ours to find there.
+    """
+    toxi = janitor.toxiproxy()
+    if toxi is None:
+        return
+    try:
+        swept = toxi.sweep(ours=TOXIC_PREFIX, reenable=reenable)
+    except FaultError as exc:
+        if needed:
+            janitor.failed(str(exc))
+        return
+    for p, t in swept.removed:
+        janitor.did(f"removed toxic {t} from proxy {p}")
+    for p in swept.enabled:
+        janitor.did(f"re-enabled proxy {p}")
+    for e in swept.errors:
+        janitor.failed(e)

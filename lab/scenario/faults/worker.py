@@ -7,36 +7,48 @@ already changed by hand ends as it was found.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
-from lab.errors import FaultError
+from lab.errors import FaultError, RuntimeUnavailable
 from lab.lab_client import http_json
 from lab.scenario.faults.base import Fault, FaultContext
+from lab.scenario.faults.leftovers import SERVICES, Janitor
 from lab.scenario.runtime.protocol import Target
 
 
-class WorkerBehaviourFault(Fault):
-    """``PUT /behaviour`` on the worker's control port; heal puts back what was there."""
+class ControlFault(Fault):
+    """A fault through one ``endpoint`` of the worker's control port."""
+
+    endpoint: ClassVar[str]
 
     def __init__(
         self, fault_id: str, target: Target, params: Mapping[str, Any], ctx: FaultContext
     ) -> None:
         super().__init__(fault_id, target, params, ctx)
-        if not target.control_url:
-            raise FaultError(f"fault {fault_id}: {target.name} has no control URL")
-        self.url = f"{target.control_url}/behaviour"
-        self.change = self.behaviour()
-        self.before: dict[str, Any] | None = None
-
-    @abstractmethod
-    def behaviour(self) -> dict[str, Any]: ...
+        self.url = f"{self._needs(target.control_url, 'control URL')}/{self.endpoint}"
 
     def _get(self) -> dict[str, Any]:
         data = http_json("GET", self.url, timeout=2.0)
         if not isinstance(data, dict):
             raise FaultError(f"GET {self.url} answered {data!r:.80}")
         return data
+
+
+class WorkerBehaviourFault(ControlFault):
+    """``PUT /behaviour`` on the worker's control port; heal puts back what was there."""
+
+    endpoint = "behaviour"
+
+    def __init__(
+        self, fault_id: str, target: Target, params: Mapping[str, Any], ctx: FaultContext
+    ) -> None:
+        super().__init__(fault_id, target, params, ctx)
+        self.change = self.behaviour()
+        self.before: dict[str, Any] | None = None
+
+    @abstractmethod
+    def behaviour(self) -> dict[str, Any]: ...
 
     def _apply(self) -> None:
         current = self._get()
@@ -61,6 +73,26 @@ class WorkerBehaviourFault(Fault):
 
     def leftover(self) -> dict[str, Any]:
         return {**super().leftover(), "behaviour_url": self.url, "restore": self.before}
+
+    leftover_stage = SERVICES
+
+    @classmethod
+    def undo_leftovers(cls, found: Sequence[Mapping[str, Any]], janitor: Janitor) -> None:
+        """Put back the behaviour read before injecting (none read: nothing was changed)."""
+        for f in found:
+            if f.get("behaviour_url") and f.get("restore"):
+                t = f.get("target")
+                done, doing = f"restored behaviour of {t}", f"restore behaviour of {t}"
+                _call(janitor, "PUT", f["behaviour_url"], f["restore"], done=done, doing=doing)
+
+
+def _call(janitor: Janitor, method: str, url: Any, body: Any, *, done: str, doing: str) -> None:
+    """One leftover undone through the worker's control port, said in the janitor's report."""
+    try:
+        http_json(method, str(url), body, timeout=2.0)
+        janitor.did(done)
+    except RuntimeUnavailable as exc:
+        janitor.unreachable(doing, exc)
 
 
 def _same(found: Any, want: Any) -> bool:
@@ -102,7 +134,7 @@ class Errors(WorkerBehaviourFault):
         return {"error_rate": float(rate)}
 
 
-class Antagonist(Fault):
+class Antagonist(ControlFault):
     """A co-tenant taking ``share`` of the worker's CPU (``PUT /antagonist``) until healed.
 
     Heterogeneous capacity as in Prequal's testbed: the worker's requests get only the
@@ -112,30 +144,22 @@ class Antagonist(Fault):
     """
 
     kind = "antagonist"
+    endpoint = "antagonist"
 
     def __init__(
         self, fault_id: str, target: Target, params: Mapping[str, Any], ctx: FaultContext
     ) -> None:
         super().__init__(fault_id, target, params, ctx)
-        if not target.control_url:
-            raise FaultError(f"fault {fault_id}: {target.name} has no control URL")
         share = params.get("share")
         if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 0.95:
             raise FaultError(f"parameter share must be within (0, 0.95], not {share!r}")
         self.share = float(share)
-        self.url = f"{target.control_url}/antagonist"
-
-    def _state(self) -> dict[str, Any]:
-        data = http_json("GET", self.url, timeout=2.0)
-        if not isinstance(data, dict):
-            raise FaultError(f"GET {self.url} answered {data!r:.80}")
-        return data
 
     def _apply(self) -> None:
         http_json("PUT", self.url, {"share": self.share}, timeout=2.0)
 
     def _confirm_applied(self) -> None:
-        now = self._state()
+        now = self._get()
         if not now.get("running") or not _same(now.get("share"), self.share):
             raise FaultError(f"{self.url} shows {now} after PUT share {self.share:g}")
 
@@ -143,9 +167,19 @@ class Antagonist(Fault):
         http_json("DELETE", self.url, timeout=2.0)
 
     def _confirm_removed(self) -> None:
-        now = self._state()
+        now = self._get()
         if now.get("running"):
             raise FaultError(f"{self.url} still shows {now} after DELETE")
 
     def leftover(self) -> dict[str, Any]:
         return {**super().leftover(), "antagonist_url": self.url}
+
+    leftover_stage = SERVICES
+
+    @classmethod
+    def undo_leftovers(cls, found: Sequence[Mapping[str, Any]], janitor: Janitor) -> None:
+        for f in found:
+            if f.get("antagonist_url"):
+                t = f.get("target")
+                done, doing = f"stopped the antagonist on {t}", f"stop the antagonist on {t}"
+                _call(janitor, "DELETE", f["antagonist_url"], None, done=done, doing=doing)

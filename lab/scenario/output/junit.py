@@ -28,6 +28,22 @@ def _measured(v: object) -> str:
     return "not measured" if v is None else f"{v:.6g}" if isinstance(v, float) else str(v)
 
 
+def _judged(
+    case: ET.Element, entry: Mapping[str, Any], name: str, type_: str, unknown: str | None
+) -> str:
+    """Mark one checked bound's case: ``skipped`` (the verdict is unknown, because of
+    ``unknown``), ``failure`` (its verdict is not a pass) or ``""`` (it passed)."""
+    if unknown is not None:
+        ET.SubElement(case, "skipped", {"message": f"verdict unknown: {unknown}"})
+        return "skipped"
+    if Verdict.parse(entry.get("verdict")) is Verdict.PASS:
+        return ""
+    msg = f"{name}: measured {_measured(entry.get('measured'))}"
+    f = ET.SubElement(case, "failure", {"message": msg, "type": type_})
+    f.text = str(entry.get("detail") or msg)
+    return "failure"
+
+
 def build_junit(summary: Mapping[str, Any]) -> ET.ElementTree:
     """A ``<testsuites>`` tree with one ``<testsuite>`` for the run."""
     scenario = str(summary.get("scenario") or "scenario")
@@ -62,14 +78,9 @@ def build_junit(summary: Mapping[str, Any]) -> ET.ElementTree:
         name = f"{e.get('client', e.get('policy', '?'))} {e.get('metric')} {e.get('bound')}"
         case = _case(suite, f"{scenario}.steady_state.{phase}", name)
         tests += 1
-        if unknown:
-            skipped += 1
-            ET.SubElement(case, "skipped", {"message": f"verdict unknown: {why}"})
-        elif Verdict.parse(e.get("verdict")) is not Verdict.PASS:
-            failures += 1
-            msg = f"{name}: measured {_measured(e.get('measured'))}"
-            f = ET.SubElement(case, "failure", {"message": msg, "type": "steady_state"})
-            f.text = str(e.get("detail") or msg)
+        outcome = _judged(case, e, name, "steady_state", why if unknown else None)
+        skipped += outcome == "skipped"
+        failures += outcome == "failure"
 
     for e in summary.get("expectations") or []:
         who = str(e.get("client") or e.get("policy") or "?")
@@ -78,14 +89,9 @@ def build_junit(summary: Mapping[str, Any]) -> ET.ElementTree:
         tests += 1
         out = ET.SubElement(case, "system-out")
         out.text = f"measured {_measured(e.get('measured'))}, bound {e.get('bound')}"
-        if unknown:
-            skipped += 1
-            ET.SubElement(case, "skipped", {"message": f"verdict unknown: {why}"})
-        elif Verdict.parse(e.get("verdict")) is not Verdict.PASS:
-            failures += 1
-            msg = f"{name}: measured {_measured(e.get('measured'))}"
-            f = ET.SubElement(case, "failure", {"message": msg, "type": "expectation"})
-            f.text = str(e.get("detail") or msg)
+        outcome = _judged(case, e, name, "expectation", why if unknown else None)
+        skipped += outcome == "skipped"
+        failures += outcome == "failure"
 
     if tests == 0:
         _case(suite, scenario, "run completed (no expectations stated)")

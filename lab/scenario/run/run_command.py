@@ -31,7 +31,8 @@ from rich.markup import escape
 from lab.balancer.policy_file import is_policy_ref
 from lab.errors import LabError
 from lab.report.render import render_index
-from lab.scenario.faults.rollback import cleanup_leftovers, default_reports_dir
+from lab.scenario.faults.janitor import cleanup_leftovers
+from lab.scenario.faults.marker import default_reports_dir
 from lab.scenario.plan.byo import check_compose_policy, compose_root
 from lab.scenario.plan.spec import load_scenario
 from lab.scenario.run.result import RunResult

@@ -35,14 +35,10 @@ from lab.history import History, JournalWriter, RunMeta
 from lab.lab_client import HttpLabClient, LabClient
 from lab.scenario.checks.noise import NoiseMonitor
 from lab.scenario.faults.base import Fault, FaultContext
+from lab.scenario.faults.janitor import cleanup_leftovers
 from lab.scenario.faults.kinds import make_fault
-from lab.scenario.faults.rollback import (
-    MARKER,
-    Rollback,
-    UndoResult,
-    clean_network,
-    cleanup_leftovers,
-)
+from lab.scenario.faults.marker import MARKER
+from lab.scenario.faults.rollback import Rollback, UndoResult, clean_network
 from lab.scenario.run.collector import Collector
 from lab.scenario.run.meta_notes import note_clock, note_watch
 from lab.scenario.run.progress import NullProgress, Progress

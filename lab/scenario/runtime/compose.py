@@ -19,12 +19,13 @@ grape and DHT values cross between the rejoined grape and the others both ways.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import docker.errors
 
 from lab.errors import FaultError, RuntimeUnavailable
+from lab.scenario.runtime.leftovers import ClientsLiveOn, LeftoverReport, client_facts
 from lab.scenario.runtime.protocol import Target
 from lab.stack import health
 from lab.stack.engine import Engine, service_name
@@ -217,53 +218,49 @@ class ComposeRuntime:
             "runtime": self.name,
             "toxiproxy_api": self.toxiproxy_api(),
             "network": self.network.name,
-            "clients": [
-                {"name": t.name, "control_url": t.control_url, "policy": t.policy}
-                for t in self._targets.values()
-                if t.kind == "client" and t.control_url
-            ],
+            "clients": client_facts(self._targets.values()),
         }
 
     def close(self) -> None:
         self.engine.close()
 
 
-def undo_leftovers(faults: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
-    """Reconnect, unpause and start the containers a dead run left faulted.
+class ComposeLeftovers(ClientsLiveOn):
+    """A dead Compose run's containers come back; its clients live on, so they are quieted."""
 
-    Returns what it did and what failed, one sentence each, for the janitor's report.
-    """
-    actions: list[str] = []
-    errors: list[str] = []
-    wanted = {str(f["target"]) for f in faults if f.get("undo")}
-    if not wanted:
-        return actions, errors
-    try:
-        rt = ComposeRuntime.connect()
-    except RuntimeUnavailable as exc:
-        errors.append(f"cannot reach the Compose lab to undo faults: {exc}")
-        return actions, errors
-    try:
-        for name in sorted(wanted):
-            if name not in rt.targets():
-                continue  # the lab was taken down since: nothing left to undo
-            try:
-                state = rt.state(name)
-                if state == "disconnected":
-                    rt.reconnect(name)
-                    actions.append(f"reconnected {name}")
-                elif state == "paused":
-                    rt.unpause(name)
-                    actions.append(f"unpaused {name}")
-                elif state == "stopped":
-                    rt.start(name)
-                    actions.append(f"started {name}")
-            except FaultError as exc:
-                errors.append(str(exc))
-    finally:
-        with contextlib.suppress(Exception):
-            rt.close()
-    return actions, errors
+    def restore(self, names: Sequence[str], report: LeftoverReport) -> None:
+        """Reconnect, unpause or start each container by the state it was left in."""
+        if not names:
+            return
+        try:
+            rt = ComposeRuntime.connect()
+        except RuntimeUnavailable as exc:
+            report.errors.append(f"cannot reach the Compose lab to undo faults: {exc}")
+            return
+        try:
+            for name in sorted(set(names)):
+                if name not in rt.targets():
+                    continue  # the lab was taken down since: nothing left to undo
+                try:
+                    state = rt.state(name)
+                    if state == "disconnected":
+                        rt.reconnect(name)
+                        report.actions.append(f"reconnected {name}")
+                    elif state == "paused":
+                        rt.unpause(name)
+                        report.actions.append(f"unpaused {name}")
+                    elif state == "stopped":
+                        rt.start(name)
+                        report.actions.append(f"started {name}")
+                except FaultError as exc:
+                    report.errors.append(str(exc))
+        finally:
+            with contextlib.suppress(Exception):
+                rt.close()
+
+
+LEFTOVERS = ComposeLeftovers()
+"""The Compose runtime's hooks for :func:`lab.scenario.faults.janitor.cleanup_leftovers`."""
 
 
 def _short(exc: BaseException) -> str:

@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import FaultError, RuntimeUnavailable
+from lab.lab_client import LabClient
 from lab.loadgen.local_cluster import ClientSpec, ClusterSpec, LocalCluster
-from lab.procs import ServiceProcess, http_ok
+from lab.procs import ServiceProcess, http_ok, pid_alive
+from lab.scenario.runtime.leftovers import LeftoverReport, client_facts
 from lab.scenario.runtime.protocol import Target
 
 
@@ -125,24 +127,29 @@ class LocalRuntime:
             raise FaultError(f"start {name}: {exc}") from exc
 
     def pause(self, name: str) -> None:
-        self._signal(name, signal.SIGSTOP)
-        self._paused.add(name)
+        self._freeze(name, self._paused)
 
     def unpause(self, name: str) -> None:
-        self._signal(name, signal.SIGCONT)
-        self._paused.discard(name)
+        self._thaw(name, self._paused)
 
     def restart(self, name: str) -> None:
         self.stop(name)
         self.start(name)
 
     def disconnect(self, name: str) -> None:
-        self._signal(name, signal.SIGSTOP)
-        self._disconnected.add(name)
+        self._freeze(name, self._disconnected)
 
     def reconnect(self, name: str) -> None:
+        self._thaw(name, self._disconnected)
+
+    def _freeze(self, name: str, frozen: set[str]) -> None:
+        """SIGSTOP, remembered in ``frozen`` (which of pause and partition the state is)."""
+        self._signal(name, signal.SIGSTOP)
+        frozen.add(name)
+
+    def _thaw(self, name: str, frozen: set[str]) -> None:
         self._signal(name, signal.SIGCONT)
-        self._disconnected.discard(name)
+        frozen.discard(name)
 
     def _resume_if_stopped(self, name: str) -> None:
         if name in self._paused or name in self._disconnected:
@@ -191,11 +198,7 @@ class LocalRuntime:
             "runtime": self.name,
             "toxiproxy_api": self.toxiproxy_api(),
             "local_pids": self.pids(),
-            "clients": [
-                {"name": t.name, "control_url": t.control_url, "policy": t.policy}
-                for t in self.targets().values()
-                if t.kind == "client" and t.control_url
-            ],
+            "clients": client_facts(self.targets().values()),
         }
 
     def close(self) -> None:
@@ -203,3 +206,42 @@ class LocalRuntime:
             with contextlib.suppress(FaultError):
                 self._resume_if_stopped(name)
         self.cluster.stop()
+
+
+class LocalLeftovers:
+    """A dead local run's services die with it: its process groups are stopped.
+
+    Nothing to restore first (a killed or paused worker goes with the rest), and its
+    clients are among the processes, so there is no load to quiet either.
+    """
+
+    services_outlive_run = False
+
+    def restore(self, names: Sequence[str], report: LeftoverReport) -> None:
+        """Nothing: :meth:`settle` stops every process of the run, faulted or not."""
+
+    def settle(
+        self, info: Mapping[str, Any], report: LeftoverReport, lab: LabClient | None
+    ) -> None:
+        """SIGCONT then SIGKILL each process group of the run (they had own sessions)."""
+        for pid in info.get("local_pids") or []:
+            pid = int(pid)
+            if not pid_alive(pid) or not _is_ours(pid):
+                continue
+            for sig in (signal.SIGCONT, signal.SIGKILL):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, sig)
+            report.actions.append(f"stopped local process {pid}")
+
+
+LEFTOVERS = LocalLeftovers()
+"""The local runtime's hooks for :func:`lab.scenario.faults.janitor.cleanup_leftovers`."""
+
+
+def _is_ours(pid: int) -> bool:
+    """A local run's process: ``lab`` services or Toxiproxy (never a recycled pid)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"-m\x00lab" in cmdline or b"toxiproxy" in cmdline
