@@ -5,26 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
+from worker_control import served_control
 
 from lab.errors import FaultError
-from lab.procs import free_port
 from lab.scenario.faults.base import FaultContext
 from lab.scenario.faults.janitor import cleanup_leftovers
 from lab.scenario.faults.kinds import make_fault
 from lab.scenario.faults.marker import MARKER
 from lab.scenario.faults.rollback import Rollback
 from lab.scenario.runtime.protocol import Target
-from lab.worker.behaviour import Behaviour
-from lab.worker.control import WorkerState, make_app
-from lab.worker.metrics import WorkerMetrics
+from lab.worker.control import WorkerState
 
 HOST = "127.0.0.1"
 # No Toxiproxy or runtime is touched by this kind (it acts on the worker's control port).
@@ -34,18 +30,8 @@ CTX = FaultContext(runtime=None, toxiproxy=None)  # type: ignore[arg-type]
 @pytest.fixture
 async def worker() -> AsyncIterator[tuple[Target, WorkerState]]:
     """A worker's real control app on a free port, addressed as the engine addresses it."""
-    state = WorkerState(
-        name="worker-1", service="rpc_test", behaviour=Behaviour(),
-        metrics=WorkerMetrics("worker-1", "rpc_test"), rng=random.Random(1),
-    )  # fmt: skip
-    runner = web.AppRunner(make_app(state), access_log=None)
-    await runner.setup()
-    port = free_port(HOST)
-    await web.TCPSite(runner, HOST, port).start()
-    try:
-        yield Target("worker-1", "worker", control_url=f"http://{HOST}:{port}"), state
-    finally:
-        await runner.cleanup()
+    async with served_control("worker-1") as (url, state):
+        yield Target("worker-1", "worker", control_url=url), state
 
 
 async def test_inject_takes_the_share_and_heal_gives_it_back(

@@ -9,23 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from engine_support import echo_server
+from worker_control import served_control
 
 from lab.fake_lab_client import FakeLabClient
 from lab.procs import free_port
 from lab.scenario.faults.janitor import cleanup_leftovers
 from lab.scenario.faults.marker import MARKER
 from lab.toxiproxy_adapter import ToxiproxyAdapter
-from lab.worker.behaviour import Behaviour
-from lab.worker.control import WorkerState, make_app
-from lab.worker.metrics import WorkerMetrics
+from lab.worker.control import WorkerState
 
 HOST = "127.0.0.1"
 
@@ -53,18 +50,8 @@ def proxies(toxi: ToxiproxyAdapter) -> Iterator[None]:
 @pytest.fixture
 async def control() -> AsyncIterator[tuple[str, WorkerState]]:
     """worker-1's real control app on a free port."""
-    state = WorkerState(
-        name="worker-1", service="rpc_test", behaviour=Behaviour(),
-        metrics=WorkerMetrics("worker-1", "rpc_test"), rng=random.Random(1),
-    )  # fmt: skip
-    runner = web.AppRunner(make_app(state), access_log=None)
-    await runner.setup()
-    port = free_port(HOST)
-    await web.TCPSite(runner, HOST, port).start()
-    try:
-        yield f"http://{HOST}:{port}", state
-    finally:
-        await runner.cleanup()
+    async with served_control("worker-1") as served:
+        yield served
 
 
 def _old_marker(api: str, control_url: str) -> dict[str, Any]:

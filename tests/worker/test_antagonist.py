@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from aiohttp import web
+from worker_control import served_control
 
-from lab.procs import free_port
 from lab.worker.antagonist import Antagonist
-from lab.worker.behaviour import Behaviour, burn_cpu
-from lab.worker.control import WorkerState, make_app
-from lab.worker.metrics import WorkerMetrics
+from lab.worker.behaviour import burn_cpu
 
 HOST = "127.0.0.1"
 
@@ -60,18 +56,8 @@ async def test_it_ends_by_itself_after_for_s_and_refuses_bad_shares() -> None:
 
 @pytest.fixture
 async def control() -> AsyncIterator[str]:
-    state = WorkerState(
-        name="w", service="rpc_test", behaviour=Behaviour(),
-        metrics=WorkerMetrics("w", "rpc_test"), rng=random.Random(1),
-    )  # fmt: skip
-    runner = web.AppRunner(make_app(state), access_log=None)
-    await runner.setup()
-    port = free_port(HOST)
-    await web.TCPSite(runner, HOST, port).start()
-    try:
-        yield f"http://{HOST}:{port}/antagonist"
-    finally:
-        await runner.cleanup()  # also stops a running antagonist
+    async with served_control("w") as (url, _state):  # its exit stops a running antagonist
+        yield f"{url}/antagonist"
 
 
 async def test_control_endpoint_starts_shows_and_stops_it(control: str) -> None:
