@@ -41,8 +41,6 @@ class JsonRejected(ValueError):
 
 def nesting_depth(raw: bytes) -> int:
     """How deep brackets nest in ``raw`` (strings skipped); no parsing, no recursion."""
-    if raw.count(b"[") + raw.count(b"{") == 0:
-        return 0
     depth = deepest = 0
     for m in _BRACKET.finditer(_STRING.sub(b'""', raw)):
         if m.group() in (b"[", b"{"):

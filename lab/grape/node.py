@@ -34,7 +34,7 @@ import hashlib
 import logging
 import random
 import socket
-from typing import Any, TypeVar
+from typing import Any
 
 from kademlia.crawling import NodeSpiderCrawl, ValueSpiderCrawl
 from kademlia.network import Server
@@ -48,7 +48,6 @@ from lab.grape.records import AnnouncementTable
 from lab.grape.settings import GrapeSettings
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 REJOIN_INTERVAL = 5.0
 """Seconds between seed pings once joined (re-learns restarted or healed peers)."""

@@ -101,6 +101,18 @@ def _valid_reply(name: str, data: Any) -> bool:
     return False
 
 
+def _judged(name: str, sent: tuple[bool, Any], address: tuple[str, int]) -> tuple[bool, Any] | None:
+    """One try's outcome: ``(True, reply)`` for a well-formed reply, ``(False, None)`` for
+    a malformed one (not asked again), None for silence (worth another try)."""
+    ok, reply = sent
+    if not ok:
+        return None
+    if _valid_reply(name, reply):
+        return True, reply
+    log.debug("malformed %s reply from %s", name, address)
+    return False, None
+
+
 class GrapeProtocol(KademliaProtocol):  # type: ignore[misc]
     """kademlia's protocol with cluster-checked messages and announce/lookup RPCs."""
 
@@ -242,12 +254,9 @@ class GrapeProtocol(KademliaProtocol):  # type: ignore[misc]
         for _ in range(self.attempts):
             if not self._open():
                 break
-            ok, reply = await self._send(name, address, *args)
-            if ok and _valid_reply(name, reply):
-                return True, reply
-            if ok:
-                log.debug("malformed %s reply from %s", name, address)
-                break
+            result = _judged(name, await self._send(name, address, *args), address)
+            if result is not None:
+                return result
         return False, None
 
     async def ask_all(
@@ -279,15 +288,11 @@ class GrapeProtocol(KademliaProtocol):  # type: ignore[misc]
             for i, reply_future in sent.items():
                 if not reply_future.done():
                     continue  # out of time: undecided
-                ok, reply = reply_future.result()
-                if not ok:
+                address = (nodes[i].ip, nodes[i].port)
+                result = _judged(name, reply_future.result(), address)
+                if result is None:
                     waiting.append(i)
-                    results[i] = (False, None)
-                elif _valid_reply(name, reply):
-                    results[i] = (True, reply)
-                else:
-                    log.debug("malformed %s reply from %s", name, nodes[i].ip)
-                    results[i] = (False, None)
+                results[i] = (False, None) if result is None else result
         for node, result in zip(nodes, results, strict=True):
             if result is not None:
                 self.handle_call_response(result, node)
