@@ -44,9 +44,6 @@ METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _ASCII_WORD = re.compile(r"[^\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]+")  # lodash reAsciiWord
 _HEX_KEY = re.compile(r"^[0-9a-fA-F]{40}$")
 
-NODE: web.AppKey[GrapeNode] = web.AppKey("grape_node", GrapeNode)
-METRICS: web.AppKey[GrapeMetrics] = web.AppKey("grape_metrics")
-
 
 class AppError(Exception):
     """An application error: answered 200 with its code as a JSON string."""
@@ -146,7 +143,7 @@ def recorded_host(explicit: str | None, caller: str | None, advertise: str) -> s
     return caller
 
 
-async def _announce(request: web.Request, data: Any) -> Any:
+async def _announce(node: GrapeNode, caller: str | None, data: Any) -> Any:
     if not isinstance(data, list):
         raise AppError("ERR_GRAPE_ANNOUNCE")
     port = _port(data[1] if len(data) > 1 else None)
@@ -161,18 +158,17 @@ async def _announce(request: web.Request, data: Any) -> Any:
             explicit = None
         if not explicit:
             raise AppError("ERR_GRAPE_ANNOUNCE")
-    node = request.app[NODE]
-    host = recorded_host(explicit, request.remote, node.advertise)
+    host = recorded_host(explicit, caller, node.advertise)
     return await node.announce(name, f"{host}:{port}")
 
 
-async def _lookup(request: web.Request, data: Any) -> Any:
+async def _lookup(node: GrapeNode, _caller: str | None, data: Any) -> Any:
     if not isinstance(data, str) or not data:
         raise AppError("ERR_GRAPE_LOOKUP")
-    return await request.app[NODE].lookup(data)
+    return await node.lookup(data)
 
 
-async def _put(request: web.Request, data: Any) -> Any:
+async def _put(node: GrapeNode, _caller: str | None, data: Any) -> Any:
     if isinstance(data, str):
         value = data
     elif isinstance(data, dict) and "v" in data and not data.get("k"):
@@ -180,21 +176,22 @@ async def _put(request: web.Request, data: Any) -> Any:
     else:
         raise AppError("ERR_GRAPE_PUT")
     try:
-        return await request.app[NODE].put(value)
+        return await node.put(value)
     except ValueTooLarge:
         raise AppError("ERR_GRAPE_PUT_SIZE") from None
     except bencode.BencodeError:
         raise AppError("ERR_GRAPE_PUT") from None
 
 
-async def _get(request: web.Request, data: Any) -> Any:
+async def _get(node: GrapeNode, _caller: str | None, data: Any) -> Any:
     key = data.get("hash") if isinstance(data, dict) else data
     if not isinstance(key, str) or not _HEX_KEY.match(key):
         raise AppError("ERR_GRAPE_HASH_FORMAT")
-    return await request.app[NODE].get(bytes.fromhex(key))
+    return await node.get(bytes.fromhex(key))
 
 
-Handler = Callable[[web.Request, Any], Awaitable[Any]]
+Handler = Callable[[GrapeNode, str | None, Any], Awaitable[Any]]
+"""An endpoint: the node, the HTTP caller's address (announce records it), ``data``."""
 HANDLERS: dict[str, Handler] = {
     "announce": _announce,
     "lookup": _lookup,
@@ -211,7 +208,7 @@ class _TooSlow(Exception):
     """The body did not arrive within ``BODY_TIMEOUT_S``."""
 
 
-async def _read_limited(request: web.Request, limit: int) -> bytes | None:
+async def _read_limited(request: web.BaseRequest, limit: int) -> bytes | None:
     """The body, or None once it passes ``limit`` bytes (declared or actually sent)."""
     if request.content_length is not None and request.content_length > limit:
         return None
@@ -255,87 +252,100 @@ def _json(value: Any) -> web.Response:
     )
 
 
-async def grenache(request: web.Request) -> web.Response:
-    """Every Grenache request: size limit, JSON envelope, then the endpoint's handler."""
-    started = time.perf_counter()
-    resp, endpoint = await _answer(request)
-    request.app[METRICS].observe(endpoint, resp.status, time.perf_counter() - started)
-    return resp
+class GrapeApi:
+    """The API of one node as a low-level aiohttp handler (:meth:`server`).
 
+    Why not a ``web.Application``: its router, middleware chain and richer request
+    object cost ~25 us a request (measured against ``web.Server`` with the same handler,
+    0.39 vs 0.36 ms a keep-alive POST here), a tenth of a lookup that answers from one
+    grape. Five fixed paths need no router: two ``GET``s under ``/_lab/``, and everything
+    else is a Grenache request, as the catch-all route made it before.
+    """
 
-async def _answer(request: web.Request) -> tuple[web.Response, str]:
-    try:
-        body = await _read_limited(request, request.app[NODE].settings.max_payload)
-    except _Unreadable:
-        resp = _text(500, "ERR_GRAPE_PAYLOAD_INVALID")
-        resp.force_close()  # the rest of the stream cannot be trusted
-        return resp, "invalid"
-    except _TooSlow:
-        resp = _text(408, "ERR_GRAPE_PAYLOAD_TIMEOUT")
-        resp.force_close()
-        return resp, "timeout"
-    if body is None:
-        resp = _text(413, "ERR_GRAPE_PAYLOAD_SIZE")
-        resp.force_close()  # the unread rest of the body is not worth draining
-        return resp, "oversize"
-    return await _dispatch(request, body)
+    def __init__(self, node: GrapeNode) -> None:
+        self.node = node
+        self.metrics = GrapeMetrics(node)
 
+    def server(self, **options: Any) -> web.Server:
+        """The handler served, with ``options`` (lab.httplimits) for its connections.
 
-async def _dispatch(request: web.Request, body: bytes) -> tuple[web.Response, str]:
-    if deeper_than(body, MAX_DEPTH):  # before json recurses into it
-        return _text(500, "ERR_GRAPE_PAYLOAD_INVALID"), "invalid"
-    try:
-        msg = _DECODER.decode(body.decode("utf-8", "replace"))
-    except (ValueError, RecursionError):
-        return _text(500, "ERR_GRAPE_PAYLOAD_INVALID"), "invalid"
-    if msg is None:  # upstream crashes reading null.data; we call it what it is
-        return _text(500, "ERR_GRAPE_PAYLOAD_INVALID"), "invalid"
-    data = msg.get("data") if isinstance(msg, dict) else None
-    name = endpoint_of(request.raw_path)
-    if name is None:
-        return _json("ERR_REQ_NOTFOUND"), "unknown"
-    try:
-        return _json(await HANDLERS[name](request, data)), name
-    except AppError as exc:
-        return _json(exc.code), name
-    except Exception:  # never leak an exception's text to a caller
-        log.exception("%s failed", name)
-        return _json("ERR_GRAPE_GENERIC"), name
+        Bodies are not decompressed, as upstream's raw-body does not: a Content-Encoding
+        cannot make the parser answer with its own error text or inflate past the limit.
+        """
+        return web.Server(self.handle, access_log=None, auto_decompress=False, **options)
 
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        if request.method in ("GET", "HEAD"):
+            if request.path == "/_lab/health":
+                return self.health()
+            if request.path == "/_lab/metrics":
+                return self.metrics_page()
+        return await self.grenache(request)
 
-async def health(request: web.Request) -> web.Response:
-    node = request.app[NODE]
-    started = time.perf_counter()
-    resp = web.json_response(
-        {
-            "status": "ok",
-            "node_id": node.node_id,
-            "cluster": node.settings.cluster_id,
-            "advertise": node.advertise,
-            "dht_port": node.settings.dht_port,
-            "dht_peers": node.peer_count(),
-            "joined": node.joined,
-            "announcements": len(node.records),
-            "services": node.records.services(),
-        }
-    )
-    request.app[METRICS].observe("health", 200, time.perf_counter() - started)
-    return resp
+    async def grenache(self, request: web.BaseRequest) -> web.Response:
+        """Every Grenache request: size limit, JSON envelope, then the endpoint's handler."""
+        started = time.perf_counter()
+        resp, endpoint = await self._answer(request)
+        self.metrics.observe(endpoint, resp.status, time.perf_counter() - started)
+        return resp
 
+    async def _answer(self, request: web.BaseRequest) -> tuple[web.Response, str]:
+        try:
+            body = await _read_limited(request, self.node.settings.max_payload)
+        except _Unreadable:
+            resp = _text(500, "ERR_GRAPE_PAYLOAD_INVALID")
+            resp.force_close()  # the rest of the stream cannot be trusted
+            return resp, "invalid"
+        except _TooSlow:
+            resp = _text(408, "ERR_GRAPE_PAYLOAD_TIMEOUT")
+            resp.force_close()
+            return resp, "timeout"
+        if body is None:
+            resp = _text(413, "ERR_GRAPE_PAYLOAD_SIZE")
+            resp.force_close()  # the unread rest of the body is not worth draining
+            return resp, "oversize"
+        return await self._dispatch(request, body)
 
-async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
-    return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
+    async def _dispatch(self, request: web.BaseRequest, body: bytes) -> tuple[web.Response, str]:
+        if deeper_than(body, MAX_DEPTH):  # before json recurses into it
+            return _text(500, "ERR_GRAPE_PAYLOAD_INVALID"), "invalid"
+        try:
+            msg = _DECODER.decode(body.decode("utf-8", "replace"))
+        except (ValueError, RecursionError):
+            return _text(500, "ERR_GRAPE_PAYLOAD_INVALID"), "invalid"
+        if msg is None:  # upstream crashes reading null.data; we call it what it is
+            return _text(500, "ERR_GRAPE_PAYLOAD_INVALID"), "invalid"
+        data = msg.get("data") if isinstance(msg, dict) else None
+        name = endpoint_of(request.raw_path)
+        if name is None:
+            return _json("ERR_REQ_NOTFOUND"), "unknown"
+        try:
+            return _json(await HANDLERS[name](self.node, request.remote, data)), name
+        except AppError as exc:
+            return _json(exc.code), name
+        except Exception:  # never leak an exception's text to a caller
+            log.exception("%s failed", name)
+            return _json("ERR_GRAPE_GENERIC"), name
 
+    def health(self) -> web.Response:
+        node = self.node
+        started = time.perf_counter()
+        resp = web.json_response(
+            {
+                "status": "ok",
+                "node_id": node.node_id,
+                "cluster": node.settings.cluster_id,
+                "advertise": node.advertise,
+                "dht_port": node.settings.dht_port,
+                "dht_peers": node.peer_count(),
+                "joined": node.joined,
+                "announcements": len(node.records),
+                "services": node.records.services(),
+            }
+        )
+        self.metrics.observe("health", 200, time.perf_counter() - started)
+        return resp
 
-def create_app(node: GrapeNode) -> web.Application:
-    """The API app for a started (or about to start) node; the caller owns the node."""
-    # Bodies are not decompressed, as upstream's raw-body does not: a Content-Encoding
-    # cannot make the parser answer with its own error text or inflate past the limit.
-    app = web.Application(handler_args={"auto_decompress": False})
-    app[NODE] = node
-    app[METRICS] = GrapeMetrics(node)
-    app.router.add_get("/_lab/health", health)
-    app.router.add_get("/_lab/metrics", metrics)
-    app.router.add_route("*", "/{tail:.*}", grenache)
-    return app
+    def metrics_page(self) -> web.Response:
+        body = generate_latest(self.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})

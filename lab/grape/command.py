@@ -1,9 +1,9 @@
 """``lab grape``: parse the options, run the DHT node and its API until SIGTERM/SIGINT.
 
-Imported only when the subcommand runs (see :mod:`lab.cli`). The DHT node is a
-``cleanup_ctx`` of the API app, so it starts before the API port opens and stops after
-it closed. Shutdown is graceful: the API stops accepting and finishes what is in flight,
-then the DHT socket closes, and the process exits 0. Startup ends with one ``ready``
+Imported only when the subcommand runs (see :mod:`lab.cli`). The DHT node starts
+before the API port opens and stops after it closed, so the API never answers without
+a node behind it. Shutdown is graceful: the API stops accepting and finishes what is in
+flight, then the DHT socket closes, and the process exits 0. Startup ends with one ``ready``
 line naming the ports, which logs and humans look for.
 """
 
@@ -13,13 +13,12 @@ import argparse
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from lab import errors
 from lab.grape import settings as grape_settings
-from lab.grape.api import NODE, create_app
+from lab.grape.api import GrapeApi
 from lab.grape.node import GrapeNode
 from lab.grape.settings import GrapeSettings
 from lab.httplimits import server_options
@@ -42,38 +41,17 @@ def run(args: argparse.Namespace) -> int:
     return run_service(serve(settings), args.event_loop)
 
 
-def build_app(settings: GrapeSettings) -> web.Application:
-    """The grape as an aiohttp Application (not yet running) that owns its DHT node.
-
-    The node is the app's first ``cleanup_ctx``: it binds the DHT socket when the app
-    starts, before the API port opens, and closes it when the app is cleaned up, after
-    the API stopped accepting and finished what was in flight.
-    """
-    app = create_app(GrapeNode(settings))
-    app.cleanup_ctx.insert(0, _dht)
-    return app
-
-
-async def _dht(app: web.Application) -> AsyncIterator[None]:
-    node = app[NODE]
-    await node.start()
-    try:
-        yield
-    finally:
-        await node.stop()
-
-
 async def serve(settings: GrapeSettings) -> int:
     """Run until a stop signal; 0 on a clean stop."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    app = build_app(settings)
-    node = app[NODE]
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0, **server_options())
+    node = GrapeNode(settings)
+    runner = web.ServerRunner(GrapeApi(node).server(**server_options()), shutdown_timeout=2.0)
+    await node.start()
     try:
-        await runner.setup()  # the DHT node starts here (its cleanup_ctx)
+        await runner.setup()
         site = web.TCPSite(runner, settings.bind, settings.api_port)
         try:
             await site.start()
@@ -91,7 +69,10 @@ async def serve(settings: GrapeSettings) -> int:
         await stop.wait()
         log.info("stopping")
     finally:
-        await runner.cleanup()  # the API closes, then the DHT node stops
+        try:
+            await runner.cleanup()  # the API closes first, then the DHT node stops
+        finally:
+            await node.stop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
     return 0

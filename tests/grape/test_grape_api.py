@@ -8,19 +8,31 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp import web
+from aiohttp.test_utils import BaseTestServer, TestClient
 
-from lab.grape.api import create_app, endpoint_of, recorded_host
+from lab.grape.api import GrapeApi, endpoint_of, recorded_host
 from lab.grape.node import GrapeNode
 
 NodeFactory = Callable[..., Awaitable[GrapeNode]]
 HELLO_KEY = "6d33adc2b6b2c14c3036feefb7fedbca1a880527"
 
 
+class GrapeTestServer(BaseTestServer):
+    """The node's API on a free port, through the server the grape itself runs."""
+
+    def __init__(self, node: GrapeNode) -> None:
+        self.api = GrapeApi(node)
+        super().__init__(host="127.0.0.1")
+
+    async def _make_runner(self, **_kwargs: Any) -> web.ServerRunner:
+        return web.ServerRunner(self.api.server())
+
+
 @pytest.fixture
 async def api(make_node: NodeFactory) -> AsyncIterator[TestClient[Any, Any]]:
     node = await make_node()
-    async with TestClient(TestServer(create_app(node), host="127.0.0.1")) as client:
+    async with TestClient[web.BaseRequest, None](GrapeTestServer(node)) as client:
         yield client
 
 
@@ -148,7 +160,7 @@ async def test_a_loopback_caller_is_recorded_as_the_advertised_address(
     make_node: NodeFactory,
 ) -> None:
     node = await make_node(advertise="10.1.2.3")
-    async with TestClient(TestServer(create_app(node), host="127.0.0.1")) as client:
+    async with TestClient[web.BaseRequest, None](GrapeTestServer(node)) as client:
         assert await call(client, "/announce", ["svc", 4000]) == (200, 1)
         assert await call(client, "/lookup", "svc") == (200, ["10.1.2.3:4000"])
 
