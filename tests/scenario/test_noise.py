@@ -9,8 +9,10 @@ import pytest
 from histbuild import A, history, request
 
 from lab.history import Outcome
+from lab.scenario.checks import noise
 from lab.scenario.checks.noise import NoiseMonitor, noise_figures, periodicity, slow_clusters
 from lab.scenario.plan.spec import parse_scenario
+from lab.stack.cgroups import CpuStat
 
 SCENARIO = """\
 name: t
@@ -96,3 +98,14 @@ async def test_without_own_cgroups_the_monitor_says_why() -> None:
     out = await mon.stop()
     assert out["cgroups"] == {} and "share one cgroup" in out["cgroups_reason"]
 
+
+async def test_a_service_restarted_during_the_run_gets_no_cpu_figure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    readings = iter([CpuStat(20.0, 5, 0, 0.0, None), CpuStat(0.6, 1, 0, 0.0, None)])
+    monkeypatch.setattr(noise, "cpu_stat", lambda _pid: next(readings))
+    mon = NoiseMonitor(lambda: {"worker-2": 1}, loadavg=lambda: (0.1, 0, 0))
+    await mon.start()
+    out = await mon.stop()
+    assert "worker-2" not in out["cgroups"]  # not -19.4 s of CPU
+    assert "restarted" in out["cgroups_unreadable"]["worker-2"]

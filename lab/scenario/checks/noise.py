@@ -150,6 +150,14 @@ def noise_figures(history: History, scenario: Any) -> dict[str, Any]:
     }
 
 
+def _restarted(before: CpuStat, after: CpuStat) -> bool:
+    """Counters that went back: a new container (a kill's heal) whose cgroup starts at 0."""
+    usage_back = (
+        after.usage_s is not None and before.usage_s is not None and after.usage_s < before.usage_s
+    )
+    return usage_back or after.nr_periods < before.nr_periods
+
+
 def _cgroup_dict(s: CpuStat) -> dict[str, Any]:
     return {
         "cpu_s": s.usage_s,
@@ -218,11 +226,14 @@ class NoiseMonitor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         after = await asyncio.to_thread(self._read_all)
-        cgroups = {
-            name: _cgroup_dict(after[name].since(before))
-            for name, before in self._before.items()
-            if name in after
-        }
+        cgroups: dict[str, dict[str, Any]] = {}
+        for name, before in self._before.items():
+            if name not in after:
+                continue
+            if _restarted(before, after[name]):
+                self._unreadable[name] = "restarted during the run (a fault): no figure"
+                continue
+            cgroups[name] = _cgroup_dict(after[name].since(before))
         out: dict[str, Any] = {
             "load": {
                 "cpus": os.cpu_count(),
