@@ -79,8 +79,12 @@ def to_json(state: SwarmState) -> dict[str, Any]:
         "stack": state.stack,
         "local": state.local,
         "nodes": [
-            {"name": n.name, "docker_host": n.docker_host, "address": n.address,
-             "manager": n.manager}
+            {
+                "name": n.name,
+                "docker_host": n.docker_host,
+                "address": n.address,
+                "manager": n.manager,
+            }
             for n in state.nodes
         ],
         "local_info": state.local_info,
