@@ -1,0 +1,290 @@
+"""The Swarm runtime: the stack ``lab up --engine swarm`` deployed, driven per node.
+
+Why per node: Swarm's manager knows services and tasks, but a task's container belongs to
+its node's engine, so ``kill``/``pause``/``unpause`` go to the engine of the node running
+the task (``SwarmNode.docker_host``). Targets come from the services' ``com.grenache-lab.*``
+labels as on Compose; a target's control URL is the address of the node running its task
+and the port it publishes there (``mode: host``: no routing mesh without IPVS).
+
+What differs from Compose, and why:
+- **start after kill/stop** is ``docker service update --force``: Swarm ignores a
+  ``docker start`` of a task's container (the task stays failed and out of DNS). The new
+  task runs on the same node (the stack pins every service, lab/swarm/stack.py), with a
+  new container and a new overlay address; Toxiproxy's upstream is the worker's name,
+  so it follows. ``restart`` is a stop and that start.
+- **disconnect/reconnect** (grape partitions) are ``docker network disconnect`` of the
+  overlay on the task's node; should the engine refuse it for a swarm-scoped network,
+  the fault fails naming the alternatives (Toxiproxy faults, ``kill``/``pause``).
+- **service_pids** is empty: the tasks' cgroups live in the nodes' engines, which the
+  host's cgroup readers (lab/stack/cgroups.py) do not see as the Compose lab's.
+Docker errors are translated here; nothing above sees docker-py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import docker.errors
+
+from lab.errors import FaultError, RuntimeUnavailable
+from lab.scenario.runtime.leftovers import ClientsLiveOn, LeftoverReport, client_facts
+from lab.scenario.runtime.protocol import Target
+from lab.stack.engine import Paths
+from lab.swarm import state as swarm_state
+from lab.swarm.ready import wait_ready
+from lab.swarm.state import SwarmNode
+from lab.swarm.tasks import DOWN, Swarm, Task
+
+KIND_LABEL = "com.grenache-lab.service"
+CONTROL_LABEL = "com.grenache-lab.control"
+PROXY_LABEL = "com.grenache-lab.proxy"
+ANNOUNCE_LABEL = "com.grenache-lab.announce"
+POLICY_LABEL = "com.grenache-lab.policy"
+UP_FIRST = "run `lab up --engine swarm` first"
+START_TIMEOUT_S = 60.0
+"""A replacement task: scheduled, container created and started; ~2 s when idle."""
+
+
+class SwarmRuntime:
+    """The stack on the swarm of ``.cache/swarm/state.json``."""
+
+    name = "swarm"
+
+    def __init__(self, swarm: Swarm) -> None:
+        self.swarm = swarm
+        self.stack = swarm.state.stack
+        self._tasks: dict[str, Task] = {}
+        self._targets: dict[str, Target] = {}
+        self.refresh()
+        if "toxiproxy" not in self._targets or not any(
+            t.kind == "worker" for t in self._targets.values()
+        ):
+            raise RuntimeUnavailable(f"the swarm stack is not up ({UP_FIRST})")
+
+    @classmethod
+    def connect(cls, paths: Paths | None = None) -> SwarmRuntime:
+        found = swarm_state.load(paths or Paths.find())
+        if found is None:
+            raise RuntimeUnavailable(f"no swarm is up ({UP_FIRST})")
+        return cls(Swarm(found))
+
+    def refresh(self) -> None:
+        """Every service's current task, and the targets they make."""
+        self._tasks = self.swarm.tasks()
+        self._targets = {n: self._target(t) for n, t in self._tasks.items()}
+
+    def _target(self, task: Task) -> Target:
+        labels = task.labels
+        control = labels.get(CONTROL_LABEL)
+        if control and task.node is not None:
+            with contextlib.suppress(KeyError):  # a node the state does not know: the label
+                control = f"{self.swarm.state.node(task.node).address}:{control.rpartition(':')[2]}"
+        return Target(
+            name=task.service,
+            kind=str(labels.get(KIND_LABEL, "other")),
+            control_url=f"http://{control}" if control else None,
+            proxy=labels.get(PROXY_LABEL),
+            peer=labels.get(ANNOUNCE_LABEL),
+            policy=labels.get(POLICY_LABEL),
+        )
+
+    # -- the protocol -------------------------------------------------------------------
+
+    def targets(self) -> Mapping[str, Target]:
+        return dict(self._targets)
+
+    def toxiproxy_api(self) -> str:
+        url = self._targets["toxiproxy"].control_url
+        if url is None:
+            raise RuntimeUnavailable("the toxiproxy service has no control label")
+        return url
+
+    def nodes(self) -> Sequence[SwarmNode]:
+        return self.swarm.state.nodes
+
+    def node_of(self, name: str) -> SwarmNode:
+        """The node running ``name``'s task (the one its placement pins it to)."""
+        task = self._task(name)
+        if task.node is None:
+            raise RuntimeUnavailable(f"{name} has no node yet (task {task.state})")
+        try:
+            return self.swarm.state.node(task.node)
+        except KeyError as exc:
+            raise RuntimeUnavailable(str(exc)) from exc
+
+    def service_pids(self) -> Mapping[str, int]:
+        """None: the tasks' processes live in the nodes' engines, not the host's cgroups."""
+        return {}
+
+    def _task(self, name: str, fresh: bool = False) -> Task:
+        if fresh or name not in self._tasks:
+            service = self.swarm.services().get(name)
+            if service is None:
+                raise RuntimeUnavailable(f"no swarm service {name!r} ({UP_FIRST})")
+            self._tasks[name] = self.swarm.task_of(service, name)
+        return self._tasks[name]
+
+    def _container(self, name: str) -> Any:
+        try:
+            return self.swarm.container(self._task(name, fresh=True))
+        except RuntimeUnavailable as exc:
+            raise FaultError(str(exc)) from exc
+
+    def _do(self, name: str, what: str, **kw: Any) -> None:
+        c = self._container(name)
+        try:
+            getattr(c, what)(**kw)
+        except docker.errors.DockerException as exc:
+            raise FaultError(
+                f"docker {what} {name} on {self.node_of(name).name}: {_short(exc)}"
+            ) from exc
+
+    def kill(self, name: str) -> None:
+        self._do(name, "kill")
+        self._wait_task(name, lambda t: t.state in DOWN, "its task to end")
+
+    def stop(self, name: str) -> None:
+        self._do(name, "stop", timeout=5)
+        self._wait_task(name, lambda t: t.state in DOWN, "its task to end")
+
+    def pause(self, name: str) -> None:
+        self._do(name, "pause")
+
+    def unpause(self, name: str) -> None:
+        self._do(name, "unpause")
+
+    def start(self, name: str) -> None:
+        """A new task for the service (``service update --force``), waited until running."""
+        task = self._task(name, fresh=True)
+        if task.running and self.state(name) == "running":
+            return
+        service = self.swarm.services().get(name)
+        if service is None:
+            raise FaultError(f"no swarm service {name!r} to start")
+        try:
+            service.force_update()
+        except docker.errors.DockerException as exc:
+            raise FaultError(f"docker service update --force {name}: {_short(exc)}") from exc
+        self._wait_task(
+            name, lambda t: t.running and t.task_id != task.task_id, "a new running task"
+        )
+        self.refresh()
+
+    def restart(self, name: str) -> None:
+        self.stop(name)
+        self.start(name)
+
+    def _wait_task(self, name: str, done: Any, what: str, timeout: float = START_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            task = self._task(name, fresh=True)
+            if done(task):
+                return
+            if time.monotonic() >= deadline:
+                raise FaultError(
+                    f"{name}: waited {timeout:.0f}s for {what}; its task is {task.state}"
+                    + (f" ({task.error})" if task.error else "")
+                )
+            time.sleep(0.1)
+
+    def _network(self) -> str:
+        return f"{self.stack}_lab"
+
+    def disconnect(self, name: str) -> None:
+        c = self._container(name)
+        node = self.node_of(name)
+        try:
+            self.swarm.engine(node).networks.get(self._network()).disconnect(c)
+        except (docker.errors.DockerException, RuntimeUnavailable) as exc:
+            raise FaultError(
+                f"docker network disconnect {self._network()} {name} on {node.name}: "
+                f"{_short(exc)}: grape partitions are not supported on swarm; "
+                "use a Toxiproxy fault (partition, latency) or kill/pause instead"
+            ) from exc
+
+    def reconnect(self, name: str) -> None:
+        c = self._container(name)
+        node = self.node_of(name)
+        try:
+            self.swarm.engine(node).networks.get(self._network()).connect(c, aliases=[name])
+        except (docker.errors.DockerException, RuntimeUnavailable) as exc:
+            raise FaultError(
+                f"docker network connect {self._network()} {name} on {node.name}: {_short(exc)}"
+            ) from exc
+
+    def state(self, name: str) -> str:
+        task = self._task(name, fresh=True)
+        if not task.running:
+            return "stopped"
+        c = self._container(name)
+        status = str((c.attrs.get("State") or {}).get("Status", "unknown"))
+        if status == "paused":
+            return "paused"
+        if status != "running":
+            return "stopped"
+        nets = (c.attrs.get("NetworkSettings") or {}).get("Networks") or {}
+        return "running" if self._network() in nets else "disconnected"
+
+    def check_health(self, timeout: float) -> None:
+        try:
+            wait_ready(self.swarm, sorted(self._tasks), timeout)
+        except RuntimeUnavailable as exc:
+            raise RuntimeUnavailable(f"the swarm stack is not healthy ({UP_FIRST}): {exc}") from exc
+        self.refresh()
+
+    def inflight_info(self) -> dict[str, Any]:
+        """The clients too: a dead run's load outlives it in their tasks, as on Compose."""
+        return {
+            "runtime": self.name,
+            "toxiproxy_api": self.toxiproxy_api(),
+            "network": self._network(),
+            "clients": client_facts(self._targets.values()),
+        }
+
+    def close(self) -> None:
+        self.swarm.close()
+
+
+class SwarmLeftovers(ClientsLiveOn):
+    """A dead swarm run's services come back; its clients live on, so they are quieted."""
+
+    def restore(self, names: Sequence[str], report: LeftoverReport) -> None:
+        """Reconnect, unpause or start (a new task) each service by the state it was left in."""
+        if not names:
+            return
+        try:
+            rt = SwarmRuntime.connect()
+        except RuntimeUnavailable as exc:
+            report.errors.append(f"cannot reach the swarm stack to undo faults: {exc}")
+            return
+        try:
+            for name in sorted(set(names)):
+                if name not in rt.targets():
+                    continue  # the stack was removed since: nothing left to undo
+                try:
+                    state = rt.state(name)
+                    if state == "disconnected":
+                        rt.reconnect(name)
+                        report.actions.append(f"reconnected {name}")
+                    elif state == "paused":
+                        rt.unpause(name)
+                        report.actions.append(f"unpaused {name}")
+                    elif state == "stopped":
+                        rt.start(name)
+                        report.actions.append(f"started {name} (a new task)")
+                except FaultError as exc:
+                    report.errors.append(str(exc))
+        finally:
+            rt.close()
+
+
+LEFTOVERS = SwarmLeftovers()
+"""The Swarm runtime's hooks for :func:`lab.scenario.faults.janitor.cleanup_leftovers`."""
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
