@@ -181,3 +181,28 @@ def test_inflight_info_and_janitor_hook() -> None:
 def test_swarm_timestamps_with_nanoseconds_order() -> None:
     assert _created("2026-12-03T17:00:00.123456789Z") < _created("2026-12-03T17:00:00.2Z")
     assert _created("garbage") == 0.0
+
+
+def test_readiness_names_what_is_not_running() -> None:
+    from lab.swarm.ready import judge
+
+    tasks = {
+        "worker-1": Task("worker-1", "s1", {}, "pending", None, None, error="no suitable node"),
+        "grape-1": Task("grape-1", "s2", {}, "running", "lab-n1", "c"),
+    }
+    verdicts = judge(tasks, ["worker-1", "grape-1", "worker-9"])
+    assert verdicts["worker-1"].why == "task pending: no suitable node"
+    assert verdicts["grape-1"].ok  # nothing to probe: its task runs
+    assert verdicts["worker-9"].why == "no such service in the stack"
+
+
+def test_partition_chains_are_ours_and_found_again() -> None:
+    from lab.netfault.rules import partition_plan
+    from lab.swarm.partition import _chains, fault_id
+
+    plan = partition_plan(fault_id("grape-1"), ["10.232.1.0/24"], "both")
+    assert tuple(_chains("grape-1")) == plan.chains
+    assert all(c.startswith("LAB-") for c in plan.chains)
+    text = " ".join(" ".join(c) for c in plan.commands)
+    assert "-s 10.232.1.0/24" in text and "-d 10.232.1.0/24" in text
+    assert _chains("grape-1") != _chains("grape-2")
