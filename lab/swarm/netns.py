@@ -145,32 +145,29 @@ def attach_node(hub: int, node: int, index: int) -> None:
         _run(in_netns(node, *argv), f"node {index} network")
 
 
-def attach_host(hub: int) -> None:
-    """The host's veth into the hub, addressed .253 on the host's side."""
+def check_host_link_free() -> None:
+    """RuntimeUnavailable when the host veth exists: one local swarm per machine (the host
+    side of the /24 is one address), and that one may be another checkout's."""
     if Path(f"/sys/class/net/{HOST_LINK}").exists():
         raise RuntimeUnavailable(
-            f"link {HOST_LINK} exists: a local swarm is already up (maybe from another "
-            "checkout); run `lab down` there, or `ip link del glab-host` if it is stale"
+            f"link {HOST_LINK} exists: a local swarm is already up on this machine (maybe "
+            "another checkout's); run `lab down` there first"
         )
-    _run(
-        [
-            "ip",
-            "link",
-            "add",
-            HOST_LINK,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            HOST_PEER,
-            "netns",
-            str(hub),
-        ],
-        "host veth",
-    )
-    _run(in_netns(hub, "ip", "link", "set", HOST_PEER, "master", BRIDGE, "up"), "host veth")
-    _run(["ip", "addr", "add", f"{HOST_ADDRESS}/{PREFIX_LEN}", "dev", HOST_LINK], "host veth")
-    _run(["ip", "link", "set", HOST_LINK, "up"], "host veth")
+
+
+def attach_host(hub: int) -> None:
+    """The host's veth into the hub, addressed .253 on the host's side. On failure it
+    removes what it made, and it never touches a link it did not create."""
+    check_host_link_free()
+    _run(["ip", "link", "add", HOST_LINK, "type", "veth", "peer", "name", HOST_PEER,
+          "netns", str(hub)], "host veth")  # fmt: skip
+    try:
+        _run(in_netns(hub, "ip", "link", "set", HOST_PEER, "master", BRIDGE, "up"), "host veth")
+        _run(["ip", "addr", "add", f"{HOST_ADDRESS}/{PREFIX_LEN}", "dev", HOST_LINK], "host veth")
+        _run(["ip", "link", "set", HOST_LINK, "up"], "host veth")
+    except RuntimeUnavailable:
+        detach_host()
+        raise
 
 
 def detach_host() -> None:
