@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import shlex
 import socket
-import subprocess
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -188,18 +187,9 @@ def start(files: EngineFiles, holder: int, env: Mapping[str, str]) -> int:
         "sh", "-c", engine_script(files),
     )  # fmt: skip
     try:
-        with files.log.open("ab") as log:
-            proc = subprocess.Popen(
-                argv,
-                env=dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        return pids.spawn_detached(argv, env, files.log)
     except OSError as exc:
         raise RuntimeUnavailable(f"cannot start dockerd for {files.name}: {exc}") from exc
-    return proc.pid
 
 
 def ping(sock: Path, timeout: float = 1.0) -> bool:

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from lab.errors import RuntimeUnavailable
+from lab.swarm import pids
 
 SUBNET = "192.168.231"
 PREFIX_LEN = 24
@@ -76,14 +77,7 @@ def _netns_id(pid: int | str) -> str:
 def spawn_holder(env: Mapping[str, str], timeout: float = 5.0) -> int:
     """A process holding a new network namespace; its pid once it has unshared."""
     try:
-        proc = subprocess.Popen(
-            ["unshare", "--net", "--", "sleep", "infinity"],
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        pid = pids.spawn_detached(["unshare", "--net", "--", "sleep", "infinity"], env)
     except OSError as exc:
         raise RuntimeUnavailable(
             f"cannot start `unshare --net` ({exc}): install util-linux and run as root"
@@ -91,16 +85,16 @@ def spawn_holder(env: Mapping[str, str], timeout: float = 5.0) -> int:
     host = _netns_id("self")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeUnavailable(
-                f"`unshare --net` exited {proc.returncode}: creating network namespaces "
-                "needs root (CAP_SYS_ADMIN)"
-            )
-        ns = _netns_id(proc.pid)
+        ns = _netns_id(pid)
         if ns and ns != host:
-            return proc.pid
+            return pid
+        if not pids.wait_gone([pid], 0):
+            raise RuntimeUnavailable(
+                "`unshare --net` exited at once: creating network namespaces needs root "
+                "(CAP_SYS_ADMIN)"
+            )
         time.sleep(0.01)
-    proc.kill()
+    pids.stop([pid], Path(env.get(pids.MARKER, "/")), 1.0)
     raise RuntimeUnavailable("`unshare --net` did not enter a new namespace in time")
 
 
