@@ -71,10 +71,12 @@ def preflight(paths: Paths, n: int) -> None:
     netns.check_host_link_free()
 
 
-def create(paths: Paths, n: int, log: Log, data_tmpfs: bool = False) -> SwarmState:
+def create(paths: Paths, n: int, log: Log, data_tmpfs: bool = True) -> SwarmState:
     """Build an ``n``-node local swarm and return its state (the caller saves it).
 
-    ``data_tmpfs``: keep each engine's image store in memory (see EngineFiles)."""
+    ``data_tmpfs`` (the default) keeps each engine's image store in memory (EngineFiles):
+    measured on this machine, deleting three on-disk data roots took 6-27 s of a teardown's
+    9-31 s, a tmpfs store goes with its namespace in no time, for ~0.4 GB of RAM a node."""
     preflight(paths, n)
     image_names = images.lab_images(paths)
     home = swarm_dir(paths)
