@@ -26,10 +26,6 @@ CONTROL_LABEL = "com.grenache-lab.control"
 HEALTH_LABEL = "com.grenache-lab.health"
 ANNOUNCE_LABEL = "com.grenache-lab.announce"
 PROXY_LABEL = "com.grenache-lab.proxy"
-USABLE = frozenset({"running", "starting"})
-"""Task states whose container runs: ``starting`` is a task whose Docker healthcheck has
-not passed yet (Toxiproxy's runs every 30 s); the host's own probe judges it, as on
-Compose, so ``lab up`` does not wait half a minute for that first check."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +45,7 @@ def judge(tasks: Mapping[str, Task], wanted: Sequence[str]) -> dict[str, Verdict
         t = tasks.get(name)
         if t is None:
             out[name] = Verdict(name, False, "no such service in the stack")
-        elif t.state not in USABLE:
+        elif not t.running:
             err = f": {t.error}" if t.error else ""
             out[name] = Verdict(name, False, f"task {t.state}{err}")
         elif t.labels.get(KIND_LABEL) == "toxiproxy":

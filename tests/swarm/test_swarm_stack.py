@@ -100,7 +100,9 @@ def test_hardening_swarm_honours_is_kept() -> None:
         limits = svc["deploy"]["resources"]["limits"]
         assert limits["pids"] == 128
         assert int(limits["memory"]) == int(MODEL["services"][name]["mem_limit"])
-    assert _stack()["services"]["toxiproxy"]["healthcheck"]["test"][1] == "/toxiproxy-cli"
+    check = _stack()["services"]["toxiproxy"]["healthcheck"]
+    assert check["test"][1] == "/toxiproxy-cli"
+    assert (check["interval"], check["retries"]) == ("5s", 3)  # Swarm: DNS waits for it
 
 
 def test_deploy_policy_dnsrr_no_restart_and_reservations_fit_two_cores() -> None:

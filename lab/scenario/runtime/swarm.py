@@ -32,6 +32,7 @@ import docker.errors
 from lab.errors import FaultError, RuntimeUnavailable
 from lab.scenario.runtime.leftovers import ClientsLiveOn, LeftoverReport, client_facts
 from lab.scenario.runtime.protocol import Target
+from lab.stack import health
 from lab.stack.engine import Paths, read_env_file
 from lab.swarm import partition
 from lab.swarm import state as swarm_state
@@ -44,6 +45,7 @@ CONTROL_LABEL = "com.grenache-lab.control"
 PROXY_LABEL = "com.grenache-lab.proxy"
 ANNOUNCE_LABEL = "com.grenache-lab.announce"
 POLICY_LABEL = "com.grenache-lab.policy"
+HEALTH_LABEL = "com.grenache-lab.health"
 UP_FIRST = "run `lab up --engine swarm` first"
 NETFAULT_IMAGE_ENV = "LAB_NETFAULT_IMAGE"
 START_TIMEOUT_S = 60.0
@@ -177,6 +179,30 @@ class SwarmRuntime:
             name, lambda t: t.running and t.task_id != task.task_id, "a new running task"
         )
         self.refresh()
+        self._wait_serving(name)
+
+    def _wait_serving(self, name: str, timeout: float = START_TIMEOUT_S) -> None:
+        """Until the new task's process answers its health endpoint from the host.
+
+        Why: a running task is a started container, and the Python service binds its
+        ports ~0.8 s later; the kill's heal reopens the worker's proxy when ``start``
+        returns, and every request through it met a reset in that gap (oracle included,
+        which is told the heal: its availability fell toward its known bound).
+        """
+        target, path = self._targets.get(name), self._tasks[name].labels.get(HEALTH_LABEL)
+        if target is None or target.control_url is None or not path:
+            return
+        where = target.control_url.removeprefix("http://") + path
+        deadline = time.monotonic() + timeout
+        while True:
+            ok, why = health.probe(where, timeout=1.0)
+            if ok:
+                return
+            if time.monotonic() >= deadline:
+                raise FaultError(
+                    f"{name}: its new task does not answer after {timeout:.0f}s: {why}"
+                )
+            time.sleep(0.05)
 
     def restart(self, name: str) -> None:
         self.stop(name)
