@@ -162,4 +162,5 @@ def down(paths: Paths, log: Callable[[str], None]) -> list[str] | None:
     if current.local:
         left = local.destroy(paths, current, log)  # a stack on it dies with it
     state.remove(paths)
+    deploy.forget(paths)
     return left

@@ -151,5 +151,12 @@ def _still_there(swarm: Swarm, state: SwarmState) -> list[str]:
     return left
 
 
+def forget(paths: Paths) -> None:
+    """The stack file and Toxiproxy configs gone (the stack file holds the gossip key)."""
+    where = swarm_dir(paths)
+    for path in [where / STACK_FILE, *where.glob("lab_toxiproxy-*.json")]:
+        path.unlink(missing_ok=True)
+
+
 def service_names(stack: Mapping[str, Any]) -> Sequence[str]:
     return sorted(stack["services"])
