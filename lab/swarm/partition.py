@@ -1,8 +1,10 @@
 """A task cut off the stack's overlay by iptables in its own namespace (grape partitions).
 
-Why not ``docker network disconnect`` as on Compose: the engine refuses to connect or
-disconnect a Swarm task's container from a swarm-scoped network (moby #24158, #24988;
-Swarm owns the task's endpoints). So the same helper image the Compose lab's network
+Why not ``docker network disconnect`` as on Compose: engine 20.10 accepts it on the
+stack's (attachable) overlay, but the task's service name is gone from Swarm's DNS for
+good after a ``network connect`` back, even with ``--alias worker-2`` (measured on the
+local swarm: ``worker-2`` stopped resolving on every node until a new task replaced it;
+Swarm, not the engine, owns a task's endpoints and service records). So the same helper image the Compose lab's network
 faults use (``LAB_NETFAULT_IMAGE``, loaded into every node of a local swarm) runs once on
 the task's node, in the task's network namespace, and drops every packet from and to the
 overlay's subnet (lab.netfault.rules.partition_plan). The task's published control port

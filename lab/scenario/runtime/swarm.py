@@ -12,9 +12,10 @@ What differs from Compose, and why:
   task runs on the same node (the stack pins every service, lab/swarm/stack.py), with a
   new container and a new overlay address; Toxiproxy's upstream is the worker's name,
   so it follows. ``restart`` is a stop and that start.
-- **disconnect/reconnect** (grape partitions): the engine refuses ``network
-  disconnect`` of a task from a swarm-scoped network, so the task's own namespace drops
-  the overlay's traffic (:mod:`lab.swarm.partition`); its control port stays reachable.
+- **disconnect/reconnect** (grape partitions): a ``network disconnect`` of a task is
+  accepted but not undone by a ``network connect`` (the service's DNS name stays gone),
+  so the task's own namespace drops the overlay's traffic (:mod:`lab.swarm.partition`);
+  its control port stays reachable from the host.
 - **service_pids** is empty: the tasks' cgroups live in the nodes' engines, which the
   host's cgroup readers (lab/stack/cgroups.py) do not see as the Compose lab's.
 Docker errors are translated here; nothing above sees docker-py.
@@ -225,8 +226,8 @@ class SwarmRuntime:
         return f"{self.stack}_lab"
 
     def disconnect(self, name: str) -> None:
-        """The task cut off the overlay in its own namespace (lab.swarm.partition: Swarm
-        refuses ``network disconnect`` of a task)."""
+        """The task cut off the overlay in its own namespace (lab.swarm.partition: a task
+        reconnected by ``network connect`` is no longer in its service's DNS)."""
         c = self._container(name)
         client = self._engine_of(name)
         subnet = partition.overlay_subnet(client, self._network())
