@@ -4,12 +4,13 @@ Why not ``docker network disconnect`` as on Compose: engine 20.10 accepts it on 
 stack's (attachable) overlay, but the task's service name is gone from Swarm's DNS for
 good after a ``network connect`` back, even with ``--alias worker-2`` (measured on the
 local swarm: ``worker-2`` stopped resolving on every node until a new task replaced it;
-Swarm, not the engine, owns a task's endpoints and service records). So the same helper image the Compose lab's network
-faults use (``LAB_NETFAULT_IMAGE``, loaded into every node of a local swarm) runs once on
-the task's node, in the task's network namespace, and drops every packet from and to the
-overlay's subnet (lab.netfault.rules.partition_plan). The task's published control port
-is reached through ``docker_gwbridge``, not the overlay, so the host still sees the grape
-while the other grapes do not. Healing removes our chains (the agent's idempotent
+Swarm, not the engine, owns a task's endpoints and service records). So the same helper
+image the Compose lab's network faults use (``LAB_NETFAULT_IMAGE``, loaded into every
+node of a local swarm) runs once on the task's node, in the task's network namespace,
+and drops every packet from and to the overlay's subnet (lab.netfault.rules.
+partition_plan). The task's published control port is reached through
+``docker_gwbridge``, not the overlay, so the host still sees the grape while the other
+grapes do not. Healing removes our chains (the agent's idempotent
 ``clean``), so a second heal or a janitor's heal of a task that was never cut is harmless.
 """
 
