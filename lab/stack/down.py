@@ -18,7 +18,9 @@ from lab.errors import FaultError, RuntimeUnavailable
 from lab.netfault.cleanup import remove_all_helpers
 from lab.scenario.faults.janitor import cleanup_leftovers
 from lab.stack import gossip_key, toxiapi
-from lab.stack.engine import Engine
+from lab.stack.engine import Engine, Paths
+from lab.swarm import command as swarm_command
+from lab.swarm import state as swarm_state
 from lab.toxiproxy_adapter import ToxiproxyAdapter
 
 
@@ -32,6 +34,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=5,
         help="seconds each container gets to stop before SIGKILL [5]",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=("auto", "compose", "swarm"),
+        default="auto",
+        help="which lab: the swarm one when `lab up --engine swarm` left one, else the "
+        "Compose one [auto]",
     )
 
 
@@ -50,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
     leftovers = cleanup_leftovers(log=_log, force=True)
     if leftovers.found:
         _log(f"cleaned up after run {leftovers.run_id}")
+    paths = Paths.find()
+    if args.engine == "swarm" or (args.engine == "auto" and swarm_state.load(paths)):
+        return _swarm_down(paths, t0)
     engine = Engine.connect()
     try:
         for name in remove_all_helpers(engine):
@@ -77,3 +89,16 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         engine.close()
+
+
+def _swarm_down(paths: Paths, t0: float) -> int:
+    """The swarm stack removed (and a local swarm torn down); leftovers named, exit 1."""
+    left = swarm_command.down(paths, _log)
+    if left is None:
+        _log("lab down: no swarm is up")
+        return 0
+    gossip_key.forget(paths)
+    for item in left:
+        _log(f"lab down: left behind: {item}")
+    _log(f"lab down (swarm): done in {time.monotonic() - t0:.1f}s")
+    return 1 if left else 0

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from lab.errors import LabError, RuntimeUnavailable
@@ -34,7 +35,9 @@ from lab.netfault.helper import HELPER_LABEL, TARGET_LABEL, NetfaultHelper
 from lab.scenario.faults.marker import MARKER, default_reports_dir, marker_owner_alive
 from lab.scenario.run.runlock import COMPOSE_LOCK_NAME, holder, state_dir
 from lab.stack import health, toxiapi
-from lab.stack.engine import CONTROL_LABEL, Engine, service_kind, service_name
+from lab.stack.engine import CONTROL_LABEL, Engine, Paths, service_kind, service_name
+from lab.swarm import state as swarm_state
+from lab.swarm import status as swarm_status
 
 SERVICE = "rpc_test"
 
@@ -257,6 +260,9 @@ def print_status(
 
 
 def run(args: argparse.Namespace) -> int:
+    on_swarm = swarm_state.load(Paths.find())
+    if on_swarm is not None:
+        return _swarm_status(on_swarm)
     engine = Engine.connect()
     try:
         names = sorted(service_name(c) for c in engine.containers())
@@ -327,3 +333,19 @@ def netfault_status(engine: Engine, reports_dir: Path | None = None) -> tuple[li
         if not owner_alive:
             stray.append(f"{line}; remove it with `lab down` or the next `lab run`")
     return active, stray
+
+
+def _swarm_status(state: swarm_state.SwarmState) -> int:
+    """The swarm stack's services (node, task, health); exit 1 when one is not well."""
+    found, wrong = swarm_status.rows(state)
+    console = Console()
+    kind = f"local swarm of {len(state.nodes)}" if state.local else "swarm"
+    table = Table(title=f"grenache-lab on a {kind} (stack {state.stack})")
+    for col in ("service", "node", "task", "health"):
+        table.add_column(col)
+    for r in found:
+        table.add_row(r.service, r.node, r.task, "ok" if r.ok else f"[red]{escape(r.why)}[/]")
+    console.print(table)
+    for line in wrong:
+        console.print(f"[red]not ok[/]: {escape(line)}")
+    return 1 if wrong else 0

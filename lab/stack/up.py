@@ -3,7 +3,8 @@
 Idempotent by design: images are content-keyed (a warm run builds nothing), ``docker
 compose up -d`` leaves running containers alone and restarts killed ones, and the wait is
 a poll with a deadline. On success it prints the status table; on failure one sentence
-naming the culprit and the fix, and exit code 2.
+naming the culprit and the fix, and exit code 2. ``--engine swarm`` hands over to
+:mod:`lab.swarm.command` (the same topology as a Swarm stack; images are only read).
 """
 
 from __future__ import annotations
@@ -17,8 +18,13 @@ from typing import Any
 from lab.errors import RuntimeUnavailable
 from lab.settings import add_option, parse_duration
 from lab.stack import gossip_key, health, status, toxiapi
-from lab.stack.engine import Engine, service_kind, write_env_file
+from lab.stack.engine import Engine, Paths, service_kind, write_env_file
 from lab.stack.images import SOURCES, Builder
+from lab.swarm import command as swarm
+from lab.swarm.stack import Counts
+
+ENGINES = ("compose", "swarm")
+MAX_LOCAL_NODES = 5
 
 
 def _log(msg: str) -> None:
@@ -92,6 +98,48 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="build or pull the images and stop (what `make images` runs)",
     )
     parser.add_argument("--quiet", action="store_true", help="no status table at the end")
+    swarm = parser.add_argument_group("swarm (--engine swarm)")
+    add_option(
+        swarm,
+        "--engine",
+        env="LAB_ENGINE",
+        parse=_engine,
+        default="compose",
+        help="compose (one Docker engine) or swarm (the stack on a Docker Swarm; the images "
+        "must exist: `lab up --images-only`)",
+    )
+    swarm.add_argument(
+        "--local-nodes",
+        type=_nodes,
+        default=None,
+        metavar="N",
+        help="build a swarm of N local nodes (network namespaces, one dockerd each) for the "
+        "lab; without it the swarm is the one DOCKER_HOST / the docker context manages, "
+        "with the lab's images on every node",
+    )
+    swarm.add_argument("--workers", type=int, default=3, help="workers on the swarm [3]")
+    swarm.add_argument("--grapes", type=int, default=3, help="grapes on the swarm [3]")
+    swarm.add_argument(
+        "--clients",
+        type=_csv,
+        default=[],
+        metavar="NAMES",
+        help="clients beyond compose.yaml's base ones: profiled ones (client-c3) or "
+        "client-<declared>-<k> (client-random-2)",
+    )
+
+
+def _engine(text: str) -> str:
+    if text not in ENGINES:
+        raise ValueError(f"not one of {', '.join(ENGINES)}")
+    return text
+
+
+def _nodes(text: str) -> int:
+    n = int(text)
+    if not 1 <= n <= MAX_LOCAL_NODES:
+        raise argparse.ArgumentTypeError(f"--local-nodes: 1..{MAX_LOCAL_NODES}, not {n}")
+    return n
 
 
 def compose_model(engine: Engine) -> dict[str, Any]:
@@ -110,6 +158,8 @@ def published_ports(service: dict[str, Any]) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.engine == "swarm":
+        return run_swarm(args)
     t0 = time.monotonic()
     engine = Engine.connect()
     try:
@@ -160,3 +210,22 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         engine.close()
+
+
+def run_swarm(args: argparse.Namespace) -> int:
+    """``lab up --engine swarm``: no image is built or tagged here (lab.swarm.command)."""
+    t0 = time.monotonic()
+    try:
+        counts = Counts(grapes=args.grapes, workers=args.workers, clients=tuple(args.clients))
+    except ValueError as exc:
+        raise RuntimeUnavailable(f"lab up --engine swarm: {exc}") from None
+    report = swarm.up(
+        Paths.find(), local_nodes=args.local_nodes, counts=counts, timeout=args.timeout, log=_log
+    )
+    nodes = ", ".join(f"{n.name} {n.address}" for n in report.state.nodes)
+    _log(
+        f"lab up --engine swarm: ready in {time.monotonic() - t0:.1f}s (swarm "
+        f"{report.swarm_s:.1f}s, deploy {report.deploy_s:.1f}s, healthy and discovered "
+        f"{report.ready_s:.1f}s); {report.services} services on {nodes}"
+    )
+    return 0

@@ -23,12 +23,13 @@ from lab.scenario.faults.base import Fault
 from lab.scenario.faults.kinds import all_fault_kinds
 from lab.scenario.faults.leftovers import CleanupReport, Janitor
 from lab.scenario.faults.marker import MARKER, default_reports_dir, marker_owner_alive
-from lab.scenario.runtime import compose, local
+from lab.scenario.runtime import compose, local, swarm
 from lab.scenario.runtime.leftovers import CLIENTS_LIVE_ON, RuntimeLeftovers
 
 RUNTIME_LEFTOVERS: Mapping[str, RuntimeLeftovers] = {
     compose.ComposeRuntime.name: compose.LEFTOVERS,
     local.LocalRuntime.name: local.LEFTOVERS,
+    swarm.SwarmRuntime.name: swarm.LEFTOVERS,
 }
 """Each runtime's hooks by the name its ``inflight_info`` writes into the marker."""
 

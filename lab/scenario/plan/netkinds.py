@@ -133,13 +133,22 @@ def ghost(s: Section) -> Params:
 NETNS_KINDS = ("link_partition", "packet", "dns")
 
 
-def check_runtime(steps: tuple[Any, ...], runtime: str, label: str) -> None:
-    """Refuse network-namespace kinds on the local runtime, naming the step's line.
+WHY_NOT = {
+    "local": "local services share the host's",
+    "swarm": "its helper runs on the Compose engine; on swarm, a grape_partition or a "
+    "node fault",
+}
+"""Why a runtime has no network-namespace faults, by runtime."""
 
-    Why at validation: local services share the host's namespace, so such a fault could
-    only fail at injection, half-way through a run.
+
+def check_runtime(steps: tuple[Any, ...], runtime: str, label: str) -> None:
+    """Refuse network-namespace kinds on runtimes without them, naming the step's line.
+
+    Why at validation: on local processes (the host's namespace) and on swarm (tasks in
+    the nodes' engines; lab.scenario.faults.network drives the Compose engine only) such
+    a fault could only fail at injection, half-way through a run.
     """
-    if runtime != "local":
+    if runtime not in WHY_NOT:
         return
     for i, step in enumerate(steps):
         kinds = [getattr(step, "kind", None)] + [k for k, _ in getattr(step, "kinds", ())]
@@ -147,5 +156,5 @@ def check_runtime(steps: tuple[Any, ...], runtime: str, label: str) -> None:
         if bad:
             raise Field(label, int(step.line), f"timeline[{i}]").error(
                 f"{bad[0]} acts in a container's network namespace: it needs runtime: compose "
-                f"(local services share the host's)"
+                f"({WHY_NOT[runtime]})"
             )

@@ -80,7 +80,7 @@ from lab.scenario.plan.yamlsource import (
 
 __all__ = ["Scenario", "load_scenario", "parse_scenario"]
 
-RUNTIMES: tuple[str, ...] = ("compose", "local")
+RUNTIMES: tuple[str, ...] = ("compose", "local", "swarm")
 
 COMPOSE_GRAPES = 3
 COMPOSE_WORKERS = 3

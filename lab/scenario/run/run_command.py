@@ -42,6 +42,7 @@ from lab.scenario.run.validate_command import describe_plan, seed_arg
 from lab.scenario.runtime.compose import ComposeRuntime
 from lab.scenario.runtime.local import LocalRuntime
 from lab.scenario.runtime.protocol import Runtime
+from lab.scenario.runtime.swarm import SwarmRuntime
 from lab.stack import shape as shaping
 from lab.stack.engine import Engine, service_name
 
@@ -50,9 +51,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, help="the scenario file (scenarios/*.yaml)")
     parser.add_argument(
         "--runtime",
-        choices=("compose", "local"),
+        choices=("compose", "local", "swarm"),
         default=None,
-        help="where to run: the Compose lab (`lab up`) or local processes [the file's, compose]",
+        help="where to run: the Compose lab (`lab up`), local processes, or the swarm stack "
+        "(`lab up --engine swarm`) [the file's, compose]",
     )
     parser.add_argument("--seed", type=seed_arg, default=None, help="override the scenario's seed")
     parser.add_argument(
@@ -285,4 +287,24 @@ def _runtime(kind: str, scenario: object, logdir: Path, seed: int | None) -> Run
             seed=int(seed if seed is not None else getattr(scenario, "seed", 0)),
             worker_concurrency=int(getattr(topo, "worker_concurrency", 0)),
         )
-    raise LabError(f"--runtime: unknown runtime {kind!r} (compose or local)")
+    if kind == "swarm":
+        return _fitting(SwarmRuntime.connect(), scenario)
+    raise LabError(f"--runtime: unknown runtime {kind!r} (compose, local or swarm)")
+
+
+def _fitting(runtime: SwarmRuntime, scenario: object) -> SwarmRuntime:
+    """The swarm stack, if it runs the scenario's workers and grapes (it is not reshaped
+    per run, as the Compose lab is: ``lab up --engine swarm --workers N`` sets them)."""
+    topo = getattr(scenario, "topology", None)
+    have = {
+        k: sum(1 for t in runtime.targets().values() if t.kind == k) for k in ("worker", "grape")
+    }
+    want = {"worker": int(getattr(topo, "workers", 3)), "grape": int(getattr(topo, "grapes", 3))}
+    if have != want:
+        runtime.close()
+        raise LabError(
+            f"the swarm stack runs {have['worker']} workers and {have['grape']} grapes; this "
+            f"scenario wants {want['worker']} and {want['grape']}: `lab up --engine swarm "
+            f"--workers {want['worker']} --grapes {want['grape']}` redeploys it"
+        )
+    return runtime
