@@ -109,8 +109,11 @@ def _swarm(paths: Paths, local_nodes: int | None, log: Callable[[str], None]) ->
 def attach() -> SwarmState:
     """The swarm whose manager the Docker environment names (DOCKER_HOST, else the context).
 
-    Only the manager's engine address is known: the other nodes' engines are not the
-    lab's to reach, so faults on their tasks are refused with a sentence saying so.
+    The manager's engine is the one named; another node's engine is the docker context
+    named after that node's hostname, when there is one (``docker context create node-2
+    --docker host=ssh://root@node-2``): Swarm's API cannot kill or pause a task's
+    container, only its node's engine can. A node without a context is still used for
+    tasks; faults on its tasks are refused with a sentence saying how to add one.
     """
     host = os.environ.get("DOCKER_HOST") or _context_host()
     try:
@@ -134,7 +137,7 @@ def attach() -> SwarmState:
         out.append(
             SwarmNode(
                 name=str(desc.get("Hostname") or n.id),
-                docker_host=host if n.id == me else "",
+                docker_host=host if n.id == me else _context_host(str(desc.get("Hostname") or "")),
                 address=address,
                 manager=n.id == me,
             )
@@ -143,14 +146,25 @@ def attach() -> SwarmState:
     return SwarmState(nodes=tuple(sorted(out, key=lambda n: n.name)), local=False)
 
 
-def _context_host() -> str:
+def _context_host(name: str | None = None) -> str:
+    """The engine address of docker context ``name`` (None: the current context).
+
+    The current context defaults to the local socket; a named one that does not exist
+    is "" (that node's engine is unknown).
+    """
+    fallback = "unix:///var/run/docker.sock" if name is None else ""
+    if name == "":
+        return fallback
     try:
         out = subprocess.run(
-            ["docker", "context", "inspect"], capture_output=True, text=True, timeout=10
-        )
+            ["docker", "context", "inspect", *([name] if name else [])],
+            capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+        if out.returncode != 0:
+            return fallback
         return str(json.loads(out.stdout)[0]["Endpoints"]["docker"]["Host"])
     except (OSError, subprocess.TimeoutExpired, ValueError, KeyError, IndexError):
-        return "unix:///var/run/docker.sock"
+        return fallback
 
 
 def down(paths: Paths, log: Callable[[str], None]) -> list[str] | None:

@@ -77,8 +77,10 @@ class Swarm:
     def engine(self, node: SwarmNode) -> Any:
         if not node.docker_host:
             raise RuntimeUnavailable(
-                f"the lab does not know how to reach node {node.name}'s engine (a swarm "
-                "it did not build names only its manager's)"
+                f"the lab does not know how to reach node {node.name}'s engine: create a "
+                f"docker context named {node.name} for it (`docker context create {node.name} "
+                f"--docker host=ssh://user@{node.address or node.name}`) and run "
+                "`lab up --engine swarm` again"
             )
         if node.name not in self._clients:
             self._clients[node.name] = connect(node.docker_host)
