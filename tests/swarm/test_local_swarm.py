@@ -14,7 +14,7 @@ import pytest
 
 from lab.errors import RuntimeUnavailable
 from lab.stack.engine import Paths
-from lab.swarm import cluster, images, local, netns
+from lab.swarm import cluster, engines, images, local, netns
 from lab.swarm.state import SwarmState
 
 pytestmark = [pytest.mark.swarm, pytest.mark.docker, pytest.mark.timeout(300)]
@@ -112,10 +112,13 @@ def test_three_nodes_run_a_service_over_the_overlay(swarm: tuple[Paths, SwarmSta
 
 
 def test_a_failed_create_leaves_nothing(lab_paths: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(host: str, address: str) -> str:
-        raise RuntimeUnavailable("swarm init refused (test)")
+    """Halfway (namespaces, host veth, DNS responder and engines started, the image save
+    running), a failure undoes everything before it propagates."""
 
-    monkeypatch.setattr(cluster, "init", refuse)
+    def refuse(files: engines.EngineFiles, pid: int, timeout: float = 0) -> None:
+        raise RuntimeUnavailable(f"{files.name} refused (test)")
+
+    monkeypatch.setattr(engines, "wait_ready", refuse)
     with pytest.raises(RuntimeUnavailable, match="refused"):
         local.create(lab_paths, 2, print)
     assert local.leftovers(lab_paths) == []
