@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,6 +80,8 @@ def test_three_nodes_run_a_service_over_the_overlay(swarm: tuple[Paths, SwarmSta
     manager = built.manager().docker_host
     assert [n.name for n in built.nodes] == ["lab-n1", "lab-n2", "lab-n3"]
     assert cluster.node_states(manager) == dict.fromkeys(["lab-n1", "lab-n2", "lab-n3"], "Ready")
+    # the host reaches the nodes' own addresses through its veth into the hub
+    socket.create_connection((built.manager().address, cluster.SWARM_PORT), timeout=2).close()
     services = images.lab_images(paths)[0]
     for node in built.nodes:
         assert images.missing_on(node.docker_host, [services]) == [], node.name
