@@ -15,7 +15,7 @@ SERVICES ?=
 CHAOS ?= scenarios/ci/partition.yaml scenarios/ci/latency.yaml scenarios/ci/kill-worker.yaml \
 	scenarios/all-slow.yaml
 
-.PHONY: up down logs status images test test-ladder test-swarm test-deps chaos bench lint setup venv engine compose
+.PHONY: up down logs status images test test-ladder test-swarm swarm-purge-templates test-deps chaos bench lint setup venv engine compose
 
 up: setup
 	$(LAB) up $(UP_ARGS)
@@ -46,6 +46,11 @@ test-ladder: venv test-deps
 # the lab's images needed), built, exercised and torn down (left out of `make test`).
 test-swarm: venv
 	$(VENV)/bin/pytest -m swarm tests/swarm
+
+# A local swarm's nodes start from an image store template kept in .cache/swarm/template-<key>
+# (~0.4 GB on disk; a new set of images replaces the older one): remove it.
+swarm-purge-templates: venv
+	$(VENV)/bin/python -m lab.swarm.template purge
 
 test-deps: venv
 	@$(SETUP) node chromium

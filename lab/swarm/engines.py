@@ -52,6 +52,9 @@ class EngineFiles:
     data_tmpfs: bool = False
     """Mount a tmpfs on the data root inside the node's mount namespace: images load at
     memory speed and the whole store vanishes with the namespace (costs RAM per node)."""
+    seed: Path | None = None
+    """An image store template (:mod:`lab.swarm.template`) copied into the data root before
+    dockerd starts, so the node has the lab's images without a ``docker load``."""
 
     @property
     def name(self) -> str:
@@ -161,6 +164,11 @@ def engine_script(files: EngineFiles) -> str:
                     f"{q(str(files.data_root))}"
                 ]
                 if files.data_tmpfs
+                else []
+            ),
+            *(
+                [f"cp -a --preserve=all {q(str(files.seed))}/. {q(str(files.data_root))}/"]
+                if files.seed is not None
                 else []
             ),
             "exec " + " ".join(q(a) for a in cmd),

@@ -1,9 +1,8 @@
-"""The lab's images, copied from the host engine into every node of a local swarm.
+"""The lab's images as a local swarm's nodes need them: which, and whether a node has them.
 
-Why copy: the nodes have no registry (the lab builds offline) and their engines start
-empty. One ``docker save`` to a file, then one ``docker load`` per node, all at once: the
-save is the slow part and runs once, the loads run in parallel. Which images: those the
-last ``lab up --images-only`` wrote into ``.cache/stack.env``, never a guess.
+The nodes have no registry (the lab builds offline); they start from an image store
+template (:mod:`lab.swarm.template`) loaded once from the host engine. Which images: those
+the last ``lab up --images-only`` wrote into ``.cache/stack.env``, never a guess.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Sequence
-from pathlib import Path
 
 from lab.errors import RuntimeUnavailable
 from lab.stack.engine import Paths, read_env_file
@@ -38,29 +36,6 @@ def client_env() -> dict[str, str]:
 
 def _nice() -> list[str]:
     return ["nice", "-n", "19"]
-
-
-def start_save(images: Sequence[str], tar: Path) -> subprocess.Popen[bytes]:
-    """``docker save`` of ``images`` from the host engine (``DOCKER_HOST`` as the lab's) to
-    ``tar``, started in the background."""
-    tar.parent.mkdir(parents=True, exist_ok=True)
-    return _spawn([*_nice(), "docker", "save", "-o", str(tar), *images], os.environ.copy())
-
-
-def start_load(docker_host: str, tar: Path) -> subprocess.Popen[bytes]:
-    """``docker load`` of ``tar`` into the engine at ``docker_host``, in the background."""
-    return _spawn([*_nice(), "docker", "-H", docker_host, "load", "-q", "-i", str(tar)],
-                  client_env())  # fmt: skip
-
-
-def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    try:
-        return subprocess.Popen(
-            argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )  # fmt: skip
-    except OSError as exc:
-        raise RuntimeUnavailable(f"cannot run `{' '.join(argv)}`: {exc}") from exc
 
 
 def finish(proc: subprocess.Popen[bytes], what: str, timeout: float = 300.0) -> None:

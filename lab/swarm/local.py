@@ -2,9 +2,11 @@
 
 ``create`` makes a hub namespace, one namespace and one dockerd per node
 (:mod:`lab.swarm.netns`, :mod:`lab.swarm.engines`), a swarm with ``lab-n1`` as manager and
-the others as workers (:mod:`lab.swarm.cluster`), and copies the lab's images into every
-node (:mod:`lab.swarm.images`). Every step pushes its undo on a stack first, so a failure
-halfway removes whatever was made before the error propagates. ``destroy`` tears down from
+the others as workers (:mod:`lab.swarm.cluster`). Each node's data root starts as a copy of
+an image store template (:mod:`lab.swarm.template`), built once per set of images and kept
+on disk, so no node runs a ``docker load``. Every step pushes its undo on a stack first,
+so a failure halfway removes whatever was made (a complete template stays) before the error
+propagates. ``destroy`` tears down from
 the state ``create`` returned and from what :mod:`lab.swarm.pids` still finds carrying this
 checkout's marker, so it also cleans up after a ``lab up`` that was killed before it saved
 the state. Only processes started for this checkout's swarm are ever signalled; the host's
@@ -19,12 +21,13 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from lab.errors import RuntimeUnavailable
 from lab.stack.engine import Paths
-from lab.swarm import cluster, engines, images, netns, nxdns, pids, state
+from lab.swarm import cluster, engines, images, netns, nxdns, pids, state, template
 from lab.swarm.state import SwarmNode, SwarmState
 
 Log = Callable[[str], None]
@@ -39,6 +42,9 @@ TOOLS = {
 ENGINE_GRACE = 3.0
 """How long a node's dockerd gets to shut down after SIGTERM before SIGKILL. Its containers
 are gone by then and its data root is deleted next, so a clean shutdown saves nothing."""
+SEEDED_READY_TIMEOUT = 90.0
+"""How long a node's engine gets to answer: its script copies the image template (~1 GB)
+into the data root first, three nodes at once on a loaded 2-core machine."""
 
 
 def swarm_dir(paths: Paths) -> Path:
@@ -81,27 +87,29 @@ def create(paths: Paths, n: int, log: Log, data_tmpfs: bool = True) -> SwarmStat
     image_names = images.lab_images(paths)
     home = swarm_dir(paths)
     base = engines.data_base(home)
-    files = [engines.engine_files(home, base, i, data_tmpfs) for i in range(1, n + 1)]
     env = engines.engine_env(home)
-    tar = home / "images.tar"
     holders: list[int] = []
     dockerds: list[int] = []
     t0 = time.monotonic()
+    files: list[engines.EngineFiles] = []
     try:
         with contextlib.ExitStack() as undo:
-            undo.callback(tar.unlink, missing_ok=True)
             undo.callback((home / "nxdns.log").unlink, missing_ok=True)
             undo.callback(_remove_dirs, files)
             undo.callback(_stop_namespaces, home, holders)
             undo.callback(_stop_engines, home, dockerds, files)
-            save = images.start_save(image_names, tar)
-            undo.callback(_end, save)
+            home.mkdir(parents=True, exist_ok=True)
+            seed = template.ensure(home, base, image_names, env, log)
+            t_template = time.monotonic()
+            files += [
+                replace(engines.engine_files(home, base, i, data_tmpfs), seed=seed)
+                for i in range(1, n + 1)
+            ]
             hub = netns.spawn_holder(env)
             holders.append(hub)
             netns.setup_hub(hub)
             netns.attach_host(hub)
             undo.callback(netns.detach_host)  # only once it is ours: another swarm's stays
-            home.mkdir(parents=True, exist_ok=True)
             dns = nxdns.start(hub, env, home / "nxdns.log")
             nxdns.wait_ready(dns)
             for f in files:
@@ -110,24 +118,17 @@ def create(paths: Paths, n: int, log: Log, data_tmpfs: bool = True) -> SwarmStat
             for f, holder in zip(files, holders[1:], strict=True):
                 dockerds.append(engines.start(f, holder, env))
             for f, pid in zip(files, dockerds, strict=True):
-                engines.wait_ready(f, pid)
-            t_engines = time.monotonic()
-            log(f"swarm: {n} namespaces and engines up in {t_engines - t0:.1f}s")
-            images.finish(save, f"docker save {' '.join(image_names)}")
-            log(f"swarm: images saved from the host engine ({time.monotonic() - t0:.1f}s in)")
-            loads = [images.start_load(f.docker_host, tar) for f in files]
-            for p in loads:
-                undo.callback(_end, p)
+                engines.wait_ready(f, pid, SEEDED_READY_TIMEOUT)
+            log(f"swarm: {n} engines up from the image template in "
+                f"{time.monotonic() - t_template:.1f}s")  # fmt: skip
+            for f in files:
+                missing = images.missing_on(f.docker_host, image_names)
+                if missing:
+                    raise RuntimeUnavailable(f"{f.name} lacks {missing} after the copy")
             token = cluster.init(files[0].docker_host, netns.node_address(1))
             for f in files[1:]:
                 cluster.join(f.docker_host, netns.node_address(f.index), token,
                              netns.node_address(1))  # fmt: skip
-            for f, p in zip(files, loads, strict=True):
-                images.finish(p, f"docker load into {f.name}")
-                missing = images.missing_on(f.docker_host, image_names)
-                if missing:
-                    raise RuntimeUnavailable(f"{f.name} lacks {missing} after docker load")
-            log(f"swarm: images copied in {time.monotonic() - t_engines:.1f}s")
             cluster.wait_ready(files[0].docker_host, [f.name for f in files])
             built = SwarmState(
                 nodes=tuple(
@@ -137,7 +138,6 @@ def create(paths: Paths, n: int, log: Log, data_tmpfs: bool = True) -> SwarmStat
                 local=True,
                 local_info=_info(home, holders, dockerds, files, dns),
             )
-            tar.unlink(missing_ok=True)
             undo.pop_all()
     except BaseException:
         left = leftovers(paths)

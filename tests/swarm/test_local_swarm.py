@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 from lab.errors import RuntimeUnavailable
 from lab.stack.engine import Paths
-from lab.swarm import cluster, images, local, netns
+from lab.swarm import cluster, engines, images, local, netns, template
 from lab.swarm.state import SwarmState
 
 pytestmark = [pytest.mark.swarm, pytest.mark.docker, pytest.mark.timeout(300)]
@@ -79,6 +80,8 @@ def test_three_nodes_run_a_service_over_the_overlay(swarm: tuple[Paths, SwarmSta
     manager = built.manager().docker_host
     assert [n.name for n in built.nodes] == ["lab-n1", "lab-n2", "lab-n3"]
     assert cluster.node_states(manager) == dict.fromkeys(["lab-n1", "lab-n2", "lab-n3"], "Ready")
+    # the host reaches the nodes' own addresses through its veth into the hub
+    socket.create_connection((built.manager().address, cluster.SWARM_PORT), timeout=2).close()
     services = images.lab_images(paths)[0]
     for node in built.nodes:
         assert images.missing_on(node.docker_host, [services]) == [], node.name
@@ -111,12 +114,40 @@ def test_three_nodes_run_a_service_over_the_overlay(swarm: tuple[Paths, SwarmSta
     assert float(seconds) < 0.5, f"an unknown name took {seconds}s to fail"
 
 
-def test_a_failed_create_leaves_nothing(lab_paths: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(host: str, address: str) -> str:
-        raise RuntimeUnavailable("swarm init refused (test)")
+def test_a_failed_create_leaves_nothing_but_the_template(
+    lab_paths: Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Halfway (template built, namespaces, host veth, DNS responder and engines started), a
+    failure undoes everything before it propagates; the complete template stays cached."""
+    ready = engines.wait_ready
 
-    monkeypatch.setattr(cluster, "init", refuse)
+    def refuse(files: engines.EngineFiles, pid: int, timeout: float = 30.0) -> None:
+        if files.index == template.BUILDER_INDEX:
+            return ready(files, pid, timeout)
+        raise RuntimeUnavailable(f"{files.name} refused (test)")
+
+    monkeypatch.setattr(engines, "wait_ready", refuse)
     with pytest.raises(RuntimeUnavailable, match="refused"):
         local.create(lab_paths, 2, print)
     assert local.leftovers(lab_paths) == []
     assert not Path(f"/sys/class/net/{netns.HOST_LINK}").exists()
+    base = engines.data_base(local.swarm_dir(lab_paths))
+    kept = template.templates(base)
+    assert len(kept) == 1 and not kept[0].name.endswith(".partial"), kept
+    assert sorted(p.name for p in kept[0].iterdir()) == ["image", "overlay2"]
+
+
+def test_a_failed_template_build_leaves_nothing(
+    lab_paths: Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure inside the template build (its engine up, the load not checked) removes
+    the builder's engine, namespace and partial template."""
+
+    def lacking(docker_host: str, names: object) -> list[str]:
+        return ["everything (test)"]
+
+    monkeypatch.setattr(images, "missing_on", lacking)
+    with pytest.raises(RuntimeUnavailable, match="lacks"):
+        local.create(lab_paths, 2, print)
+    assert local.leftovers(lab_paths) == []
+    assert template.templates(engines.data_base(local.swarm_dir(lab_paths))) == []

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from lab.errors import RuntimeUnavailable
 from lab.stack.engine import Paths
-from lab.swarm import cluster, engines, images, local, netns, nxdns, pids
+from lab.swarm import cluster, engines, images, local, netns, nxdns, pids, template
 from lab.swarm.state import SwarmNode, SwarmState
 
 
@@ -158,3 +159,27 @@ def test_marker_only_matches_its_own_directory(tmp_path: Path) -> None:
     assert pids.marked_pids(tmp_path) == []
     with pytest.raises(ValueError):
         pids.kill_cgroup(tmp_path, "docker")
+
+
+def test_seeded_engine_copies_the_template_after_the_tmpfs_mount(tmp_path: Path) -> None:
+    files = engines.engine_files(tmp_path / "swarm", tmp_path / "swarm", 1, data_tmpfs=True)
+    script = engines.engine_script(replace(files, seed=tmp_path / "template-k"))
+    copy = f"cp -a --preserve=all {tmp_path / 'template-k'}/. {files.data_root}/"
+    assert script.index("glab-data") < script.index(copy) < script.index("exec dockerd")
+
+
+def test_template_keeps_only_the_image_store_and_the_newest(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    for d in ("image/overlay2", "overlay2/l", "swarm/raft", "network/files", "containers"):
+        (root / d).mkdir(parents=True)
+    (root / "engine-id").write_text("x")
+    template.strip(root)
+    assert sorted(p.name for p in root.iterdir()) == ["image", "overlay2"]
+    old, new = tmp_path / "template-a", tmp_path / "template-b"
+    old.mkdir()
+    new.mkdir()
+    (tmp_path / "template-c.partial").mkdir()
+    assert sorted(p.name for p in template.prune(tmp_path, keep=new)) == [
+        "template-a", "template-c.partial"
+    ]  # fmt: skip
+    assert template.templates(tmp_path) == [new]
