@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from lab.errors import RuntimeUnavailable
+from lab.stack.engine import Paths
 from lab.swarm import engines, images, netns, pids
 
 Log = Callable[[str], None]
@@ -172,8 +173,6 @@ def _remove(files: engines.EngineFiles, partial: Path) -> None:
 def main(argv: Sequence[str]) -> int:
     """``purge [ROOT]``: remove the image templates of the checkout at ROOT (default: the
     one containing the working directory)."""
-    from lab.stack.engine import Paths
-
     if not argv or argv[0] != "purge":
         print("usage: python -m lab.swarm.template purge [ROOT]", file=sys.stderr)
         return 2
