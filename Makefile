@@ -15,7 +15,7 @@ SERVICES ?=
 CHAOS ?= scenarios/ci/partition.yaml scenarios/ci/latency.yaml scenarios/ci/kill-worker.yaml \
 	scenarios/all-slow.yaml
 
-.PHONY: up down logs status images test test-ladder test-deps chaos bench lint setup venv engine compose
+.PHONY: up down logs status images test test-ladder test-swarm test-deps chaos bench lint setup venv engine compose
 
 up: setup
 	$(LAB) up $(UP_ARGS)
@@ -41,6 +41,11 @@ test: venv test-deps
 # The whole challenge ladder for the built-in adaptive policy (left out of `make test`).
 test-ladder: venv test-deps
 	$(VENV)/bin/pytest -m ladder tests/learn
+
+# A 3-node Docker Swarm on this machine (network namespaces, one dockerd per node; root and
+# the lab's images needed), built, exercised and torn down (left out of `make test`).
+test-swarm: venv
+	$(VENV)/bin/pytest -m swarm tests/swarm
 
 test-deps: venv
 	@$(SETUP) node chromium

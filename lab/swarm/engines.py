@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import shlex
 import socket
-import subprocess
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,6 +35,8 @@ UNIX_PATH_MAX = 107
 """Longest path a unix socket address holds (108 bytes with the NUL)."""
 BAD_DATA_FS = frozenset({"overlay", "aufs"})
 """File systems overlay2 cannot use as its backing store."""
+DATA_TMPFS_SIZE = "8g"
+"""Upper bound of a tmpfs data root (tmpfs takes only what it holds)."""
 FALLBACK_DATA_BASE = Path("/var/lib/grenache-lab-swarm")
 """Data roots go under ``<this>/<tag>`` when the checkout sits on overlayfs."""
 
@@ -48,6 +49,9 @@ class EngineFiles:
     home: Path
     """``<swarm dir>/nN``: socket, pidfile, log, private /etc/docker."""
     data_root: Path
+    data_tmpfs: bool = False
+    """Mount a tmpfs on the data root inside the node's mount namespace: images load at
+    memory speed and the whole store vanishes with the namespace (costs RAM per node)."""
 
     @property
     def name(self) -> str:
@@ -115,9 +119,10 @@ def data_base(swarm_dir: Path) -> Path:
     )
 
 
-def engine_files(swarm_dir: Path, base: Path, index: int) -> EngineFiles:
+def engine_files(swarm_dir: Path, base: Path, index: int, data_tmpfs: bool = False
+                 ) -> EngineFiles:  # fmt: skip
     """Node ``index``'s files; RuntimeUnavailable when the socket path is too long."""
-    files = EngineFiles(index, swarm_dir / f"n{index}", base / f"n{index}" / "data")
+    files = EngineFiles(index, swarm_dir / f"n{index}", base / f"n{index}" / "data", data_tmpfs)
     if len(str(files.socket)) > UNIX_PATH_MAX:
         raise RuntimeUnavailable(
             f"socket path {files.socket} is longer than a unix socket allows "
@@ -150,6 +155,14 @@ def engine_script(files: EngineFiles) -> str:
             "mount --move /run/glab-cgroup /sys/fs/cgroup",
             "rmdir /run/glab-cgroup",
             f"mount --bind {q(str(files.etc_docker))} /etc/docker",
+            *(
+                [
+                    f"mount -t tmpfs -o mode=0710,size={DATA_TMPFS_SIZE} glab-data "
+                    f"{q(str(files.data_root))}"
+                ]
+                if files.data_tmpfs
+                else []
+            ),
             "exec " + " ".join(q(a) for a in cmd),
         ]
     )
@@ -174,18 +187,9 @@ def start(files: EngineFiles, holder: int, env: Mapping[str, str]) -> int:
         "sh", "-c", engine_script(files),
     )  # fmt: skip
     try:
-        with files.log.open("ab") as log:
-            proc = subprocess.Popen(
-                argv,
-                env=dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        return pids.spawn_detached(argv, env, files.log)
     except OSError as exc:
         raise RuntimeUnavailable(f"cannot start dockerd for {files.name}: {exc}") from exc
-    return proc.pid
 
 
 def ping(sock: Path, timeout: float = 1.0) -> bool:

@@ -68,15 +68,18 @@ def preflight(paths: Paths, n: int) -> None:
         raise RuntimeUnavailable(
             f"an earlier local swarm left {'; '.join(left)}: run `lab down` first"
         )
+    netns.check_host_link_free()
 
 
-def create(paths: Paths, n: int, log: Log) -> SwarmState:
-    """Build an ``n``-node local swarm and return its state (the caller saves it)."""
+def create(paths: Paths, n: int, log: Log, data_tmpfs: bool = False) -> SwarmState:
+    """Build an ``n``-node local swarm and return its state (the caller saves it).
+
+    ``data_tmpfs``: keep each engine's image store in memory (see EngineFiles)."""
     preflight(paths, n)
     image_names = images.lab_images(paths)
     home = swarm_dir(paths)
     base = engines.data_base(home)
-    files = [engines.engine_files(home, base, i) for i in range(1, n + 1)]
+    files = [engines.engine_files(home, base, i, data_tmpfs) for i in range(1, n + 1)]
     env = engines.engine_env(home)
     tar = home / "images.tar"
     holders: list[int] = []
@@ -94,8 +97,8 @@ def create(paths: Paths, n: int, log: Log) -> SwarmState:
             hub = netns.spawn_holder(env)
             holders.append(hub)
             netns.setup_hub(hub)
-            undo.callback(netns.detach_host)
             netns.attach_host(hub)
+            undo.callback(netns.detach_host)  # only once it is ours: another swarm's stays
             home.mkdir(parents=True, exist_ok=True)
             dns = nxdns.start(hub, env, home / "nxdns.log")
             nxdns.wait_ready(dns)
@@ -109,6 +112,7 @@ def create(paths: Paths, n: int, log: Log) -> SwarmState:
             t_engines = time.monotonic()
             log(f"swarm: {n} namespaces and engines up in {t_engines - t0:.1f}s")
             images.finish(save, f"docker save {' '.join(image_names)}")
+            log(f"swarm: images saved from the host engine ({time.monotonic() - t0:.1f}s in)")
             loads = [images.start_load(f.docker_host, tar) for f in files]
             for p in loads:
                 undo.callback(_end, p)

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from lab.errors import RuntimeUnavailable
+from lab.swarm import pids
 
 SUBNET = "192.168.231"
 PREFIX_LEN = 24
@@ -76,14 +77,7 @@ def _netns_id(pid: int | str) -> str:
 def spawn_holder(env: Mapping[str, str], timeout: float = 5.0) -> int:
     """A process holding a new network namespace; its pid once it has unshared."""
     try:
-        proc = subprocess.Popen(
-            ["unshare", "--net", "--", "sleep", "infinity"],
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        pid = pids.spawn_detached(["unshare", "--net", "--", "sleep", "infinity"], env)
     except OSError as exc:
         raise RuntimeUnavailable(
             f"cannot start `unshare --net` ({exc}): install util-linux and run as root"
@@ -91,16 +85,16 @@ def spawn_holder(env: Mapping[str, str], timeout: float = 5.0) -> int:
     host = _netns_id("self")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeUnavailable(
-                f"`unshare --net` exited {proc.returncode}: creating network namespaces "
-                "needs root (CAP_SYS_ADMIN)"
-            )
-        ns = _netns_id(proc.pid)
+        ns = _netns_id(pid)
         if ns and ns != host:
-            return proc.pid
+            return pid
+        if not pids.wait_gone([pid], 0):
+            raise RuntimeUnavailable(
+                "`unshare --net` exited at once: creating network namespaces needs root "
+                "(CAP_SYS_ADMIN)"
+            )
         time.sleep(0.01)
-    proc.kill()
+    pids.stop([pid], Path(env.get(pids.MARKER, "/")), 1.0)
     raise RuntimeUnavailable("`unshare --net` did not enter a new namespace in time")
 
 
@@ -145,32 +139,29 @@ def attach_node(hub: int, node: int, index: int) -> None:
         _run(in_netns(node, *argv), f"node {index} network")
 
 
-def attach_host(hub: int) -> None:
-    """The host's veth into the hub, addressed .253 on the host's side."""
+def check_host_link_free() -> None:
+    """RuntimeUnavailable when the host veth exists: one local swarm per machine (the host
+    side of the /24 is one address), and that one may be another checkout's."""
     if Path(f"/sys/class/net/{HOST_LINK}").exists():
         raise RuntimeUnavailable(
-            f"link {HOST_LINK} exists: a local swarm is already up (maybe from another "
-            "checkout); run `lab down` there, or `ip link del glab-host` if it is stale"
+            f"link {HOST_LINK} exists: a local swarm is already up on this machine (maybe "
+            "another checkout's); run `lab down` there first"
         )
-    _run(
-        [
-            "ip",
-            "link",
-            "add",
-            HOST_LINK,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            HOST_PEER,
-            "netns",
-            str(hub),
-        ],
-        "host veth",
-    )
-    _run(in_netns(hub, "ip", "link", "set", HOST_PEER, "master", BRIDGE, "up"), "host veth")
-    _run(["ip", "addr", "add", f"{HOST_ADDRESS}/{PREFIX_LEN}", "dev", HOST_LINK], "host veth")
-    _run(["ip", "link", "set", HOST_LINK, "up"], "host veth")
+
+
+def attach_host(hub: int) -> None:
+    """The host's veth into the hub, addressed .253 on the host's side. On failure it
+    removes what it made, and it never touches a link it did not create."""
+    check_host_link_free()
+    _run(["ip", "link", "add", HOST_LINK, "type", "veth", "peer", "name", HOST_PEER,
+          "netns", str(hub)], "host veth")  # fmt: skip
+    try:
+        _run(in_netns(hub, "ip", "link", "set", HOST_PEER, "master", BRIDGE, "up"), "host veth")
+        _run(["ip", "addr", "add", f"{HOST_ADDRESS}/{PREFIX_LEN}", "dev", HOST_LINK], "host veth")
+        _run(["ip", "link", "set", HOST_LINK, "up"], "host veth")
+    except RuntimeUnavailable:
+        detach_host()
+        raise
 
 
 def detach_host() -> None:

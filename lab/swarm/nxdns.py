@@ -15,14 +15,13 @@ from __future__ import annotations
 import os
 import socket
 import struct
-import subprocess
 import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from lab.errors import RuntimeUnavailable
-from lab.swarm import netns
+from lab.swarm import netns, pids
 
 HEADER = struct.Struct(">HHHHHH")
 NXDOMAIN = 3
@@ -77,14 +76,9 @@ def start(hub: int, env: Mapping[str, str], log: Path) -> int:
     child_env["PYTHONPATH"] = os.pathsep.join(p for p in (lab_root, env.get("PYTHONPATH")) if p)
     argv = netns.in_netns(hub, sys.executable, "-m", "lab.swarm.nxdns", netns.HUB_ADDRESS)
     try:
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
-                argv, env=child_env, stdin=subprocess.DEVNULL, stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+        return pids.spawn_detached(argv, child_env, log)
     except OSError as exc:
         raise RuntimeUnavailable(f"cannot start the hub's DNS responder: {exc}") from exc
-    return proc.pid
 
 
 def wait_ready(pid: int, timeout: float = 5.0) -> None:

@@ -16,7 +16,7 @@ import hashlib
 import os
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 MARKER = "GRENACHE_LAB_SWARM"
@@ -32,6 +32,20 @@ def tag(swarm_dir: Path) -> str:
 def cgroup_prefix(swarm_dir: Path) -> str:
     """``glab-<tag>-``: the start of the name of every cgroup of ``swarm_dir``'s swarm."""
     return f"glab-{tag(swarm_dir)}-"
+
+
+def spawn_detached(argv: list[str], env: Mapping[str, str], log: Path | None = None) -> int:
+    """Start ``argv`` in a session of its own, stdin from /dev/null, output to ``log`` (or
+    /dev/null); its pid. Why not Popen: these processes are meant to outlive the call (and
+    the ``lab up`` that made them), and a Popen object collected while its process runs
+    warns; this process still reaps them when they exit before it (see :func:`wait_gone`)."""
+    out = str(log) if log is not None else os.devnull
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644),
+        (os.POSIX_SPAWN_DUP2, 1, 2),
+    ]
+    return os.posix_spawnp(argv[0], argv, dict(env), file_actions=actions, setsid=True)
 
 
 def marker_entry(swarm_dir: Path) -> str:
