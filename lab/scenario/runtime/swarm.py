@@ -12,9 +12,9 @@ What differs from Compose, and why:
   task runs on the same node (the stack pins every service, lab/swarm/stack.py), with a
   new container and a new overlay address; Toxiproxy's upstream is the worker's name,
   so it follows. ``restart`` is a stop and that start.
-- **disconnect/reconnect** (grape partitions) are ``docker network disconnect`` of the
-  overlay on the task's node; should the engine refuse it for a swarm-scoped network,
-  the fault fails naming the alternatives (Toxiproxy faults, ``kill``/``pause``).
+- **disconnect/reconnect** (grape partitions): the engine refuses ``network
+  disconnect`` of a task from a swarm-scoped network, so the task's own namespace drops
+  the overlay's traffic (:mod:`lab.swarm.partition`); its control port stays reachable.
 - **service_pids** is empty: the tasks' cgroups live in the nodes' engines, which the
   host's cgroup readers (lab/stack/cgroups.py) do not see as the Compose lab's.
 Docker errors are translated here; nothing above sees docker-py.
@@ -32,7 +32,8 @@ import docker.errors
 from lab.errors import FaultError, RuntimeUnavailable
 from lab.scenario.runtime.leftovers import ClientsLiveOn, LeftoverReport, client_facts
 from lab.scenario.runtime.protocol import Target
-from lab.stack.engine import Paths
+from lab.stack.engine import Paths, read_env_file
+from lab.swarm import partition
 from lab.swarm import state as swarm_state
 from lab.swarm.ready import wait_ready
 from lab.swarm.state import SwarmNode
@@ -44,6 +45,7 @@ PROXY_LABEL = "com.grenache-lab.proxy"
 ANNOUNCE_LABEL = "com.grenache-lab.announce"
 POLICY_LABEL = "com.grenache-lab.policy"
 UP_FIRST = "run `lab up --engine swarm` first"
+NETFAULT_IMAGE_ENV = "LAB_NETFAULT_IMAGE"
 START_TIMEOUT_S = 60.0
 """A replacement task: scheduled, container created and started; ~2 s when idle."""
 
@@ -53,8 +55,10 @@ class SwarmRuntime:
 
     name = "swarm"
 
-    def __init__(self, swarm: Swarm) -> None:
+    def __init__(self, swarm: Swarm, paths: Paths | None = None) -> None:
         self.swarm = swarm
+        self.paths = paths or Paths.find()
+        self._cut: set[str] = set()  # services this runtime cut off the overlay
         self.stack = swarm.state.stack
         self._tasks: dict[str, Task] = {}
         self._targets: dict[str, Target] = {}
@@ -66,10 +70,11 @@ class SwarmRuntime:
 
     @classmethod
     def connect(cls, paths: Paths | None = None) -> SwarmRuntime:
-        found = swarm_state.load(paths or Paths.find())
+        paths = paths or Paths.find()
+        found = swarm_state.load(paths)
         if found is None:
             raise RuntimeUnavailable(f"no swarm is up ({UP_FIRST})")
-        return cls(Swarm(found))
+        return cls(Swarm(found), paths)
 
     def refresh(self) -> None:
         """Every service's current task, and the targets they make."""
@@ -194,26 +199,33 @@ class SwarmRuntime:
         return f"{self.stack}_lab"
 
     def disconnect(self, name: str) -> None:
+        """The task cut off the overlay in its own namespace (lab.swarm.partition: Swarm
+        refuses ``network disconnect`` of a task)."""
         c = self._container(name)
-        node = self.node_of(name)
-        try:
-            self.swarm.engine(node).networks.get(self._network()).disconnect(c)
-        except (docker.errors.DockerException, RuntimeUnavailable) as exc:
-            raise FaultError(
-                f"docker network disconnect {self._network()} {name} on {node.name}: "
-                f"{_short(exc)}: grape partitions are not supported on swarm; "
-                "use a Toxiproxy fault (partition, latency) or kill/pause instead"
-            ) from exc
+        client = self._engine_of(name)
+        subnet = partition.overlay_subnet(client, self._network())
+        partition.cut(client, c, name, subnet, self._netfault_image())
+        self._cut.add(name)
 
     def reconnect(self, name: str) -> None:
         c = self._container(name)
-        node = self.node_of(name)
+        partition.mend(self._engine_of(name), c, name, self._netfault_image())
+        self._cut.discard(name)
+
+    def _engine_of(self, name: str) -> Any:
         try:
-            self.swarm.engine(node).networks.get(self._network()).connect(c, aliases=[name])
-        except (docker.errors.DockerException, RuntimeUnavailable) as exc:
+            return self.swarm.engine(self.node_of(name))
+        except RuntimeUnavailable as exc:
+            raise FaultError(f"{name}: {exc}") from exc
+
+    def _netfault_image(self) -> str:
+        image = read_env_file(self.paths.state_env).get(NETFAULT_IMAGE_ENV)
+        if not image:
             raise FaultError(
-                f"docker network connect {self._network()} {name} on {node.name}: {_short(exc)}"
-            ) from exc
+                f"{self.paths.state_env} names no {NETFAULT_IMAGE_ENV}: the swarm's grape "
+                "partitions need the netfault helper image (`lab up --images-only` builds it)"
+            )
+        return image
 
     def state(self, name: str) -> str:
         task = self._task(name, fresh=True)
@@ -225,8 +237,7 @@ class SwarmRuntime:
             return "paused"
         if status != "running":
             return "stopped"
-        nets = (c.attrs.get("NetworkSettings") or {}).get("Networks") or {}
-        return "running" if self._network() in nets else "disconnected"
+        return "disconnected" if name in self._cut else "running"
 
     def check_health(self, timeout: float) -> None:
         try:
@@ -275,6 +286,8 @@ class SwarmLeftovers(ClientsLiveOn):
                     elif state == "stopped":
                         rt.start(name)
                         report.actions.append(f"started {name} (a new task)")
+                    else:  # a partition leaves no trace the runtime remembers: clean anyway
+                        rt.reconnect(name)
                 except FaultError as exc:
                     report.errors.append(str(exc))
         finally:
