@@ -202,7 +202,7 @@ class NodeFault(Fault):
             client = self.rt.swarm.engine(self.node)
         except RuntimeUnavailable as exc:
             raise FaultError(str(exc)) from exc
-        self.helper = NodeNetfault(client, netfault_image(), self.node.name)
+        self.helper = NodeNetfault(client, netfault_image(self.rt.paths), self.node.name)
         self.plan: NetPlan | None = None
         self.state: dict[str, Any] = {}
         self.paused: list[str] = []
@@ -297,7 +297,7 @@ class NodeFault(Fault):
             janitor.failed(f"cannot reach the swarm to undo node faults: {exc}")
             return
         try:
-            image = netfault_image()
+            image = netfault_image(rt.paths)
             for node in rt.nodes():
                 try:
                     helper = NodeNetfault(rt.swarm.engine(node), image, node.name)
