@@ -19,10 +19,11 @@ What Swarm does meanwhile (measured on the local swarm): the manager marks the n
 ``Down`` ~13 s into the cut and gives its tasks up (desired state ``shutdown``; with the
 stack's ``restart_policy: none`` nothing replaces them); when the node is back (``Ready``
 within ~1 s of the heal) its engine stops those tasks a few seconds later. So heal, after
-removing the rules (and unpausing), gives every service of the node whose task was given
-up a new task on the same node (``service update --force``, as ``start`` after a kill) and
-waits until each runs: ``ended`` is when the node's services run again. A shorter cut
-(the node never seen Down) leaves the tasks alone.
+removing the rules (and unpausing) and once the manager sees every node ``Ready``, gives
+every service whose task was given up a new task on its node (``service update --force``,
+as ``start`` after a kill) and waits until each runs: ``ended`` is when the services run
+again. Every service, not only the node's: a cut of the manager's own node leaves the
+*other* nodes Down in its view. A shorter cut (no node seen Down) leaves the tasks alone.
 
 For the checks, the faulty peers are the workers whose tasks run on the node (what
 clients see for them, ``toxiproxy:2100i``), as for a kill of each: the oracle avoids them
@@ -254,17 +255,20 @@ class NodeFault(Fault):
                 self.rt.unpause(name)
             self.paused.remove(name)
         self._wait_ready()
-        self._note(revived=revive(self.rt, self.services))
+        self._note(revived=revive(self.rt, sorted(self.rt.targets())))
         self._note(back_after_s=round(time.monotonic() - cut_ended, 2))
 
     def _wait_ready(self) -> None:
+        """Every node ``Ready`` in the manager's view: cutting the manager's own node
+        leaves the *other* nodes Down for it, and their tasks given up too."""
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while (seen := node_state(self.rt.swarm, self.node)) != "ready":
-            if time.monotonic() > deadline:
-                raise FaultError(
-                    f"node {self.node.name} is {seen} {READY_TIMEOUT_S:.0f}s after heal"
-                )
-            time.sleep(0.2)  # polling the manager's view, with a deadline
+        for node in self.rt.nodes():
+            while (seen := node_state(self.rt.swarm, node)) != "ready":
+                if time.monotonic() > deadline:
+                    raise FaultError(
+                        f"node {node.name} is {seen} {READY_TIMEOUT_S:.0f}s after the heal"
+                    )
+                time.sleep(0.2)  # polling the manager's view, with a deadline
 
     def _confirm_removed(self) -> None:
         left = [c for c in chains_of(self.id) if c in (self.state.get("chains") or {})]
@@ -312,7 +316,7 @@ class NodeFault(Fault):
                     if rt.state(name) == "paused":
                         rt.unpause(name)
                         janitor.did(f"unpaused {name}")
-            for name in revive(rt, sorted(set(services))):
+            for name in revive(rt, sorted(rt.targets())):
                 janitor.did(f"started {name} again (a new task: the manager had given it up)")
         except LabError as exc:
             janitor.failed(f"undo node faults: {exc}")
