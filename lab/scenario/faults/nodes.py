@@ -248,12 +248,15 @@ class NodeFault(Fault):
 
     def _remove(self) -> None:
         self._note(manager_saw=node_state(self.rt.swarm, self.node))
-        self.state = self.helper.clean(chains_of(self.id))
-        cut_ended = time.monotonic()
+        # unpaused while the node is still cut: once the manager reaches it again, the
+        # node's engine stops the tasks it gave up, and a paused one would refuse both
+        # (seen: "docker unpause: 500" at a heal that unpaused after removing the rules)
         for name in list(self.paused):
             if self.rt.state(name) == "paused":
                 self.rt.unpause(name)
             self.paused.remove(name)
+        self.state = self.helper.clean(chains_of(self.id))
+        cut_ended = time.monotonic()
         self._wait_ready()
         self._note(revived=revive(self.rt, sorted(self.rt.targets())))
         self._note(back_after_s=round(time.monotonic() - cut_ended, 2))
