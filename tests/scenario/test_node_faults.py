@@ -169,7 +169,12 @@ class FakeRuntime(SwarmRuntime):
     def targets(self) -> dict[str, Target]:
         kinds = {"toxiproxy": "toxiproxy", "client-adaptive": "client", "client-oracle": "client"}
         return {
-            n: Target(n, kinds.get(n, n.rsplit("-", 1)[0]), peer=f"toxiproxy:2100{n[-1]}")
+            n: Target(
+                n,
+                kinds.get(n, n.rsplit("-", 1)[0]),
+                peer=f"toxiproxy:2100{n[-1]}",
+                proxy=n if n.startswith("worker-") else None,
+            )
             for n in PLACED
         }
 
@@ -195,8 +200,18 @@ class FakeRuntime(SwarmRuntime):
         pass
 
 
-def fault(kind: str, rt: FakeRuntime, target: str = "node-2") -> nodes.NodeFault:
-    ctx = FaultContext(runtime=rt, toxiproxy=None)  # type: ignore[arg-type]
+class Toxi:
+    """The proxies' enabled flags, as Toxiproxy's API would keep them."""
+
+    def __init__(self) -> None:
+        self.enabled: dict[str, bool] = {}
+
+    def set_enabled(self, proxy: str, enabled: bool) -> None:
+        self.enabled[proxy] = enabled
+
+
+def fault(kind: str, rt: FakeRuntime, target: str = "node-2", toxi: Toxi | None = None) -> Any:
+    ctx = FaultContext(runtime=rt, toxiproxy=toxi or Toxi())  # type: ignore[arg-type]
     f = make_fault("f1", kind, fault_target(rt, kind, target), {}, ctx)
     assert isinstance(f, nodes.NodeFault)
     return f
@@ -211,11 +226,12 @@ def test_node_names_resolve_by_index_or_hostname_and_unknown_ones_are_named() ->
 
 
 def test_partition_cuts_the_other_nodes_in_the_nodes_own_namespace_not_the_host() -> None:
-    rt = FakeRuntime()
-    f = fault("node_partition", rt)
+    rt, toxi = FakeRuntime(), Toxi()
+    f = fault("node_partition", rt, toxi=toxi)
     assert f.record.peers == ("toxiproxy:21001",)  # worker-1's: the oracle avoids it
     assert f.record.params["services"] == ["client-adaptive", "grape-1", "worker-1"]
     rec = f.inject()
+    assert toxi.enabled == {"worker-1": False}  # closed as for a kill: no dial into the cut
     assert rec.started is not None and rec.params["cut"] == ["192.168.231.11", "192.168.231.13"]
     run = rt.swarm.engines["lab-n2"].containers.runs[0]
     assert run["network_mode"] == "host" and run["cap_add"] == ["NET_ADMIN"]
@@ -229,6 +245,7 @@ def test_partition_cuts_the_other_nodes_in_the_nodes_own_namespace_not_the_host(
     assert not rt.swarm.ns["lab-n1"].chains and not rt.swarm.ns["lab-n3"].chains
     assert all(s == "running" for s in rt.states.values())
     rec = f.heal()
+    assert toxi.enabled == {"worker-1": True}
     assert rec.ended is not None and not ns.chains and not ns.jumps
     assert rec.params["revived"] == [] and rec.params["manager_saw"] == "ready"
 

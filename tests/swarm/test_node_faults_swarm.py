@@ -23,6 +23,7 @@ from lab.scenario.runtime.swarm import SwarmRuntime
 from lab.stack.engine import Paths
 from lab.swarm import command, images, local, netns, state
 from lab.swarm.stack import Counts
+from lab.toxiproxy_adapter import ToxiproxyAdapter
 
 pytestmark = [pytest.mark.swarm, pytest.mark.docker, pytest.mark.timeout(420)]
 
@@ -92,7 +93,8 @@ def test_node_partition_cuts_the_node_and_heals_without_leftovers(stack: SwarmRu
     assert rt.node_of("grape-3").name == "lab-n1"
     ip1, ip2 = _overlay_ip(rt, "worker-1"), _overlay_ip(rt, "worker-2")
     assert _reach(rt, "grape-3", ip1, 1337) == "ok"
-    ctx = FaultContext(runtime=rt, toxiproxy=None)  # type: ignore[arg-type]
+    toxi = ToxiproxyAdapter(rt.toxiproxy_api())
+    ctx = FaultContext(runtime=rt, toxiproxy=toxi)
     fault = make_fault(
         "t1", "node_partition", fault_target(rt, "node_partition", "node-2"), {}, ctx
     )
@@ -100,6 +102,7 @@ def test_node_partition_cuts_the_node_and_heals_without_leftovers(stack: SwarmRu
     try:
         assert rec.started is not None and rec.peers == ("toxiproxy:21001",)
         assert {"grape-1", "worker-1"} <= set(rec.params["services"])
+        assert rec.params["proxies_closed"] == ["worker-1"]
         ours = _ours(rt)
         assert len(ours["lab-n2"][0]) == 2, ours  # LAB-<hash>-in and -out, in node-2 only
         assert ours["lab-n1"][0] == [] and ours["lab-n3"][0] == [], ours

@@ -25,6 +25,14 @@ as ``start`` after a kill) and waits until each runs: ``ended`` is when the serv
 again. Every service, not only the node's: a cut of the manager's own node leaves the
 *other* nodes Down in its view. A shorter cut (no node seen Down) leaves the tasks alone.
 
+The proxies of the node's workers are closed while the fault holds, as a kill closes its
+worker's: Toxiproxy dials a worker as each client connects, inside the proxy's accept
+loop, and a dial into the cut hangs. Measured with them left open: every request through
+``toxiproxy:21001`` still timed out 20 s after the heal (worker-1 running again, on a new
+address), the proxy wedged by the dials queued during the cut. So clients see the node's
+workers refuse connections (through Toxiproxy, which is how they reach any worker here),
+and the proxies open again once the workers run after the heal.
+
 For the checks, the faulty peers are the workers whose tasks run on the node (what
 clients see for them, ``toxiproxy:2100i``), as for a kill of each: the oracle avoids them
 while the fault holds.
@@ -46,6 +54,7 @@ from lab.netfault.hostns import NodeNetfault
 from lab.netfault.rules import NetPlan, chains_of, partition_plan
 from lab.scenario.faults.base import Fault, FaultContext
 from lab.scenario.faults.leftovers import Janitor
+from lab.scenario.faults.toxic import sweep_ours
 from lab.scenario.plan.nodekinds import NODE_INDEX
 from lab.scenario.runtime.protocol import Runtime, Target
 from lab.scenario.runtime.swarm import SwarmRuntime
@@ -188,10 +197,11 @@ class NodeFault(Fault):
         self.node = resolve_node(self.rt.nodes(), target.name)
         self.services = services_on(self.rt, self.node)
         targets = self.rt.targets()
-        workers = [targets[s].peer for s in self.services if targets[s].kind == "worker"]
+        workers = [targets[s] for s in self.services if targets[s].kind == "worker"]
+        self.proxies = [w.proxy for w in workers if w.proxy]
         self.record = replace(
             self.record,
-            peers=tuple(p for p in workers if p),
+            peers=tuple(w.peer for w in workers if w.peer),
             params={
                 **self.record.params,
                 "node": self.node.name,
@@ -216,6 +226,9 @@ class NodeFault(Fault):
         self.record = replace(self.record, params={**self.record.params, **params})
 
     def _apply(self) -> None:
+        self._note(proxies_closed=list(self.proxies))
+        for proxy in self.proxies:  # first, as a kill does: see the module's docstring
+            self.ctx.toxiproxy.set_enabled(proxy, False)
         if self.pauses:
             for name in self.services:
                 self.rt.pause(name)
@@ -259,6 +272,8 @@ class NodeFault(Fault):
         cut_ended = time.monotonic()
         self._wait_ready()
         self._note(revived=revive(self.rt, sorted(self.rt.targets())))
+        for proxy in self.proxies:  # the workers run again: their proxies may dial them
+            self.ctx.toxiproxy.set_enabled(proxy, True)
         self._note(back_after_s=round(time.monotonic() - cut_ended, 2))
 
     def _wait_ready(self) -> None:
@@ -288,6 +303,7 @@ class NodeFault(Fault):
                 "name": self.node.name,
                 "chains": list(chains_of(self.id)),
                 "services": list(self.services),
+                "proxies": list(self.proxies),  # closed while the fault holds
             },
         }
 
@@ -297,6 +313,7 @@ class NodeFault(Fault):
         if janitor.info.get("runtime") != SwarmRuntime.name or not found:
             return
         chains = [str(c) for f in found for c in (f.get("node") or {}).get("chains") or []]
+        proxies = [str(p) for f in found for p in (f.get("node") or {}).get("proxies") or []]
         services = [str(s) for f in found for s in (f.get("node") or {}).get("services") or []]
         try:
             rt = SwarmRuntime.connect()
@@ -321,6 +338,8 @@ class NodeFault(Fault):
                         janitor.did(f"unpaused {name}")
             for name in revive(rt, sorted(rt.targets())):
                 janitor.did(f"started {name} again (a new task: the manager had given it up)")
+            if proxies:
+                sweep_ours(janitor, proxies, needed=True)
         except LabError as exc:
             janitor.failed(f"undo node faults: {exc}")
         finally:
