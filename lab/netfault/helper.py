@@ -31,9 +31,11 @@ NETWORK_LABEL = "com.grenache-lab.network"
 DEV = "eth0"
 
 
-def _hardening(target_id: str) -> dict[str, Any]:
+def hardening(network_mode: str) -> dict[str, Any]:
+    """The helper's container options: ``network_mode`` is ``container:<id>`` for a lab
+    container's namespace, ``host`` for a Swarm node's own (lab/netfault/hostns.py)."""
     return {
-        "network_mode": f"container:{target_id}",
+        "network_mode": network_mode,
         "cap_drop": ["ALL"],
         "cap_add": ["NET_ADMIN"],
         "read_only": True,
@@ -83,35 +85,15 @@ class NetfaultHelper:
     def agent(self, target: str, args: Sequence[str], timeout: float = 30.0) -> dict[str, Any]:
         """Run ``lab-netfault ARGS`` in ``target``'s namespace; its JSON state, or FaultError."""
         c = self.container(target)
-        try:
-            helper = self.client.containers.run(
-                self.image,
-                list(args),
-                detach=True,
-                labels={HELPER_LABEL: "oneshot", TARGET_LABEL: target},
-                **_hardening(c.id),
-            )
-        except docker.errors.ImageNotFound as exc:
-            raise RuntimeUnavailable(
-                f"the netfault helper image {self.image} is missing: run `lab up` (it builds it)"
-            ) from exc
-        except docker.errors.DockerException as exc:
-            raise FaultError(f"netfault helper on {target}: {_short(exc)}") from exc
-        try:
-            result = helper.wait(timeout=timeout)
-            self.exited_at = time.monotonic()  # its commands are done: the change is in place
-            out = bytes(helper.logs(stdout=True, stderr=False)).decode(errors="replace")
-            err = bytes(helper.logs(stdout=False, stderr=True)).decode(errors="replace")
-        except Exception as exc:  # docker or requests timeout: the helper is removed below
-            raise FaultError(f"netfault helper on {target}: {type(exc).__name__}: {exc}") from exc
-        finally:
-            with contextlib.suppress(docker.errors.DockerException):
-                helper.remove(force=True)
-        state = _last_json(out)
-        if int(result.get("StatusCode", 1)) != 0:
-            raise FaultError(f"netfault {args[0]} on {target}: {err.strip()[:400] or out[:400]}")
-        if state is None:
-            raise FaultError(f"netfault {args[0]} on {target} printed no state: {out[:200]!r}")
+        state, self.exited_at = run_oneshot(
+            self.client,
+            self.image,
+            args,
+            labels={HELPER_LABEL: "oneshot", TARGET_LABEL: target},
+            network_mode=f"container:{c.id}",
+            where=target,
+            timeout=timeout,
+        )
         return state
 
     def run(self, target: str, commands: Sequence[Sequence[str]]) -> dict[str, Any]:
@@ -140,7 +122,7 @@ class NetfaultHelper:
                 name=helper_name(fault_id),
                 labels={HELPER_LABEL: fault_id, TARGET_LABEL: target},
                 stop_signal="SIGTERM",
-                **_hardening(c.id),
+                **hardening(f"container:{c.id}"),
             )
         except docker.errors.DockerException as exc:
             raise FaultError(f"netfault queue helper on {target}: {_short(exc)}") from exc
@@ -187,6 +169,50 @@ class NetfaultHelper:
                 raise FaultError(f"cannot remove netfault helper {h.name}: {_short(exc)}") from exc
             gone.append(str(h.name))
         return gone
+
+
+def run_oneshot(
+    client: Any,
+    image: str,
+    args: Sequence[str],
+    *,
+    labels: dict[str, str],
+    network_mode: str,
+    where: str,
+    timeout: float = 30.0,
+) -> tuple[dict[str, Any], float]:
+    """Run the agent once through ``client`` (any engine) in ``network_mode``; its JSON
+    state and when it exited (monotonic: the change was in place then), or FaultError.
+
+    The helper is removed on every way out; ``where`` names the namespace in errors.
+    """
+    try:
+        helper = client.containers.run(
+            image, list(args), detach=True, labels=labels, **hardening(network_mode)
+        )
+    except docker.errors.ImageNotFound as exc:
+        raise RuntimeUnavailable(
+            f"the netfault helper image {image} is missing on {where}'s engine: run `lab up` "
+            "(it builds it; a local swarm's nodes get a copy)"
+        ) from exc
+    except docker.errors.DockerException as exc:
+        raise FaultError(f"netfault helper on {where}: {_short(exc)}") from exc
+    try:
+        result = helper.wait(timeout=timeout)
+        exited_at = time.monotonic()  # its commands are done: the change is in place
+        out = bytes(helper.logs(stdout=True, stderr=False)).decode(errors="replace")
+        err = bytes(helper.logs(stdout=False, stderr=True)).decode(errors="replace")
+    except Exception as exc:  # docker or requests timeout: the helper is removed below
+        raise FaultError(f"netfault helper on {where}: {type(exc).__name__}: {exc}") from exc
+    finally:
+        with contextlib.suppress(docker.errors.DockerException):
+            helper.remove(force=True)
+    state = _last_json(out)
+    if int(result.get("StatusCode", 1)) != 0:
+        raise FaultError(f"netfault {args[0]} on {where}: {err.strip()[:400] or out[:400]}")
+    if state is None:
+        raise FaultError(f"netfault {args[0]} on {where} printed no state: {out[:200]!r}")
+    return state, exited_at
 
 
 def helper_name(fault_id: str) -> str:

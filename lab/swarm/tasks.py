@@ -43,6 +43,7 @@ class Task:
     error: str = ""
     task_id: str = ""
     ports: tuple[int, ...] = field(default=())
+    desired: str = ""  # the manager's desired state: "shutdown" once it gave the task up
 
     @property
     def running(self) -> bool:
@@ -136,6 +137,7 @@ class Swarm:
             error=str(status.get("Err") or ""),
             task_id=str(t.get("ID", "")),
             ports=ports,
+            desired=str(t.get("DesiredState") or ""),
         )
 
     def node_name(self, node_id: str) -> str:

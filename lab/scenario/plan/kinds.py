@@ -19,7 +19,10 @@ Kinds:
 - in a target's network namespace (Compose only, lab/scenario/plan/netkinds.py): ``link_partition``
   {peers, direction}, ``packet`` {loss, delay_ms, jitter_ms, reorder, corrupt, rate_kbps,
   protocol, port, peer, direction}, ``dns`` {mode}; through a grape's API: ``ghost``
-  {address, service, interval_ms}.
+  {address, service, interval_ms};
+- on a whole Swarm node (swarm only, lab/scenario/plan/nodekinds.py): ``node_partition``
+  (the node cut from the other nodes, the lab's host still reaching it), ``node_down``
+  (its tasks paused and the node cut from everyone).
 """
 
 from __future__ import annotations
@@ -38,8 +41,8 @@ Params = dict[str, Any]
 @dataclass(frozen=True, slots=True)
 class KindInfo:
     name: str
-    via: str  # "toxiproxy" | "runtime" | "control" | "netns"
-    targets: tuple[str, ...]  # "worker", "grape"
+    via: str  # "toxiproxy" | "runtime" | "control" | "netns" | "node"
+    targets: tuple[str, ...]  # "worker", "grape", "client", "node"
     params: tuple[str, ...]  # accepted parameter names
     parse: Callable[[Section], Params]
     instant: bool = False  # heals itself (restart): no heal step, no ``for``
@@ -159,6 +162,9 @@ KINDS: dict[str, KindInfo] = {
         KindInfo(
             "ghost", "control", ("grape",), ("address", "service", "interval_ms"), netkinds.ghost
         ),
+        # on a Swarm node, by a helper on that node's engine (lab/scenario/faults/nodes.py)
+        KindInfo("node_partition", "node", ("node",), (), _none),
+        KindInfo("node_down", "node", ("node",), (), _none),
     )
 }
 
@@ -185,4 +191,6 @@ def check_target_type(info: KindInfo, kind_of_target: str, target: str, at: Fiel
     """``target`` (a service of kind ``kind_of_target``) must suit the fault kind."""
     if kind_of_target not in info.targets:
         allowed = " or ".join("a client" if t == "client" else f"{t}-N" for t in info.targets)
+        if kind_of_target == "node":
+            raise at.error(f"{info.name} acts on {allowed}, not on a Swarm node ({target!r})")
         raise at.error(f"{info.name} acts on {allowed}, not {target!r}")

@@ -15,6 +15,7 @@ Schema (durations ``15s``/``500ms``/``1m30s`` or seconds; bounds ``"<= 1"``, quo
     seed: 7                           # int, default 1: load arrivals and chaos choices
     runtime: compose                  # compose (default) | local
     topology: {grapes: 3, workers: 3} # compose: 3-8 grapes, 1-16 workers, shaped for the run
+    #   nodes: 3                         # swarm only: node faults target node-1..node-3
     #   worker_concurrency: 4            # each worker serves 4 at once, the rest queue
     clients: [adaptive, random, oracle]            # a policy -> client "client-<policy>"
     #   or  - {name: client-adaptive-2, policy: adaptive, gossip: true, rate: 5}
@@ -53,7 +54,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from lab.scenario.plan import netkinds
+from lab.scenario.plan import netkinds, nodekinds
 from lab.scenario.plan.clients import (
     ClientSpec,
     LoadSpec,
@@ -222,6 +223,7 @@ def parse_scenario(
     tl_v, tl_at = top.get("timeline")
     timeline = parse_timeline(tl_v if tl_v is not None else YList(), tl_at, topology, duration)
     netkinds.check_runtime(timeline, str(runtime), label)
+    nodekinds.check_runtime(timeline, str(runtime), label)
     intervals = expand(timeline, seed)
     check_overlaps(intervals, label, duration)
     if runtime == "compose":
@@ -303,12 +305,14 @@ def _check_fit(
 
 def _topology(value: Any, at: Field, runtime: str) -> Topology:
     if value is None:
-        return Topology()
+        return Topology(nodes=nodekinds.parse_nodes(None, at, runtime))
     s = Section(value, at, "a mapping like {grapes: 3, workers: 3}")
     g_v, g_at = s.get("grapes", 3)
     w_v, w_at = s.get("workers", 3)
     c_v, c_at = s.get("worker_concurrency", 0)
+    n_v, n_at = s.get("nodes")
     s.done()
+    nodes = nodekinds.parse_nodes(n_v, n_at, runtime)
     grapes = int(parse_number(g_v, g_at, low=1, high=16, integer=True))
     workers = int(parse_number(w_v, w_at, low=1, high=16, integer=True))
     concurrency = int(parse_number(c_v, c_at, low=0, high=1024, integer=True))
@@ -323,4 +327,4 @@ def _topology(value: Any, at: Field, runtime: str) -> Topology:
             raise w_at.error(
                 f"the compose lab runs at most {COMPOSE_MAX_WORKERS} workers, got {workers}"
             )
-    return Topology(grapes, workers, worker_concurrency=concurrency)
+    return Topology(grapes, workers, worker_concurrency=concurrency, nodes=nodes)

@@ -19,12 +19,14 @@ NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 @dataclass(frozen=True, slots=True)
 class Topology:
-    """The services a run has: grape-1..N, worker-1..N and the scenario's clients."""
+    """The services a run has: grape-1..N, worker-1..N and the scenario's clients; on a
+    swarm also its ``nodes`` (``node-1``..), which node faults target (0: not a swarm)."""
 
     grapes: int = 3
     workers: int = 3
     clients: tuple[str, ...] = ()  # the scenario's client names (targets of ``pause``)
     worker_concurrency: int = 0  # requests each worker serves at once, the rest queue (0: all)
+    nodes: int = 0  # Swarm nodes (runtime swarm only): targets node-1..node-N
 
     def services(self) -> tuple[str, ...]:
         return tuple(
@@ -34,8 +36,13 @@ class Topology:
         )
 
     def kind_of(self, service: str) -> str:
-        """``grape``, ``worker`` or ``client``: what a service name is in this topology."""
-        return "client" if service in self.clients else service.rsplit("-", 1)[0]
+        """``grape``, ``worker``, ``client`` or ``node`` (a name that is no service: a node's,
+        validated as such by the timeline): what a name is in this topology."""
+        if service in self.clients:
+            return "client"
+        if service not in self.services():
+            return "node"
+        return service.rsplit("-", 1)[0]
 
 
 @dataclass(frozen=True, slots=True)

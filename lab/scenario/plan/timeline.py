@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from lab.scenario.plan import nodekinds
 from lab.scenario.plan.kinds import KINDS, KindInfo, Params, check_target_type, kind_info
 from lab.scenario.plan.quantities import format_duration, parse_duration, parse_number
 from lab.scenario.plan.steps import NAME, ChaosStep, FaultStep, HealStep, Step, Topology, repeats
@@ -60,6 +61,10 @@ every 2 ms once expanded to 28,000 injections."""
 
 def _target(value: Any, at: Field, topology: Topology, info: KindInfo | None) -> str:
     services = topology.services()
+    if info is not None and info.via == "node":
+        return nodekinds.node_target(value, at, topology.nodes, services, info.name)
+    if info is None and isinstance(value, str) and nodekinds.NODE_INDEX.match(value):
+        return nodekinds.node_target(value, at, topology.nodes, services, "a node fault")
     if not isinstance(value, str) or value not in services:
         raise at.error(
             f"no service {describe(value)} in the topology{did_you_mean(str(value), services)}; "

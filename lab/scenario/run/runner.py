@@ -36,7 +36,7 @@ from lab.lab_client import HttpLabClient, LabClient
 from lab.scenario.checks.noise import NoiseMonitor
 from lab.scenario.faults.base import Fault, FaultContext
 from lab.scenario.faults.janitor import cleanup_leftovers
-from lab.scenario.faults.kinds import make_fault
+from lab.scenario.faults.kinds import fault_target, make_fault
 from lab.scenario.faults.marker import MARKER
 from lab.scenario.faults.rollback import Rollback, UndoResult, clean_network
 from lab.scenario.run.collector import Collector
@@ -45,7 +45,7 @@ from lab.scenario.run.progress import NullProgress, Progress
 from lab.scenario.run.result import RunResult
 from lab.scenario.run.runlock import reserve_run_dir
 from lab.scenario.run.verdict_files import write_verdict_files
-from lab.scenario.runtime.protocol import ClockProbe, Runtime, Target, clients, probe_clock, target
+from lab.scenario.runtime.protocol import ClockProbe, Runtime, Target, clients, probe_clock
 from lab.scenario.runtime.watch import Watch
 from lab.toxiproxy_adapter import ToxiproxyAdapter
 from lab.verdict import Verdict
@@ -218,7 +218,7 @@ async def _execute(run: _Run, plan: tuple[Any, ...], reports_dir: Path, health_t
         await asyncio.to_thread(rt.check_health, health_t)
         run.clients = clients(rt, list(sc.client_names()))
         for step in plan:  # every target exists before anything is touched
-            target(rt, step.target, ("worker", "grape", "client"))
+            fault_target(rt, step.kind, step.target)
         probes = [await probe_clock(run.lab, c) for c in run.clients]
         _record_clock(run, probes)
         gossip = {c.name: bool(getattr(c, "gossip", True)) for c in sc.clients}
@@ -298,7 +298,7 @@ async def _steps(run: _Run, plan: tuple[Any, ...]) -> None:
     for step in plan:
         await _sleep_until(run.load_t0 + float(step.at_s))
         if step.action == "inject":
-            t = target(run.runtime, step.target, ("worker", "grape", "client"))
+            t = fault_target(run.runtime, step.kind, step.target)
             fault = make_fault(step.fault_id, step.kind, t, dict(step.params), ctx)
             run.faults[fault.id] = fault
             run.rollback.arm(fault)  # before: a crash mid-inject is still undone

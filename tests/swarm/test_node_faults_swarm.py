@@ -1,0 +1,123 @@
+"""node_partition on a real 3-node local swarm running the lab's stack: the chains sit in
+the cut node's own namespace, a task on another node cannot reach a task on it while the
+host still can, and after the heal the overlay works and nothing of ours is left on any
+node. Needs root, dockerd and the lab's images; ``make test-swarm`` runs it (~2 min)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from lab.errors import RuntimeUnavailable
+from lab.netfault.hostns import NODE_LABEL, NodeNetfault
+from lab.scenario.faults.base import FaultContext
+from lab.scenario.faults.kinds import fault_target, make_fault
+from lab.scenario.faults.nodes import netfault_image
+from lab.scenario.runtime.swarm import SwarmRuntime
+from lab.stack.engine import Paths
+from lab.swarm import command, images, local, netns, state
+from lab.swarm.stack import Counts
+from lab.toxiproxy_adapter import ToxiproxyAdapter
+
+pytestmark = [pytest.mark.swarm, pytest.mark.docker, pytest.mark.timeout(420)]
+
+CONNECT = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), 2).close()
+    print("ok")
+except OSError as exc:
+    print("cut", type(exc).__name__)
+"""
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[SwarmRuntime]:
+    """The lab's stack on a fresh 3-node local swarm of this checkout, removed after."""
+    if os.geteuid() != 0:
+        pytest.skip("a local swarm needs root")
+    missing = [t for t in local.TOOLS if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"missing {missing}")
+    paths = Paths.find()
+    if os.path.exists(f"/sys/class/net/{netns.HOST_LINK}") or state.load(paths) is not None:
+        pytest.skip("a local swarm is up already (this checkout's or another's)")
+    try:
+        images.lab_images(paths)
+    except RuntimeUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        command.up(paths, local_nodes=3, counts=Counts(), timeout=240, log=print)
+        rt = SwarmRuntime.connect(paths)
+        yield rt
+        rt.close()
+    finally:
+        left = command.down(paths, print)
+        assert not left, left
+
+
+def _task_container(rt: SwarmRuntime, name: str) -> Any:
+    return rt.swarm.container(rt._task(name, fresh=True))
+
+
+def _overlay_ip(rt: SwarmRuntime, name: str) -> str:
+    nets = _task_container(rt, name).attrs["NetworkSettings"]["Networks"]
+    return str(nets[f"{rt.stack}_lab"]["IPAddress"])
+
+
+def _reach(rt: SwarmRuntime, source: str, ip: str, port: int) -> str:
+    out = _task_container(rt, source).exec_run(["python3", "-c", CONNECT, ip, str(port)])
+    return bytes(out.output).decode().strip()
+
+
+def _ours(rt: SwarmRuntime) -> dict[str, Any]:
+    """Per node: our chains in its namespace and our helper containers on its engine."""
+    found = {}
+    for node in rt.nodes():
+        client = rt.swarm.engine(node)
+        shown = NodeNetfault(client, netfault_image(rt.paths), node.name).show()
+        helpers = client.containers.list(all=True, filters={"label": NODE_LABEL})
+        found[node.name] = (sorted(shown.get("chains") or {}), [h.name for h in helpers])
+    return found
+
+
+def test_node_partition_cuts_the_node_and_heals_without_leftovers(stack: SwarmRuntime) -> None:
+    rt = stack
+    assert rt.node_of("worker-1").name == "lab-n2"  # lab/swarm/stack.py's round robin
+    assert rt.node_of("grape-3").name == "lab-n1"
+    ip1, ip2 = _overlay_ip(rt, "worker-1"), _overlay_ip(rt, "worker-2")
+    assert _reach(rt, "grape-3", ip1, 1337) == "ok"
+    toxi = ToxiproxyAdapter(rt.toxiproxy_api())
+    ctx = FaultContext(runtime=rt, toxiproxy=toxi)
+    fault = make_fault(
+        "t1", "node_partition", fault_target(rt, "node_partition", "node-2"), {}, ctx
+    )
+    rec = fault.inject()
+    try:
+        assert rec.started is not None and rec.peers == ("toxiproxy:21001",)
+        assert {"grape-1", "worker-1"} <= set(rec.params["services"])
+        assert rec.params["proxies_closed"] == ["worker-1"]
+        ours = _ours(rt)
+        assert len(ours["lab-n2"][0]) == 2, ours  # LAB-<hash>-in and -out, in node-2 only
+        assert ours["lab-n1"][0] == [] and ours["lab-n3"][0] == [], ours
+        assert _reach(rt, "grape-3", ip1, 1337).startswith("cut"), "n1 -> n2 still flows"
+        assert _reach(rt, "grape-3", ip2, 1337) == "ok", "n1 -> n3 was cut too"
+        control = rt.targets()["worker-1"].control_url  # the host still reaches node-2
+        assert control is not None
+        with urllib.request.urlopen(f"{control}/health", timeout=3) as r:
+            assert r.status == 200
+    finally:
+        time.sleep(1.0)
+        rec = fault.heal()
+    assert rec.ended is not None and rec.error is None
+    assert _ours(rt) == {n.name: ([], []) for n in rt.nodes()}
+    deadline = time.monotonic() + 20
+    while _reach(rt, "grape-3", _overlay_ip(rt, "worker-1"), 1337) != "ok":
+        assert time.monotonic() < deadline, "the overlay did not come back"
+        time.sleep(0.5)
