@@ -1,12 +1,10 @@
 """node_partition on a real 3-node local swarm running the lab's stack: the chains sit in
 the cut node's own namespace, a task on another node cannot reach a task on it while the
 host still can, and after the heal the overlay works and nothing of ours is left on any
-node. Needs root, dockerd and the lab's images; ``make test-swarm`` runs it (~2 min)."""
+node. On the suite's lab (tests/swarm/conftest.py); ``make test-swarm`` runs it."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -14,15 +12,12 @@ from typing import Any
 
 import pytest
 
-from lab.errors import RuntimeUnavailable
 from lab.netfault.hostns import NODE_LABEL, NodeNetfault
 from lab.scenario.faults.base import FaultContext
 from lab.scenario.faults.kinds import fault_target, make_fault
 from lab.scenario.faults.nodes import netfault_image
 from lab.scenario.runtime.swarm import SwarmRuntime
 from lab.stack.engine import Paths
-from lab.swarm import command, images, local, netns, state
-from lab.swarm.stack import Counts
 from lab.toxiproxy_adapter import ToxiproxyAdapter
 
 pytestmark = [pytest.mark.swarm, pytest.mark.docker, pytest.mark.timeout(420)]
@@ -37,29 +32,14 @@ except OSError as exc:
 """
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[SwarmRuntime]:
-    """The lab's stack on a fresh 3-node local swarm of this checkout, removed after."""
-    if os.geteuid() != 0:
-        pytest.skip("a local swarm needs root")
-    missing = [t for t in local.TOOLS if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"missing {missing}")
-    paths = Paths.find()
-    if os.path.exists(f"/sys/class/net/{netns.HOST_LINK}") or state.load(paths) is not None:
-        pytest.skip("a local swarm is up already (this checkout's or another's)")
+@pytest.fixture
+def stack(swarm_lab: Paths) -> Iterator[SwarmRuntime]:
+    """The runtime of the suite's lab (tests/swarm/conftest.py)."""
+    rt = SwarmRuntime.connect(swarm_lab)
     try:
-        images.lab_images(paths)
-    except RuntimeUnavailable as exc:
-        pytest.skip(str(exc))
-    try:
-        command.up(paths, local_nodes=3, counts=Counts(), timeout=240, log=print)
-        rt = SwarmRuntime.connect(paths)
         yield rt
-        rt.close()
     finally:
-        left = command.down(paths, print)
-        assert not left, left
+        rt.close()
 
 
 def _task_container(rt: SwarmRuntime, name: str) -> Any:

@@ -55,3 +55,21 @@ def test_a_ci_scenario_holds_on_swarm_with_its_target_on_another_node(
     assert summary["status"] == "completed", summary.get("abort_reason")
     adaptive = next(p for p in summary["policies"].values() if p["policy"] == "adaptive")
     assert adaptive["availability"] >= 0.99, adaptive
+
+
+def test_after_a_node_partition_the_clients_on_the_other_nodes_recover(
+    swarm_lab: Paths, tmp_path: Path
+) -> None:
+    """scenarios/ci/node-partition.yaml: node-2 (grape-1, worker-1) cut for 15 s; the
+    loaded clients run on the other nodes and must get past losing both, and back."""
+    where = placement(swarm_lab)
+    assert where["worker-1"] == where["grape-1"] == "lab-n2", where
+    loaded = ("client-adaptive-2", "client-random", "client-oracle")
+    assert "lab-n2" not in {where[c] for c in loaded}, where
+    r = lab("run", "scenarios/ci/node-partition.yaml", "--reports", str(tmp_path), timeout=280)
+    assert r.returncode in (0, 3), f"exit {r.returncode}\n{r.stdout[-4000:]}\n{r.stderr[-3000:]}"
+    (summary_path,) = tmp_path.glob("*/summary.json")
+    summary = json.loads(summary_path.read_text())
+    assert summary["status"] == "completed", summary.get("abort_reason")
+    adaptive = next(p for p in summary["policies"].values() if p["client"] == "client-adaptive-2")
+    assert adaptive["availability"] >= 0.99 and adaptive["recovery_s"] is not None, adaptive
