@@ -78,12 +78,14 @@ def up(
 
 
 def _swarm(paths: Paths, local_nodes: int | None, log: Callable[[str], None]) -> SwarmState:
-    """The saved swarm if it is the one asked for, else a new local one, else the manager's."""
+    """The saved swarm if it is the one asked for, else a new local one, else the manager's.
+
+    Without ``--local-nodes`` a saved swarm, local or not, is the one asked for: ``lab up
+    --engine swarm --workers 6`` redeploys on whatever swarm the lab runs on.
+    """
     saved = state.load(paths)
     if saved is not None:
-        same = saved.local == (local_nodes is not None) and (
-            local_nodes is None or len(saved.nodes) == local_nodes
-        )
+        same = local_nodes is None or (saved.local and len(saved.nodes) == local_nodes)
         if not same:
             kind = f"a local swarm of {len(saved.nodes)}" if saved.local else "a swarm of yours"
             raise RuntimeUnavailable(
