@@ -45,7 +45,7 @@ test-ladder: venv test-deps
 # A 3-node Docker Swarm on this machine (network namespaces, one dockerd per node; root and
 # the lab's images needed), built, exercised and torn down (left out of `make test`).
 test-swarm: venv
-	$(VENV)/bin/pytest -m swarm tests/swarm
+	$(VENV)/bin/pytest -m swarm --durations=10 tests/swarm
 
 # A local swarm's nodes start from an image store template kept in .cache/swarm/template-<key>
 # (~0.4 GB on disk; a new set of images replaces the older one): remove it.

@@ -5,7 +5,8 @@ A ``console`` block is one command (``$ .venv/bin/lab ...``) and the output it p
 when the guide was written. Shape, not values: every run of digits is one placeholder
 (addresses, ports, times, figures and run ids differ from run to run; a figure is one
 placeholder whatever its digits, sign or decimals: 1 and 0.99399 are both a figure), so is a verdict
-(whether a policy passes is test_challenge_known_answers.py's to judge), spaces collapse,
+(whether a policy passes is test_challenge_known_answers.py's to judge, but for the
+template's challenge 1, whose only run is this one: KNOWN_VERDICTS), spaces collapse,
 and each line of the guide's output must appear in the real output, in order. The
 learner's own steps (``make venv``, ``cp``, runs of ``policies/mine.py``) are ``sh``
 blocks: they need files only the learner writes. The commands run on the runtime the
@@ -78,6 +79,7 @@ def test_the_guide_has_its_ten_steps_and_real_outputs() -> None:
         assert command.startswith(".venv/bin/lab "), command
         assert output and "PENDING" not in output, f"no real output for {command}"
     assert "LEARNING_GUIDE.md" in (ROOT / "README.md").read_text()
+    assert set(KNOWN_VERDICTS) <= {command for command, _ in blocks(text)}  # still applies
 
 
 def test_shape_ignores_values_but_not_words() -> None:
@@ -128,6 +130,21 @@ def test_every_command_of_the_guide_prints_what_the_guide_shows(
     assert r.returncode in (0, 1), f"{command} exited {r.returncode}:\n{r.stdout}\n{r.stderr}"
     lost = missing(expected, r.stdout + r.stderr)
     assert not lost, f"{command}: not in the output:\n" + "\n".join(lost) + f"\n---\n{r.stdout}"
+    if command in KNOWN_VERDICTS:
+        code, lines = KNOWN_VERDICTS[command]
+        assert r.returncode == code, r.stdout + r.stderr[-3000:]
+        for line in lines:
+            assert line in r.stdout, f"{line!r} not in:\n{r.stdout}"
+
+
+KNOWN_VERDICTS = {
+    ".venv/bin/lab challenge 1 --policy policies/template.py:TemplatePolicy --runtime local": (
+        1,
+        ["FAIL challenge 1: avoid a blackholed worker", "read next: LEARNING_GUIDE.md step"],
+    ),
+}
+"""Verdicts judged here because the guide's run is the only run of that command: the
+template fails challenge 1 (it sends to the hole like random) and says what to read."""
 
 
 @pytest.fixture(scope="session")
