@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from lab.errors import RuntimeUnavailable
+from lab.scenario.runtime.swarm import SwarmRuntime
 from lab.stack.engine import Paths
 from lab.swarm import images, netns, state
 
@@ -50,3 +51,12 @@ def checkout_for_swarm() -> Paths:
     except RuntimeUnavailable as exc:
         pytest.skip(str(exc))
     return paths
+
+
+def placement(paths: Paths) -> dict[str, str]:
+    """Each service's node."""
+    rt = SwarmRuntime.connect(paths)
+    try:
+        return {name: rt.node_of(name).name for name in rt.targets()}
+    finally:
+        rt.close()

@@ -1,7 +1,7 @@
 """The Swarm runtime on the session's stack (tests/swarm/conftest.py): kill/start,
 pause, grape partition, then a fourth worker deployed in place and seen by every client
-across the nodes (a topology compose.yaml does not declare). Runs last in the suite: the
-scenarios before it need the stack's three workers."""
+across the nodes (a topology compose.yaml does not declare), then back to three (the
+node faults after it run the library's three-worker scenario)."""
 
 from __future__ import annotations
 
@@ -46,3 +46,5 @@ def test_the_runtime_acts_on_tasks_on_any_node_and_a_fourth_worker_joins(swarm_l
         rt.check_health(60)  # every client sees all four workers
     finally:
         rt.close()
+    back = lab("up", "--engine", "swarm", "--workers", "3", "--quiet", timeout=300)
+    assert back.returncode == 0, back.stdout[-2000:] + back.stderr[-2000:]
