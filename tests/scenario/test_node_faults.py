@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -31,6 +32,7 @@ NODES = tuple(
 HOST = "192.168.231.253"
 PLACED = {
     "toxiproxy": "lab-n1",
+    "grape-3": "lab-n1",
     "grape-1": "lab-n2",
     "worker-1": "lab-n2",
     "client-adaptive": "lab-n2",
@@ -165,6 +167,8 @@ class FakeRuntime(SwarmRuntime):
         self.paths = Paths(Path("/nonexistent"))
         self.states = dict.fromkeys(PLACED, "running")
         self.refreshed = 0
+        self.dials: list[tuple[str, ...]] = []
+        self.unreachable = 0
 
     def targets(self) -> dict[str, Target]:
         kinds = {"toxiproxy": "toxiproxy", "client-adaptive": "client", "client-oracle": "client"}
@@ -196,6 +200,14 @@ class FakeRuntime(SwarmRuntime):
     def refresh(self) -> None:
         self.refreshed += 1
 
+    def exec_in(self, name: str, argv: Sequence[str]) -> tuple[int, str]:
+        """A dial from ``name``'s task: refused while ``unreachable`` counts down."""
+        self.dials.append((name, *argv[-2:]))
+        if self.unreachable:
+            self.unreachable -= 1
+            return 0, "ConnectionRefusedError [Errno 111]\n"
+        return 0, "ok\n"
+
     def close(self) -> None:
         pass
 
@@ -208,6 +220,9 @@ class Toxi:
 
     def set_enabled(self, proxy: str, enabled: bool) -> None:
         self.enabled[proxy] = enabled
+
+    def proxy(self, name: str) -> SimpleNamespace:
+        return SimpleNamespace(upstream=f"{name}:1337")
 
 
 def fault(kind: str, rt: FakeRuntime, target: str = "node-2", toxi: Toxi | None = None) -> Any:
@@ -244,10 +259,15 @@ def test_partition_cuts_the_other_nodes_in_the_nodes_own_namespace_not_the_host(
     assert sorted(j.split()[0] for j in ns.jumps) == ["INPUT", "OUTPUT"]
     assert not rt.swarm.ns["lab-n1"].chains and not rt.swarm.ns["lab-n3"].chains
     assert all(s == "running" for s in rt.states.values())
+    rt.unreachable = 2  # the healed node's worker: refused twice from Toxiproxy's node
     rec = f.heal()
-    assert toxi.enabled == {"worker-1": True}
+    assert rec.error is None and toxi.enabled == {"worker-1": True}
     assert rec.ended is not None and not ns.chains and not ns.jumps
     assert rec.params["revived"] == [] and rec.params["manager_saw"] == "ready"
+    # the heal ends once Toxiproxy's node reaches the worker the way Toxiproxy dials it
+    assert {d[0] for d in rt.dials} <= {n for n, node in PLACED.items() if node == "lab-n1"}
+    assert [d[1:] for d in rt.dials] == [("worker-1", "1337")] * 3
+    assert rec.params["data_path_after_s"] >= 0
 
 
 def test_node_down_pauses_what_runs_there_and_cuts_the_host_too() -> None:
@@ -328,3 +348,17 @@ def test_the_helper_time_is_the_agents_exit() -> None:
 def _no_sleep(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(nodes.time, "sleep", lambda s: None)
     yield
+
+
+def test_a_heal_whose_worker_stays_unreachable_fails_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(nodes, "DATA_PATH_TIMEOUT_S", 0.0)
+    rt, toxi = FakeRuntime(), Toxi()
+    f = fault("node_partition", rt, toxi=toxi)
+    f.inject()
+    rt.unreachable = 10**6
+    with pytest.raises(FaultError, match="worker-1:1337 unreachable from lab-n1"):
+        f.heal()
+    assert f.record.error is not None
+    assert toxi.enabled == {"worker-1": False}  # not reopened onto a path that drops dials

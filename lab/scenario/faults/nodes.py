@@ -69,6 +69,18 @@ REVIVE_TIMEOUT_S = 60.0
 """A given-up task replaced: scheduled once the old one stops (~4 s after the heal, its
 mode-host ports free), created and started; seen at 5-10 s on the local swarm."""
 READY_TIMEOUT_S = 30.0
+DATA_PATH_TIMEOUT_S = 90.0
+"""After the heal, how long the node's workers may stay unreachable the way Toxiproxy
+dials them before the heal fails saying so (Swarm's overlay and DNS reconverge by gossip)."""
+DIAL = (
+    "import socket, sys\n"
+    "try:\n"
+    "    socket.create_connection((sys.argv[1], int(sys.argv[2])), 2).close()\n"
+    "    print('ok')\n"
+    "except OSError as exc:\n"
+    "    print(type(exc).__name__, exc)\n"
+)
+"""A TCP connect to ``host port``, name resolved in the container: Toxiproxy's dial."""
 """The node back as ``Ready`` in the manager's view after the rules are gone (~1 s)."""
 
 
@@ -272,9 +284,45 @@ class NodeFault(Fault):
         cut_ended = time.monotonic()
         self._wait_ready()
         self._note(revived=revive(self.rt, sorted(self.rt.targets())))
+        self._wait_data_path(cut_ended)
         for proxy in self.proxies:  # the workers run again: their proxies may dial them
             self.ctx.toxiproxy.set_enabled(proxy, True)
         self._note(back_after_s=round(time.monotonic() - cut_ended, 2))
+
+    def _wait_data_path(self, cut_ended: float) -> None:
+        """Every worker of the node answers a connect from Toxiproxy's node, by name.
+
+        The manager seeing the node Ready and its tasks running does not mean traffic
+        flows: task addresses and names reach the other nodes by the engines' gossip, which
+        a cut interrupts. In one of four suite runs, worker-1's new task on the healed node
+        stayed unreachable from Toxiproxy's node for over a minute while every node was
+        Ready; reopening its proxy then would time every client out. So the heal ends when
+        a task on Toxiproxy's node (Toxiproxy's own image has no shell) connects to each
+        upstream the way Toxiproxy dials it, and fails saying so after
+        ``DATA_PATH_TIMEOUT_S``.
+        """
+        if not self.proxies:
+            return
+        home = self.rt.node_of("toxiproxy").name
+        probers = [
+            n for n, t in self.rt.targets().items()
+            if t.kind in ("grape", "worker", "client") and self.rt.node_of(n).name == home
+        ]  # fmt: skip
+        if not probers:
+            return  # nothing with a Python on Toxiproxy's node: the proxies will tell
+        deadline = time.monotonic() + DATA_PATH_TIMEOUT_S
+        for proxy in self.proxies:
+            host, _, port = self.ctx.toxiproxy.proxy(proxy).upstream.rpartition(":")
+            while (seen := self.rt.exec_in(probers[0], ["python3", "-c", DIAL, host, port]))[
+                1
+            ].strip() != "ok":
+                if time.monotonic() > deadline:
+                    raise FaultError(
+                        f"{host}:{port} unreachable from {home} {DATA_PATH_TIMEOUT_S:.0f}s "
+                        f"after node {self.node.name}'s heal: {seen[1].strip()[:120]}"
+                    )
+                time.sleep(0.5)  # polling the data path, with a deadline
+        self._note(data_path_after_s=round(time.monotonic() - cut_ended, 2))
 
     def _wait_ready(self) -> None:
         """Every node ``Ready`` in the manager's view: cutting the manager's own node

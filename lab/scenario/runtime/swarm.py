@@ -141,6 +141,15 @@ class SwarmRuntime:
         except RuntimeUnavailable as exc:
             raise FaultError(str(exc)) from exc
 
+    def exec_in(self, name: str, argv: Sequence[str]) -> tuple[int, str]:
+        """Run ``argv`` in ``name``'s task container on its node: (exit code, output)."""
+        c = self._container(name)
+        try:
+            result = c.exec_run(list(argv))
+        except docker.errors.DockerException as exc:
+            raise FaultError(f"docker exec in {name}: {_short(exc)}") from exc
+        return int(result.exit_code or 0), bytes(result.output or b"").decode(errors="replace")
+
     def _do(self, name: str, what: str, **kw: Any) -> None:
         c = self._container(name)
         try:
