@@ -9,6 +9,8 @@ SETUP := images/host/setup.sh
 # UP_ARGS: e.g. "--skip client" or "--source offline"; PYTEST_ARGS: e.g. "-m 'not docker'";
 # SERVICES (make logs): e.g. "grape-1 worker-2".
 UP_ARGS ?=
+# SWARM_ARGS (make test-swarm): more pytest arguments, e.g. a --deselect.
+SWARM_ARGS ?=
 PYTEST_ARGS ?=
 SERVICES ?=
 # CHAOS: the short scenarios `make chaos` runs against the Compose lab (CI's chaos job).
@@ -45,7 +47,7 @@ test-ladder: venv test-deps
 # A 3-node Docker Swarm on this machine (network namespaces, one dockerd per node; root and
 # the lab's images needed), built, exercised and torn down (left out of `make test`).
 test-swarm: venv
-	$(VENV)/bin/pytest -m swarm --durations=10 tests/swarm
+	$(VENV)/bin/pytest -m swarm --durations=10 $(SWARM_ARGS) tests/swarm
 
 # A local swarm's nodes start from an image store template kept in .cache/swarm/template-<key>
 # (~0.4 GB on disk; a new set of images replaces the older one): remove it.

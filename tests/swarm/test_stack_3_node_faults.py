@@ -80,8 +80,9 @@ def test_after_a_node_partition_the_clients_on_the_other_nodes_recover(
 ) -> None:
     """scenarios/node-partition.yaml: node-2 (grape-1, worker-1) cut for 15 s; the loaded
     clients run on the other nodes and must get past losing both, and back. The library's
-    60 s run: the heal restarts node-2's given-up services (~8 s), and recovery is judged
-    in the 10 s after that (a 40 s version left too little run after the heal)."""
+    90 s run: the heal waits for node-2's given-up services and the data path (up to 34 s
+    measured), and recovery is judged in the 10 s after that. CI leaves this one out
+    (.ci/run: 30 minutes); the node_partition test below runs there."""
     where = placement(swarm_lab)
     assert where["worker-1"] == where["grape-1"] == "lab-n2", where
     loaded = ("client-adaptive-2", "client-random", "client-oracle")
