@@ -16,15 +16,14 @@ grapes do not. Healing removes our chains (the agent's idempotent
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Sequence
 from typing import Any
 
 import docker.errors
 
-from lab.errors import FaultError, RuntimeUnavailable
-from lab.netfault.helper import HELPER_LABEL, TARGET_LABEL
+from lab.errors import FaultError
+from lab.netfault.helper import HELPER_LABEL, TARGET_LABEL, run_oneshot
 from lab.netfault.rules import partition_plan
 
 HELPER_TIMEOUT_S = 30.0
@@ -67,36 +66,12 @@ def _chains(service: str) -> Sequence[str]:
 
 def _agent(client: Any, container: Any, service: str, image: str, args: list[str]) -> None:
     """One helper run in ``container``'s namespace, removed after; FaultError on failure."""
-    try:
-        helper = client.containers.run(
-            image,
-            args,
-            detach=True,
-            labels={HELPER_LABEL: "swarm-partition", TARGET_LABEL: service},
-            network_mode=f"container:{container.id}",
-            cap_drop=["ALL"],
-            cap_add=["NET_ADMIN"],
-            read_only=True,
-            tmpfs={"/run": "size=1m", "/tmp": "size=4m"},
-            security_opt=["no-new-privileges:true"],
-            pids_limit=32,
-            mem_limit="96m",
-            user="0:0",
-        )
-    except docker.errors.ImageNotFound as exc:
-        raise RuntimeUnavailable(
-            f"the netfault helper image {image} is not on {service}'s node: a local swarm "
-            "loads it (`lab up --images-only` builds it); load it on every node of yours"
-        ) from exc
-    except docker.errors.DockerException as exc:
-        raise FaultError(f"partition helper on {service}: {exc}") from exc
-    try:
-        result = helper.wait(timeout=HELPER_TIMEOUT_S)
-        err = bytes(helper.logs(stdout=False, stderr=True)).decode(errors="replace")
-    except Exception as exc:  # docker's or requests' timeout: the helper is removed below
-        raise FaultError(f"partition helper on {service}: {type(exc).__name__}: {exc}") from exc
-    finally:
-        with contextlib.suppress(docker.errors.DockerException):
-            helper.remove(force=True)
-    if int(result.get("StatusCode", 1)) != 0:
-        raise FaultError(f"partition {args[0]} on {service}: {err.strip()[:300]}")
+    run_oneshot(
+        client,
+        image,
+        args,
+        labels={HELPER_LABEL: "swarm-partition", TARGET_LABEL: service},
+        network_mode=f"container:{container.id}",
+        where=service,
+        timeout=HELPER_TIMEOUT_S,
+    )
