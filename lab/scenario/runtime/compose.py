@@ -25,7 +25,12 @@ from typing import Any
 import docker.errors
 
 from lab.errors import FaultError, RuntimeUnavailable
-from lab.scenario.runtime.leftovers import ClientsLiveOn, LeftoverReport, client_facts
+from lab.scenario.runtime.leftovers import (
+    ClientsLiveOn,
+    LeftoverReport,
+    client_facts,
+    restore_by_state,
+)
 from lab.scenario.runtime.protocol import Target
 from lab.stack import health
 from lab.stack.engine import Engine, service_name
@@ -238,22 +243,7 @@ class ComposeLeftovers(ClientsLiveOn):
             report.errors.append(f"cannot reach the Compose lab to undo faults: {exc}")
             return
         try:
-            for name in sorted(set(names)):
-                if name not in rt.targets():
-                    continue  # the lab was taken down since: nothing left to undo
-                try:
-                    state = rt.state(name)
-                    if state == "disconnected":
-                        rt.reconnect(name)
-                        report.actions.append(f"reconnected {name}")
-                    elif state == "paused":
-                        rt.unpause(name)
-                        report.actions.append(f"unpaused {name}")
-                    elif state == "stopped":
-                        rt.start(name)
-                        report.actions.append(f"started {name}")
-                except FaultError as exc:
-                    report.errors.append(str(exc))
+            restore_by_state(rt, names, report)
         finally:
             with contextlib.suppress(Exception):
                 rt.close()

@@ -17,8 +17,9 @@ import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+from lab.errors import FaultError
 from lab.lab_client import ControlError, HttpLabClient, LabClient
-from lab.scenario.runtime.protocol import Target
+from lab.scenario.runtime.protocol import Runtime, Target
 
 
 class LeftoverReport(Protocol):
@@ -103,3 +104,37 @@ async def _quiet(
             report.actions.append(f"stopped the load of {name}")
         except ControlError as exc:
             report.actions.append(f"could not stop the load of {name}: {exc}")
+
+
+def restore_by_state(
+    rt: Runtime,
+    names: Sequence[str],
+    report: LeftoverReport,
+    *,
+    started: str = "started {name}",
+    heal_running: bool = False,
+) -> None:
+    """Reconnect, unpause or start each of ``names`` by the state a dead run left it in.
+
+    One service's failure is reported and the others still tried. ``started`` words the
+    action (Swarm starts a new task); ``heal_running`` reconnects a running service too,
+    for a runtime whose partitions leave no state it can read back.
+    """
+    for name in sorted(set(names)):
+        if name not in rt.targets():
+            continue  # the lab was taken down since: nothing left to undo
+        try:
+            state = rt.state(name)
+            if state == "disconnected":
+                rt.reconnect(name)
+                report.actions.append(f"reconnected {name}")
+            elif state == "paused":
+                rt.unpause(name)
+                report.actions.append(f"unpaused {name}")
+            elif state == "stopped":
+                rt.start(name)
+                report.actions.append(started.format(name=name))
+            elif heal_running:
+                rt.reconnect(name)
+        except FaultError as exc:
+            report.errors.append(str(exc))

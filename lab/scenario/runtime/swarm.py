@@ -31,7 +31,12 @@ from typing import Any
 import docker.errors
 
 from lab.errors import FaultError, RuntimeUnavailable
-from lab.scenario.runtime.leftovers import ClientsLiveOn, LeftoverReport, client_facts
+from lab.scenario.runtime.leftovers import (
+    ClientsLiveOn,
+    LeftoverReport,
+    client_facts,
+    restore_by_state,
+)
 from lab.scenario.runtime.protocol import Target
 from lab.stack import health
 from lab.stack.engine import Paths, read_env_file
@@ -307,25 +312,10 @@ class SwarmLeftovers(ClientsLiveOn):
         except RuntimeUnavailable as exc:
             report.errors.append(f"cannot reach the swarm stack to undo faults: {exc}")
             return
-        try:
-            for name in sorted(set(names)):
-                if name not in rt.targets():
-                    continue  # the stack was removed since: nothing left to undo
-                try:
-                    state = rt.state(name)
-                    if state == "disconnected":
-                        rt.reconnect(name)
-                        report.actions.append(f"reconnected {name}")
-                    elif state == "paused":
-                        rt.unpause(name)
-                        report.actions.append(f"unpaused {name}")
-                    elif state == "stopped":
-                        rt.start(name)
-                        report.actions.append(f"started {name} (a new task)")
-                    else:  # a partition leaves no trace the runtime remembers: clean anyway
-                        rt.reconnect(name)
-                except FaultError as exc:
-                    report.errors.append(str(exc))
+        try:  # a partition leaves no trace the runtime remembers: clean running ones too
+            restore_by_state(
+                rt, names, report, started="started {name} (a new task)", heal_running=True
+            )
         finally:
             rt.close()
 
