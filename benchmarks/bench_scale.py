@@ -68,13 +68,15 @@ MAX_ORACLE_ERRORS = 0.001
 
 LADDER = (
     Step(3, 3, 100),
-    Step(6, 5, 150),
-    Step(9, 5, 250),
-    Step(12, 8, 200),
-    Step(16, 8, 250),
+    Step(6, 3, 100),
+    Step(6, 5, 100),
+    Step(9, 5, 120),
+    Step(12, 5, 150),
+    Step(16, 8, 120),
+    Step(16, 8, 160),
 )
-"""Each step grows the lab and its load (300 to 2,000 req/s in all); the last is about
-what lab/scenario/plan/fit.py lets two cores carry."""
+"""Each step grows the lab or its load, one at a time at first (size alone: 3 to 6
+workers at 300 req/s), then both: 300 to 1,280 req/s in all."""
 
 
 def scenario(step: Step, duration_s: int) -> str:
@@ -99,6 +101,26 @@ def oracle_p99(summary: dict[str, Any]) -> float | None:
         if isinstance(p99, int | float):
             return float(p99)
     return None
+
+
+def policy_figures(summary: dict[str, Any], policy: str) -> dict[str, Any]:
+    """One policy's figures (keyed by policy, or by client name when a policy repeats)."""
+    for figures in (summary.get("policies") or {}).values():
+        if figures.get("policy") == policy:
+            return dict(figures)
+    return {}
+
+
+def cpu_per_request(summary: dict[str, Any]) -> float | None:
+    """Milliseconds of CPU every container of the lab spent per request sent, over the
+    run (idle services included): what one request costs this machine at this size.
+    None where the engine gives no cgroup figures (Swarm's tasks live in the nodes')."""
+    cgroups = ((summary.get("noise") or {}).get("cgroups")) or {}
+    cpu_s = [c.get("cpu_s") for c in cgroups.values()]
+    sent = sum(int(f.get("requests") or 0) for f in (summary.get("policies") or {}).values())
+    if not cpu_s or any(not isinstance(c, int | float) for c in cpu_s) or not sent:
+        return None
+    return 1e3 * sum(float(c) for c in cpu_s) / sent
 
 
 def error_share(policy: dict[str, Any]) -> float | None:
@@ -136,9 +158,18 @@ def run_step(step: Step, engine: str, workdir: Path, duration_s: int) -> dict[st
         status=summary.get("status"),
         oracle_p99_ms=oracle_p99(summary),
         load_max=load.get("max_1m"),
-        oracle_error_share=error_share((summary.get("policies") or {}).get("oracle") or {}),
+        oracle_error_share=error_share(policy_figures(summary, "oracle")),
+        cpu_ms_per_request=cpu_per_request(summary),
     )
     return out
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} ms"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         lost = "-" if errors is None else f"{errors:.2%}"
         print(
             f"{step.label:<34} ({step.total_rate:>5}/s) oracle p99 {shown:<26} "
-            f"errors {lost:<6} load max {fig.get('load_max')} wall {fig.get('wall_s')} s "
+            f"errors {lost:<6} cpu/req {_ms(fig.get('cpu_ms_per_request'))} "
+            f"load max {_num(fig.get('load_max'))} wall {fig.get('wall_s')} s "
             f"{'holds' if holds else 'does not hold'} {fig.get('error', '')}".rstrip(),
             flush=True,
         )

@@ -10,6 +10,7 @@ import yaml
 
 from lab.balancer.registry import POLICY_NAMES, VARIANTS
 from lab.errors import ScenarioError
+from lab.loadgen import limits
 from lab.scenario.plan import fit
 from lab.scenario.plan.clients import COMPOSE_CLIENTS
 from lab.scenario.plan.fit import Demand, HostFacts, antagonist_cores
@@ -116,6 +117,18 @@ def test_the_fit_budgets_mirror_compose_yaml_limits() -> None:
             else "client-random"
         ]
         assert svc["mem_limit"] == f"{mib}m", kind
+
+
+TOXIPROXY_KIB_PER_CONNECTION = 72
+"""Measured: 1,000 open client connections through one proxy, 77.6 MiB RSS (idle: 5)."""
+
+
+def test_toxiproxy_holds_every_connection_the_cast_may_open() -> None:
+    """The one service every request crosses must outlive an overloaded lab: each of the
+    Compose cast's clients may hold its whole pool open through it."""
+    cast = len(COMPOSE_CLIENTS) + 1  # + client-byo
+    worst_mib = cast * limits.MAX_CONNECTIONS * TOXIPROXY_KIB_PER_CONNECTION / 1024
+    assert fit.MEM_LIMIT_MIB["toxiproxy"] >= 1.5 * worst_mib
 
 
 def test_host_facts_are_read_from_this_machine() -> None:

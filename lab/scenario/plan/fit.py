@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-MEM_LIMIT_MIB: dict[str, int] = {"grape": 160, "worker": 160, "client": 256, "toxiproxy": 128}
+MEM_LIMIT_MIB: dict[str, int] = {"grape": 160, "worker": 160, "client": 256, "toxiproxy": 384}
 MEM_SHARE = 0.8
 CPU_PER_REQUEST_S = 0.6e-3
 IDLE_CPU_PER_SERVICE = 0.01  # lookups 4/s, announces 1/s, control APIs idle
