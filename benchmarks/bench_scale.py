@@ -11,7 +11,8 @@ the last step that held is the answer.
 On Compose the run reshapes the lab itself (the scenario's ``topology:``); on Swarm the
 stack is redeployed first with ``lab up --engine swarm --workers N`` (in place: only the
 new workers start), since a Swarm run refuses a scenario whose counts differ from the
-stack's. Compose's shapes stop at 16 workers (the spec's bound for one machine).
+stack's. Compose's shapes stop at 16 workers (the spec's bound for one machine), and a
+step this machine cannot carry (lab/scenario/plan/fit.py) is refused, so it does not hold.
 
 Run: ``.venv/bin/python benchmarks/bench_scale.py --engine compose`` (the Compose lab up)
 or ``--engine swarm`` (after ``lab up --engine swarm --local-nodes 3``). Without a lab of
