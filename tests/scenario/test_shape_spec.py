@@ -164,3 +164,23 @@ def test_the_canonical_scenarios_run_every_policy_on_compose(name: str) -> None:
     assert s.runtime == "compose"
     policies = sorted(p for p in POLICY_NAMES if p not in VARIANTS)  # a variant is a setting
     assert sorted(c.policy for c in s.clients) == policies
+
+
+HEAVY = "name: t\nclients: [random, oracle]\nload: {rate: 900}\nduration: 9s\n"
+"""1,800 req/s in all: more than two cores carry."""
+
+
+def test_a_swarm_run_is_held_to_this_machine_unless_the_swarm_is_of_other_machines() -> None:
+    two_cores = HostFacts(cores=2, mem_mib=24_000)
+    for run_as in (None, "swarm"):  # the file's compose, or `lab run --runtime swarm`
+        with pytest.raises(ScenarioError, match="cannot carry the load"):
+            parse_scenario(HEAVY, "s.yaml", host=two_cores, run_as=run_as)
+    # local nodes share this machine's cores: a swarm file is checked too
+    with pytest.raises(ScenarioError, match="cannot carry the load"):
+        parse_scenario("runtime: swarm\n" + HEAVY, "s.yaml", host=two_cores)
+    # a swarm of other machines brings its own cores
+    remote = parse_scenario(HEAVY, "s.yaml", host=two_cores, run_as="swarm", remote_swarm=True)
+    assert remote.load.rate == 900
+    # a remote swarm saved does not lift the check from a Compose run
+    with pytest.raises(ScenarioError, match="cannot carry the load"):
+        parse_scenario(HEAVY, "s.yaml", host=two_cores, run_as="compose", remote_swarm=True)

@@ -135,8 +135,7 @@ NETNS_KINDS = ("link_partition", "packet", "dns")
 
 WHY_NOT = {
     "local": "local services share the host's",
-    "swarm": "its helper runs on the Compose engine; on swarm, a grape_partition or a "
-    "node fault",
+    "swarm": "its helper runs on the Compose engine; on swarm, a grape_partition or a node fault",
 }
 """Why a runtime has no network-namespace faults, by runtime."""
 

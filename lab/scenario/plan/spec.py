@@ -152,10 +152,14 @@ class Scenario:
 # -- loading --------------------------------------------------------------------------
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate one scenario file; raises ``ScenarioError`` naming file:line: field."""
+def load_scenario(
+    path: str | Path, run_as: str | None = None, remote_swarm: bool = False
+) -> Scenario:
+    """Read and validate one scenario file; raises ``ScenarioError`` naming file:line: field.
+
+    ``run_as``/``remote_swarm``: as :func:`parse_scenario`'s."""
     label = str(path)
-    return parse_scenario(read_file(Path(path)), label)
+    return parse_scenario(read_file(Path(path)), label, run_as=run_as, remote_swarm=remote_swarm)
 
 
 def parse_scenario(
@@ -163,12 +167,18 @@ def parse_scenario(
     label: str = "<scenario>",
     host: HostFacts | None = None,
     root: Path | None = None,
+    run_as: str | None = None,
+    remote_swarm: bool = False,
 ) -> Scenario:
     """Validate scenario text; ``label`` is the file name the errors carry.
 
     ``host``: the machine a compose shape must fit (default: this one, read once).
     ``root``: the repository whose ``policies/`` the Compose clients mount (default: the
     one the Compose runtime uses, :func:`lab.scenario.plan.byo.compose_root`).
+    ``run_as``: the runtime the run will use when not the file's (``lab run --runtime``).
+    The shape must fit this machine when the lab runs on it: a compose scenario, or any on
+    a swarm of local nodes (they share this machine's cores); not on a ``remote_swarm``,
+    whose cores are its nodes'.
     """
     doc = load_text(text, label)
     top = Section(doc, Field(label, 1, ""), "a mapping of scenario fields (name, load, ...)")
@@ -226,7 +236,8 @@ def parse_scenario(
     nodekinds.check_runtime(timeline, str(runtime), label)
     intervals = expand(timeline, seed)
     check_overlaps(intervals, label, duration)
-    if runtime == "compose":
+    runs_as = run_as or runtime
+    if (runtime == "compose" or runs_as == "swarm") and not (runs_as == "swarm" and remote_swarm):
         _check_fit(topology, clients, load, intervals, duration, topo_at, host)
 
     if steady and intervals:

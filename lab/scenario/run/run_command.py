@@ -44,7 +44,8 @@ from lab.scenario.runtime.local import LocalRuntime
 from lab.scenario.runtime.protocol import Runtime
 from lab.scenario.runtime.swarm import SwarmRuntime
 from lab.stack import shape as shaping
-from lab.stack.engine import Engine, service_name
+from lab.stack.engine import Engine, Paths, service_name
+from lab.swarm import state as swarm_state
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -83,9 +84,19 @@ def _positive(text: str) -> int:
     return n
 
 
+def _remote_swarm() -> bool:
+    """Whether the saved swarm is one of other machines (not ``--local-nodes``): a swarm
+    run's shape is then not held to this machine's cores."""
+    try:
+        saved = swarm_state.load(Paths.find())
+    except LabError:
+        return False
+    return saved is not None and not saved.local
+
+
 def run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
-    scenario = load_scenario(args.file)
+    scenario = load_scenario(args.file, run_as=args.runtime, remote_swarm=_remote_swarm())
     if args.dry_run:
         Console().print(describe_plan(scenario))
         return 0
