@@ -5,7 +5,8 @@ The Compose addresses are those ``compose.yaml`` publishes on 127.0.0.1 (grape A
 30001-30003, client control ports 8501-8505); a test checks they still agree. The local
 lab is the local runtime's (:class:`~lab.loadgen.local_cluster.LocalCluster`: grapes,
 workers behind a real Toxiproxy, clients as ``lab client`` processes on 127.0.0.x),
-started for one command and stopped, its logs removed, when the command ends.
+started for one command and stopped, its logs removed, when the command ends. On the
+swarm stack the addresses are read from the swarm (:func:`swarm_urls`).
 """
 
 from __future__ import annotations
@@ -38,9 +39,37 @@ COMPOSE_CLIENT_URLS: dict[str, str] = {
 
 def add_runtime_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--runtime", choices=("compose", "local"), default="compose",
-        help="the Compose lab (`lab up`) or a throwaway local lab for this command [compose]",
+        "--runtime", choices=("compose", "swarm", "local"), default="compose",
+        help="the Compose lab (`lab up`), the swarm stack (`lab up --engine swarm`) or a "
+        "throwaway local lab for this command [compose]",
     )  # fmt: skip
+
+
+def swarm_urls(kind: str) -> dict[str, str]:
+    """The swarm stack's ``kind`` services (``grape``: API, ``client``: control) by name:
+    the node running each task and the port it publishes there, as ``lab run`` reads them
+    (Swarm places tasks, so there are no fixed addresses to list)."""
+    from lab.scenario.runtime.swarm import SwarmRuntime  # why: docker-py, only when asked
+
+    runtime = SwarmRuntime.connect()
+    try:
+        targets = runtime.targets()
+    finally:
+        runtime.close()
+    found = {
+        name: t.control_url
+        for name, t in sorted(targets.items(), key=lambda kv: _ordinal(kv[0]))
+        if t.kind == kind and t.control_url
+    }
+    if not found:
+        raise RuntimeUnavailable(f"the swarm stack has no running {kind}: `lab status` says why")
+    return found
+
+
+def _ordinal(name: str) -> tuple[str, int]:
+    """``grape-10`` after ``grape-9``."""
+    base, _, n = name.rpartition("-")
+    return (base, int(n)) if n.isdigit() else (name, 0)
 
 
 @contextlib.contextmanager

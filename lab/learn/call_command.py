@@ -10,7 +10,7 @@ policy, so it learns between them as a client does.
 This process is the lab's client here: a policy from a file is loaded and guarded as in
 ``lab client`` (:mod:`lab.balancer.policy_guard`). On the Compose lab the workers are
 reachable only on the lab's network, so the call runs in a client container
-(``--runtime local`` needs no Docker).
+(``--runtime local`` needs no Docker; ``--runtime swarm`` runs in a client task of the stack).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from lab.clock import SYSTEM_CLOCK
 from lab.errors import LabError, SettingsError
 from lab.grenache.link import Link
 from lab.grenache.transport import HttpTransport
-from lab.learn.access import COMPOSE_GRAPE_URLS, add_runtime_option, local_lab
-from lab.learn.in_container import run_in_client
+from lab.learn.access import COMPOSE_GRAPE_URLS, add_runtime_option, local_lab, swarm_urls
+from lab.learn.in_container import run_in_client, run_in_swarm_client
 from lab.loadgen.settings import parse_policy
 from lab.settings import parse_duration
 
@@ -91,12 +91,16 @@ def run(args: argparse.Namespace) -> int:
         with local_lab() as cluster:
             return asyncio.run(call(cluster.grape_urls, args.policy, args.service, payload, args))
 
-    return run_in_client(["call", *_forwarded(args), "--grapes", ",".join(_lab_grapes())])
+    if args.runtime == "swarm":
+        grapes = _lab_grapes(len(swarm_urls("grape")))
+        return run_in_swarm_client(["call", *_forwarded(args), "--grapes", ",".join(grapes)])
+    grapes = _lab_grapes(len(COMPOSE_GRAPE_URLS))
+    return run_in_client(["call", *_forwarded(args), "--grapes", ",".join(grapes)])
 
 
-def _lab_grapes() -> list[str]:
-    """The grapes as the Compose network names them (what a client container reaches)."""
-    return [f"http://grape-{i}:30001" for i in range(1, len(COMPOSE_GRAPE_URLS) + 1)]
+def _lab_grapes(count: int) -> list[str]:
+    """The grapes as the lab's network names them (what a client container reaches)."""
+    return [f"http://grape-{i}:30001" for i in range(1, count + 1)]
 
 
 def _forwarded(args: argparse.Namespace) -> list[str]:

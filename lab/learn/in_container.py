@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from lab.errors import RuntimeUnavailable
+from lab.errors import FaultError, RuntimeUnavailable
 from lab.stack.engine import Engine, service_name
 
 CLIENT_SERVICE = "client-adaptive"
@@ -44,3 +44,19 @@ def run_in_client(argv: Sequence[str], service: str = CLIENT_SERVICE) -> int:
     if err:
         sys.stderr.write(err.decode(errors="replace"))
     return int(code or 0)
+
+
+def run_in_swarm_client(argv: Sequence[str], service: str = CLIENT_SERVICE) -> int:
+    """``lab ARGV`` in ``service``'s task on the swarm, on the node that runs it (the
+    workers are reachable only over the stack's overlay); output printed, code returned."""
+    from lab.scenario.runtime.swarm import SwarmRuntime  # why: docker-py, only when asked
+
+    runtime = SwarmRuntime.connect()
+    try:
+        code, output = runtime.exec_in(service, ["lab", *argv])
+    except FaultError as exc:
+        raise RuntimeUnavailable(f"cannot run in {service}: {exc}") from exc
+    finally:
+        runtime.close()
+    sys.stdout.write(output)
+    return code

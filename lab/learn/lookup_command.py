@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from lab.errors import LabError, LookupEmpty
 from lab.grenache.link import Link
-from lab.learn.access import COMPOSE_GRAPE_URLS, add_runtime_option, local_lab
+from lab.learn.access import COMPOSE_GRAPE_URLS, add_runtime_option, local_lab, swarm_urls
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +28,8 @@ def run(args: argparse.Namespace) -> int:
     if args.runtime == "local":
         with local_lab() as cluster:
             return show(cluster.grape_urls, args.service, args.grape)
+    if args.runtime == "swarm":
+        return show(list(swarm_urls("grape").values()), args.service, args.grape)
     return show(COMPOSE_GRAPE_URLS, args.service, args.grape)
 
 

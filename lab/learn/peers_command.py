@@ -20,7 +20,7 @@ import urllib.request
 from typing import Any
 
 from lab.errors import LabError, RuntimeUnavailable
-from lab.learn.access import COMPOSE_CLIENT_URLS, add_runtime_option, local_lab
+from lab.learn.access import COMPOSE_CLIENT_URLS, add_runtime_option, local_lab, swarm_urls
 from lab.loadgen.local_cluster import ClientSpec
 from lab.loadgen.settings import parse_policy
 from lab.procs import wait_until
@@ -48,12 +48,14 @@ def run(args: argparse.Namespace) -> int:
         raise LabError("--interval must be positive")
     if args.runtime == "local":
         return _local(args)
-    url = COMPOSE_CLIENT_URLS.get(args.client)
+    where, urls = (
+        ("the swarm stack", swarm_urls("client"))
+        if args.runtime == "swarm"
+        else ("the Compose lab", COMPOSE_CLIENT_URLS)
+    )
+    url = urls.get(args.client)
     if url is None:
-        raise LabError(
-            f"no client {args.client!r} in the Compose lab; clients: "
-            f"{', '.join(COMPOSE_CLIENT_URLS)}"
-        )
+        raise LabError(f"no client {args.client!r} in {where}; clients: {', '.join(urls)}")
     return show(url, args.client, args.watch, args.interval, args.for_s)
 
 
