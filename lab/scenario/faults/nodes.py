@@ -69,6 +69,7 @@ REVIVE_TIMEOUT_S = 60.0
 """A given-up task replaced: scheduled once the old one stops (~4 s after the heal, its
 mode-host ports free), created and started; seen at 5-10 s on the local swarm."""
 READY_TIMEOUT_S = 30.0
+"""The node back as ``Ready`` in the manager's view after the rules are gone (~1 s)."""
 DATA_PATH_TIMEOUT_S = 90.0
 """After the heal, how long the node's workers may stay unreachable the way Toxiproxy
 dials them before the heal fails saying so (Swarm's overlay and DNS reconverge by gossip)."""
@@ -81,7 +82,6 @@ DIAL = (
     "    print(type(exc).__name__, exc)\n"
 )
 """A TCP connect to ``host port``, name resolved in the container: Toxiproxy's dial."""
-"""The node back as ``Ready`` in the manager's view after the rules are gone (~1 s)."""
 
 
 # -- nodes and what runs on them -------------------------------------------------------
@@ -313,16 +313,18 @@ class NodeFault(Fault):
         deadline = time.monotonic() + DATA_PATH_TIMEOUT_S
         for proxy in self.proxies:
             host, _, port = self.ctx.toxiproxy.proxy(proxy).upstream.rpartition(":")
-            while (seen := self.rt.exec_in(probers[0], ["python3", "-c", DIAL, host, port]))[
-                1
-            ].strip() != "ok":
+            while (seen := self._dial(probers[0], host, port)) != "ok":
                 if time.monotonic() > deadline:
                     raise FaultError(
                         f"{host}:{port} unreachable from {home} {DATA_PATH_TIMEOUT_S:.0f}s "
-                        f"after node {self.node.name}'s heal: {seen[1].strip()[:120]}"
+                        f"after node {self.node.name}'s heal: {seen[:120]}"
                     )
                 time.sleep(0.5)  # polling the data path, with a deadline
         self._note(data_path_after_s=round(time.monotonic() - cut_ended, 2))
+
+    def _dial(self, prober: str, host: str, port: str) -> str:
+        """``ok``, or why ``prober``'s connect to ``host:port`` failed."""
+        return self.rt.exec_in(prober, ["python3", "-c", DIAL, host, port])[1].strip()
 
     def _wait_ready(self) -> None:
         """Every node ``Ready`` in the manager's view: cutting the manager's own node

@@ -236,8 +236,8 @@ def parse_scenario(
     nodekinds.check_runtime(timeline, str(runtime), label)
     intervals = expand(timeline, seed)
     check_overlaps(intervals, label, duration)
-    runs_as = run_as or runtime
-    if (runtime == "compose" or runs_as == "swarm") and not (runs_as == "swarm" and remote_swarm):
+    held_here = not remote_swarm if (run_as or runtime) == "swarm" else runtime == "compose"
+    if held_here:
         _check_fit(topology, clients, load, intervals, duration, topo_at, host)
 
     if steady and intervals:
